@@ -1,0 +1,3 @@
+from kubejit.cli.app import main
+
+main()

@@ -1,0 +1,43 @@
+"""The ``kubejit`` entry point: builds the Typer app and prints KubejitError without a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from kubejit.errors import KubejitError
+
+app = typer.Typer(
+    name="kubejit",
+    help="Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    from kubejit.cli.commands import dev_cluster
+
+    app.add_typer(dev_cluster.app, name="dev-cluster")
+
+
+def print_error(exc: KubejitError) -> None:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]Error:[/] {exc.message}", markup=True)
+    if exc.hint:
+        err.print(f"[bold]Hint:[/] {exc.hint}", markup=True)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except KubejitError as exc:
+        if os.environ.get("KUBEJIT_DEBUG"):
+            raise
+        print_error(exc)
+        sys.exit(exc.exit_code)

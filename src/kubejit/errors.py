@@ -1,0 +1,134 @@
+"""The one exception tree of kubejit.
+
+Every error a user can cause or fix is a ``KubejitError``: it carries a message, a ``hint`` (what to
+do next), the HTTP status the API answers with, the CLI exit code and a stable machine ``code``.
+The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers problem+json.
+
+    KubejitError
+    ├── ConfigError                 invalid config file or settings (the broker refuses to start)
+    │   └── PolicyError             invalid policy YAML (file:line:column)
+    ├── InvalidInput                bad input from a user (HTTP body, CLI argument, duration, name)
+    ├── AuthenticationFailed        no, expired or invalid credentials (401)
+    ├── PermissionDenied            authenticated, but not allowed to do this (403)
+    │   ├── RequestDenied           policy refused the request (names the rule)
+    │   └── ApprovalRefused         self-approval, approver not in an approver group, twice by one person
+    ├── NotFound                    no such grant, cluster, user (404)
+    ├── Conflict                    the grant is not in a state that allows this (409)
+    │   └── InvalidTransition
+    ├── ClusterError                talking to a Kubernetes cluster failed
+    │   ├── ClusterUnavailable      connection refused, 429, 5xx: transient, retried by the workers
+    │   ├── ClusterForbidden        the broker's own RBAC lacks a permission: fail loudly, name the verb
+    │   └── ClusterConflict         409 from the API server: re-read and retry
+    ├── BrokerUnreachable           the CLI cannot reach the broker
+    └── DevClusterError             the local control plane cannot start (port in use, missing binary, …)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class KubejitError(Exception):
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    code: ClassVar[str] = "internal"
+    default_hint: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(KubejitError):
+    http_status = 500
+    exit_code = 78  # EX_CONFIG
+    code = "invalid-config"
+
+
+class PolicyError(ConfigError):
+    code = "invalid-policy"
+
+
+class InvalidInput(KubejitError):
+    http_status = 422
+    exit_code = 2
+    code = "invalid-input"
+
+
+class AuthenticationFailed(KubejitError):
+    http_status = 401
+    exit_code = 4
+    code = "unauthenticated"
+    default_hint = "Log in again with `kubejit login`."
+
+
+class PermissionDenied(KubejitError):
+    http_status = 403
+    exit_code = 3
+    code = "forbidden"
+
+
+class RequestDenied(PermissionDenied):
+    code = "denied-by-policy"
+
+    def __init__(self, message: str, *, rule: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rule = rule
+
+
+class ApprovalRefused(PermissionDenied):
+    code = "approval-refused"
+
+
+class NotFound(KubejitError):
+    http_status = 404
+    exit_code = 5
+    code = "not-found"
+
+
+class Conflict(KubejitError):
+    http_status = 409
+    exit_code = 6
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid-transition"
+
+
+class ClusterError(KubejitError):
+    http_status = 502
+    exit_code = 7
+    code = "cluster-error"
+
+
+class ClusterUnavailable(ClusterError):
+    http_status = 503
+    code = "cluster-unavailable"
+    default_hint = "The cluster's API server did not answer; kubejit retries in the background."
+
+
+class ClusterForbidden(ClusterError):
+    code = "cluster-forbidden"
+    default_hint = "The broker's own RBAC lacks a permission: apply deploy/rbac.yaml to that cluster."
+
+
+class ClusterConflict(ClusterError):
+    http_status = 409
+    code = "cluster-conflict"
+
+
+class BrokerUnreachable(KubejitError):
+    http_status = 503
+    exit_code = 8
+    code = "broker-unreachable"
+    default_hint = "Is `kubejit serve` running? Check --broker or KUBEJIT_BROKER."
+
+
+class DevClusterError(KubejitError):
+    exit_code = 9
+    code = "dev-cluster"

@@ -1,0 +1,1 @@
+"""Grants: the state machine of one piece of just-in-time access, and the service that drives it."""

@@ -1,0 +1,95 @@
+"""The side effects the grant service needs, as small protocols; adapters live in store/ and clusters/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from kubejit.grants.model import Grant, GrantState
+from kubejit.ids import ClusterName, GrantId, PrincipalName
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit record. ``details`` must never hold a secret (tokens are referenced by hash or id)."""
+
+    action: str  # e.g. "grant.requested", "grant.activated", "token.minted"
+    actor: str
+    at: datetime
+    outcome: str = "success"
+    grant_id: GrantId | None = None
+    subject: str | None = None
+    cluster: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    expires_at: datetime
+    #: The token's own id (jti) so audit and the cluster's audit log can be joined without the token.
+    token_id: str
+
+
+@dataclass(frozen=True)
+class OwnedObject:
+    """A labelled object kubejit created in a cluster, as the reconciler sees it."""
+
+    kind: str  # ServiceAccount | RoleBinding | ClusterRoleBinding
+    namespace: str | None
+    name: str
+    grant_id: GrantId
+
+
+class GrantStore(Protocol):
+    def add(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant: ...
+
+    def save(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant:
+        """Write the grant (if its version is unchanged since read) and its events in one transaction.
+
+        Raises ``Conflict`` when another writer saved it first; returns the grant with version + 1.
+        """
+        ...
+
+    def get(self, grant_id: GrantId) -> Grant: ...
+
+    def list(
+        self,
+        *,
+        requester: PrincipalName | None = None,
+        states: frozenset[GrantState] | None = None,
+        cluster: ClusterName | None = None,
+        limit: int = 100,
+    ) -> list[Grant]: ...
+
+    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> list[Grant]:
+        """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
+        ...
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        """Audit events that change no grant (token mint, refused request, auth failure)."""
+        ...
+
+    def record_token(self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime) -> None:
+        """Keep only the hash and the id of a minted token."""
+        ...
+
+
+class ClusterAdapter(Protocol):
+    """One Kubernetes cluster, as the grant service uses it. Every call is idempotent."""
+
+    name: ClusterName
+
+    def ensure_grant_objects(self, grant: Grant) -> None:
+        """Create (or find) the grant's ServiceAccount and its bindings."""
+        ...
+
+    def delete_grant_objects(self, grant_id: GrantId) -> None:
+        """Delete the grant's bindings, then its ServiceAccount; missing objects are fine."""
+        ...
+
+    def mint_token(self, grant: Grant, *, expiration_seconds: int) -> MintedToken: ...
+
+    def list_owned(self) -> list[OwnedObject]: ...

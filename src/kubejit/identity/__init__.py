@@ -1,0 +1,1 @@
+"""Who is asking: principals, token verification, identity issuers."""

@@ -1,0 +1,1 @@
+"""Policy: what may be granted to whom, and who must approve. Pure: no I/O."""

@@ -1,0 +1,93 @@
+"""The policy model: frozen data produced by ``policy.load`` and read by ``policy.evaluate``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Literal
+
+#: Never matched by a glob; a rule must name them exactly (and the kubejit namespace is added at load).
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+class Outcome(StrEnum):
+    AUTO = "auto"  # approved by policy, activates at once
+    APPROVAL = "approval"  # waits for approvers
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class RoleRef:
+    """An allow-listed role: the name users request, and what it binds in the cluster."""
+
+    name: str
+    kind: Literal["ClusterRole", "Role"]
+    ref_name: str
+    #: Bind cluster-wide (ClusterRoleBinding); only when the policy says so explicitly.
+    cluster_scope: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    effect: Literal["allow", "deny"]
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    clusters: tuple[str, ...] = ("*",)
+    namespaces: tuple[str, ...] = ("*",)
+    roles: tuple[str, ...] = ("*",)
+    default_duration: timedelta = timedelta(hours=1)
+    max_duration: timedelta = timedelta(hours=4)
+    #: 0 means auto-approve; otherwise this many distinct approvers, never the requester.
+    approvals_required: int = 0
+    approver_groups: frozenset[str] = frozenset()
+    require_reason: bool = False
+    ticket_pattern: str | None = None
+    break_glass: bool = False
+    extendable: bool = False
+    pending_timeout: timedelta = timedelta(hours=1)
+    #: "file:line" of the rule, so a decision can point at its source.
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    roles: Mapping[str, RoleRef] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    #: Groups whose members may revoke anyone's grants and offboard users.
+    admin_groups: frozenset[str] = frozenset()
+    #: Namespaces a glob never matches (system namespaces plus the broker's own).
+    protected_namespaces: frozenset[str] = SYSTEM_NAMESPACES
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    cluster: str
+    namespaces: tuple[str, ...]
+    role: str
+    duration: timedelta | None = None  # None: the rule's default
+    reason: str = ""
+    ticket: str | None = None
+    break_glass: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    #: The rule behind the decision ("default-deny" when nothing matched).
+    rule: str
+    message: str
+    role: RoleRef | None = None
+    duration: timedelta = timedelta(0)
+    max_duration: timedelta = timedelta(0)
+    approvals_required: int = 0
+    approver_groups: frozenset[str] = frozenset()
+    break_glass: bool = False
+    extendable: bool = False
+    pending_timeout: timedelta = timedelta(hours=1)
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is not Outcome.DENY
