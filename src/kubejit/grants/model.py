@@ -1,10 +1,10 @@
 """A grant and its states, as plain frozen data.
 
-    pending ──approve(N)──▶ approved ──activate──▶ active ──▶ expired | revoked
-       │                       │                     │
-       ├──deny──▶ denied       └──fail──▶ failed     └──(cluster error)── stays active, retried
-       └──timeout──▶ expired (never activated)
-    (policy "auto" skips pending: requested → approved → active in one call)
+pending ──approve(N)──▶ approved ──activate──▶ active ──▶ expired | revoked
+   │                       │                     │
+   ├──deny──▶ denied       └──fail──▶ failed     └──(cluster error)── stays active, retried
+   └──timeout──▶ expired (never activated)
+(policy "auto" skips pending: requested → approved → active in one call)
 """
 
 from __future__ import annotations

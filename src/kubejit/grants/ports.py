@@ -72,7 +72,11 @@ class GrantStore(Protocol):
         """Audit events that change no grant (token mint, refused request, auth failure)."""
         ...
 
-    def record_token(self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime) -> None:
+    def count_by_state(self) -> dict[str, int]: ...
+
+    def record_token(
+        self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime
+    ) -> None:
         """Keep only the hash and the id of a minted token."""
         ...
 

@@ -1,0 +1,185 @@
+"""request / requests / approve / deny / grants / revoke / extend: thin calls to the broker."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from kubejit.cli import render, session
+from kubejit.cli.client import BrokerClient
+from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.durations import parse_duration
+from kubejit.errors import InvalidInput
+
+Output = render.Output
+
+
+def _client(broker: str | None) -> BrokerClient:
+    current = session.require()
+    return BrokerClient(session.broker_url(broker), token=current.token)
+
+
+def request(
+    cluster: Annotated[str, typer.Option("--cluster", "-c", help="Cluster name, as registered in the broker.")],
+    namespace: Annotated[
+        list[str], typer.Option("--namespace", "-n", help="Namespace to access; repeat for several.")
+    ],
+    role: Annotated[str, typer.Option("--role", "-r", help="Role from the policy's allow-list, e.g. view, edit.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why you need it; recorded in the audit log.")] = "",
+    duration: Annotated[
+        str | None, typer.Option("--for", help="How long, e.g. 30m or 2h (default: the rule's default).")
+    ] = None,
+    ticket: Annotated[str | None, typer.Option("--ticket", help="Ticket id, where policy asks for one.")] = None,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Emergency access: auto-approved, flagged, reviewed afterwards.")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait (with a spinner) until approved or denied.")] = False,
+    wait_timeout: Annotated[int, typer.Option(help="Stop waiting after this many seconds.")] = 3600,
+    broker: BrokerOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Request just-in-time access to namespaces of one cluster.
+
+    Example: kubejit request -c dev -n team-a -r edit --for 1h --reason "debug checkout latency"
+    """
+    if duration is not None:
+        parse_duration(duration)  # fail here, before any network call, with the same message
+    body: dict[str, Any] = {
+        "cluster": cluster,
+        "namespaces": namespace,
+        "role": role,
+        "duration": duration,
+        "reason": reason,
+        "ticket": ticket,
+        "break_glass": break_glass,
+    }
+    with _client(broker) as client:
+        grant = client.call("POST", "/v1/grants", json=body)
+        if wait and grant["state"] == "pending":
+            grant = _wait_for_decision(client, grant, timeout=wait_timeout, quiet=output is Output.json)
+    render.grant(grant, output, headline=_headline(grant))
+    if output is Output.table and grant["state"] == "pending" and not wait:
+        render.console.print(f"Waiting for approval. Approvers run: kubejit approve {grant['id']}")
+    if grant["state"] in ("denied", "expired", "failed"):
+        raise typer.Exit(3)
+
+
+def _headline(grant: dict[str, Any]) -> str:
+    return {
+        "active": "Access granted.",
+        "pending": "Request submitted; it needs approval.",
+        "denied": "Request denied.",
+        "expired": "Request expired without a decision.",
+    }.get(grant["state"], f"Grant is {grant['state']}.")
+
+
+def _wait_for_decision(client: BrokerClient, grant: dict[str, Any], *, timeout: int, quiet: bool) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    status = render.console.status(f"Waiting for approval of {grant['id']} (Ctrl-C stops waiting)...")
+    if not quiet:
+        status.start()
+    try:
+        while grant["state"] in ("pending", "approved") and time.monotonic() < deadline:
+            time.sleep(1)
+            grant = client.call("GET", f"/v1/grants/{grant['id']}")
+            if not quiet:
+                status.update(
+                    f"Waiting for approval of {grant['id']}: "
+                    f"{len(grant['approvals'])}/{grant['approvals_required']} approvals..."
+                )
+    finally:
+        status.stop()
+    return grant
+
+
+def requests(broker: BrokerOpt = None, output: OutputOpt = Output.table) -> None:
+    """Your pending requests, and the requests waiting for your approval."""
+    with _client(broker) as client:
+        mine = client.call("GET", "/v1/grants", params={"scope": "mine", "state": ["pending"]})
+        waiting = client.call("GET", "/v1/grants", params={"scope": "pending-for-me"})
+    if output is Output.json:
+        render.as_json("Requests", {"mine": mine, "waiting_for_me": waiting})
+        return
+    render.grants(mine, output, title="Your pending requests")
+    render.grants(waiting, output, title="Waiting for your approval")
+
+
+def approve(
+    grant_id: Annotated[str, typer.Argument(help="The grant id (see `kubejit requests`).")],
+    comment: Annotated[str, typer.Option("--comment", help="Recorded with your approval.")] = "",
+    broker: BrokerOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Approve a pending request (you cannot approve your own)."""
+    with _client(broker) as client:
+        grant = client.call("POST", f"/v1/grants/{grant_id}/approve", json={"comment": comment})
+    render.grant(grant, output, headline="Approved." if grant["state"] != "pending" else "Approval recorded.")
+
+
+def deny(
+    grant_id: Annotated[str, typer.Argument(help="The grant id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; the requester sees it.")],
+    broker: BrokerOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Deny a pending request, or end an approved or active grant as its approver."""
+    with _client(broker) as client:
+        grant = client.call("POST", f"/v1/grants/{grant_id}/deny", json={"reason": reason})
+    render.grant(grant, output, headline="Denied.")
+
+
+def grants(
+    all_users: Annotated[bool, typer.Option("--all", help="Everyone's grants (admins only).")] = False,
+    state: Annotated[list[str] | None, typer.Option("--state", help="Filter by state; repeatable.")] = None,
+    broker: BrokerOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List grants: yours by default."""
+    params: dict[str, Any] = {"scope": "all" if all_users else "mine"}
+    if state:
+        params["state"] = state
+    with _client(broker) as client:
+        items = client.call("GET", "/v1/grants", params=params)
+    render.grants(items, output)
+
+
+def revoke(
+    grant_id: Annotated[str | None, typer.Argument(help="The grant to end now.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Offboarding: end every grant this user holds (admins).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit log.")] = "",
+    broker: BrokerOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """End a grant at once: its ServiceAccount and bindings are deleted, its tokens stop working."""
+    if (grant_id is None) == (user is None):
+        raise InvalidInput("give either a grant id or --user", hint="e.g. `kubejit revoke g1a2b3c4d5e6`.")
+    with _client(broker) as client:
+        if user:
+            ended = client.call("POST", "/v1/revocations", json={"user": user, "reason": reason})
+            render.grants(ended, output, title=f"Revoked {len(ended)} grant(s) of {user}")
+            return
+        grant = client.call("POST", f"/v1/grants/{grant_id}/revoke", json={"reason": reason})
+    render.grant(grant, output, headline="Revoked.")
+
+
+def extend(
+    grant_id: Annotated[str, typer.Argument(help="The active grant to extend.")],
+    duration: Annotated[str, typer.Option("--for", help="How much longer, e.g. 15m.")],
+    broker: BrokerOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Extend an active grant, where its policy rule allows it, up to the rule's maximum."""
+    parse_duration(duration)
+    with _client(broker) as client:
+        grant = client.call("POST", f"/v1/grants/{grant_id}/extend", json={"duration": duration})
+    render.grant(grant, output, headline="Extended.")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (request, requests, approve, deny, grants, revoke, extend):
+        app.command()(command)
+

@@ -1,0 +1,153 @@
+"""One typed settings object for the broker, read from a YAML file and validated at start.
+
+Invalid settings stop the broker with file:line:column and what to change. Unsafe combinations
+(the dev issuer on a non-loopback address) are refused rather than warned about.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from kubejit.errors import ConfigError
+from kubejit.yamlsource import parse_yaml, read_text, where
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DnsLabel = Annotated[str, Field(pattern=_DNS_LABEL.pattern)]
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kubejit"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class ClusterSettings(_Model):
+    name: DnsLabel
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    #: The audience kubejit's tokens are bound to; the cluster's API server must accept it.
+    audience: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClusterSettings:
+        if self.in_cluster == (self.kubeconfig is not None):
+            raise ValueError("set exactly one of kubeconfig (with an optional context) or inCluster: true")
+        return self
+
+
+class BrokerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: How the CLI reaches the broker; defaults to http://host:port.
+    public_url: str | None = None
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class StoreSettings(_Model):
+    url: str = ""
+
+
+class DevIssuerSettings(_Model):
+    enabled: bool = False
+    #: user name -> groups
+    users: dict[DnsLabel, list[str]] = Field(default_factory=dict)
+    token_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 86400)
+
+
+class WorkerSettings(_Model):
+    sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
+
+
+class Settings(_Model):
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    #: Where kubejit keeps per-grant ServiceAccounts, in every cluster.
+    grant_namespace: DnsLabel = "kubejit-grants"
+    clusters: list[ClusterSettings] = Field(min_length=1)
+    policy_file: Path
+    dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    data_dir: Path = Field(default_factory=data_dir)
+
+    @field_validator("clusters")
+    @classmethod
+    def _unique_names(cls, clusters: list[ClusterSettings]) -> list[ClusterSettings]:
+        names = [c.name for c in clusters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate cluster names: {', '.join(dupes)}")
+        return clusters
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.dev_issuer.enabled and not _is_loopback(self.broker.host):
+            raise ValueError(
+                "the dev issuer signs tokens for anyone who asks: it is only allowed when the broker "
+                "listens on a loopback address (broker.host: 127.0.0.1)"
+            )
+        return self
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_dir / 'kubejit.db'}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _resolve(base: Path, value: Any) -> Any:
+    if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+        return str(base / value)
+    return os.path.expanduser(value) if isinstance(value, str) else value
+
+
+def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
+    data, node = parse_yaml(text, source=source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping (clusters:, policyFile:, ...)")
+    # Relative paths in the file are relative to the file, not to wherever the broker starts.
+    for cluster in data.get("clusters") or []:
+        if isinstance(cluster, dict) and "kubeconfig" in cluster:
+            cluster["kubeconfig"] = _resolve(base_dir, cluster["kubeconfig"])
+    for key in ("policyFile", "dataDir"):
+        if key in data:
+            data[key] = _resolve(base_dir, data[key])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [p for p in first["loc"] if isinstance(p, (str, int))]
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(
+            f"{where(source, node, loc)}: {field}: {first['msg']}{more}",
+            hint="See docs/configuration.md for every setting.",
+        ) from exc
+
+
+def load_settings(path: str | Path) -> Settings:
+    file = Path(path).expanduser()
+    text = read_text(str(file), what="config")
+    return parse_settings(text, source=str(file), base_dir=file.resolve().parent)

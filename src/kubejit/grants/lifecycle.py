@@ -1,0 +1,152 @@
+"""Pure grant transitions: each takes a grant and ``now`` and returns the next grant or raises.
+
+Every rule about who may move a grant where lives here (self-approval, approver groups, extension
+limits), so the API, the CLI and the workers can only ask, never re-check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from kubejit.durations import format_duration
+from kubejit.errors import ApprovalRefused, InvalidTransition, PermissionDenied, RequestDenied
+from kubejit.grants.model import Approval, Grant, GrantState
+from kubejit.identity.principal import Principal
+from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
+from kubejit.policy.model import AccessRequest, Decision, Outcome
+
+OPEN_STATES = frozenset({GrantState.PENDING, GrantState.APPROVED, GrantState.ACTIVE})
+
+
+def new_grant(
+    grant_id: GrantId, *, principal: Principal, request: AccessRequest, decision: Decision, now: datetime
+) -> Grant:
+    """A grant for an allowed request: approved at once when policy auto-approves, else pending."""
+    if decision.outcome is Outcome.DENY or decision.role is None:
+        raise RequestDenied(decision.message, rule=decision.rule)
+    return Grant(
+        id=grant_id,
+        requester=PrincipalName(principal.name),
+        cluster=ClusterName(request.cluster),
+        namespaces=tuple(NamespaceName(ns) for ns in request.namespaces),
+        role=decision.role,
+        duration=decision.duration,
+        reason=request.reason.strip(),
+        ticket=request.ticket,
+        state=GrantState.APPROVED if decision.outcome is Outcome.AUTO else GrantState.PENDING,
+        rule=decision.rule,
+        created_at=now,
+        pending_until=now + decision.pending_timeout,
+        approvals_required=decision.approvals_required,
+        approver_groups=decision.approver_groups,
+        break_glass=decision.break_glass,
+        extendable=decision.extendable,
+        max_duration=decision.max_duration,
+    )
+
+
+def _require(grant: Grant, allowed: frozenset[GrantState], action: str) -> None:
+    if grant.state not in allowed:
+        raise InvalidTransition(
+            f"cannot {action} grant {grant.id}: it is {grant.state}",
+            hint="See its current state with `kubejit grants`.",
+        )
+
+
+def check_approver(grant: Grant, approver: Principal) -> None:
+    """Raise unless ``approver`` may approve (or deny) this grant."""
+    if approver.name == grant.requester:
+        raise ApprovalRefused(
+            f"you cannot approve or deny your own request {grant.id}",
+            hint=f"Ask someone in {', '.join(sorted(grant.approver_groups)) or 'an approver group'}.",
+        )
+    if not (approver.groups & grant.approver_groups):
+        raise ApprovalRefused(
+            f"{approver.name} is not an approver for grant {grant.id} (rule '{grant.rule}')",
+            hint=f"Approvers must be in: {', '.join(sorted(grant.approver_groups)) or '(none: auto rule)'}.",
+        )
+
+
+def approve(grant: Grant, *, approver: Principal, comment: str, now: datetime) -> Grant:
+    _require(grant, frozenset({GrantState.PENDING}), "approve")
+    if now >= grant.pending_until:
+        raise InvalidTransition(f"request {grant.id} timed out waiting for approval", hint="Request again.")
+    check_approver(grant, approver)
+    if any(a.approver == approver.name for a in grant.approvals):
+        raise ApprovalRefused(
+            f"{approver.name} has already approved grant {grant.id}",
+            hint=f"It needs {grant.approvals_required} different approvers.",
+        )
+    approvals = (*grant.approvals, Approval(PrincipalName(approver.name), now, comment.strip()))
+    state = GrantState.APPROVED if len(approvals) >= grant.approvals_required else GrantState.PENDING
+    return replace(grant, approvals=approvals, state=state)
+
+
+def activate(grant: Grant, *, now: datetime) -> Grant:
+    """Durations count from activation, not from the request."""
+    _require(grant, frozenset({GrantState.APPROVED}), "activate")
+    return replace(grant, state=GrantState.ACTIVE, activated_at=now, expires_at=now + grant.duration)
+
+
+def _end(grant: Grant, state: GrantState, *, by: str | None, reason: str, now: datetime) -> Grant:
+    return replace(
+        grant,
+        state=state,
+        ended_at=now,
+        ended_by=PrincipalName(by) if by else None,
+        end_reason=reason.strip(),
+    )
+
+
+def deny(grant: Grant, *, approver: Principal, reason: str, now: datetime) -> Grant:
+    """An approver may deny a pending request, or end an approved or active one."""
+    _require(grant, OPEN_STATES, "deny")
+    check_approver(grant, approver)
+    return _end(grant, GrantState.DENIED, by=approver.name, reason=reason, now=now)
+
+
+def revoke(grant: Grant, *, actor: Principal, is_admin: bool, reason: str, now: datetime) -> Grant:
+    _require(grant, OPEN_STATES, "revoke")
+    if actor.name != grant.requester and not is_admin and not (actor.groups & grant.approver_groups):
+        raise PermissionDenied(
+            f"{actor.name} may not revoke grant {grant.id}",
+            hint="Only the requester, its approvers and kubejit admins can revoke a grant.",
+        )
+    return _end(grant, GrantState.REVOKED, by=actor.name, reason=reason, now=now)
+
+
+def expire(grant: Grant, *, now: datetime) -> Grant:
+    """End an active grant past its end time, or a pending request nobody decided in time."""
+    if grant.state is GrantState.PENDING:
+        return _end(
+            grant, GrantState.EXPIRED, by=None, reason="no decision before the request timed out", now=now
+        )
+    _require(grant, frozenset({GrantState.ACTIVE}), "expire")
+    return _end(grant, GrantState.EXPIRED, by=None, reason="duration elapsed", now=now)
+
+
+def fail(grant: Grant, *, reason: str, now: datetime) -> Grant:
+    _require(grant, frozenset({GrantState.APPROVED}), "fail")
+    return _end(grant, GrantState.FAILED, by=None, reason=reason, now=now)
+
+
+def extend(grant: Grant, *, actor: Principal, by: timedelta, now: datetime) -> Grant:
+    _require(grant, frozenset({GrantState.ACTIVE}), "extend")
+    if actor.name != grant.requester:
+        raise PermissionDenied(f"only {grant.requester} can extend grant {grant.id}")
+    if not grant.extendable:
+        raise RequestDenied(
+            f"rule '{grant.rule}' does not allow extending grant {grant.id}",
+            rule=grant.rule,
+            hint="Request new access with `kubejit request` instead.",
+        )
+    assert grant.activated_at is not None and grant.expires_at is not None
+    new_duration = grant.expires_at + by - grant.activated_at
+    if new_duration > grant.max_duration:
+        raise RequestDenied(
+            f"rule '{grant.rule}' allows at most {format_duration(grant.max_duration)} in total; "
+            f"extending by {format_duration(by)} would make it {format_duration(new_duration)}",
+            rule=grant.rule,
+        )
+    return replace(grant, duration=new_duration, expires_at=grant.expires_at + by)

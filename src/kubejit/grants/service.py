@@ -1,0 +1,307 @@
+"""GrantService: the one place that sequences store → cluster → audit for every grant operation.
+
+Order matters for crash safety. A grant is saved as ended *before* its cluster objects are deleted,
+and saved as active only *after* they exist; whatever a crash interrupts, the reconciler finishes
+from the store's word. Every rule it applies comes from ``policy.evaluate`` or ``grants.lifecycle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from kubejit.clock import Clock
+from kubejit.errors import (
+    ClusterError,
+    ClusterUnavailable,
+    InvalidTransition,
+    KubejitError,
+    NotFound,
+    PermissionDenied,
+    RequestDenied,
+)
+from kubejit.grants import lifecycle
+from kubejit.grants.model import LIVE_STATES, Grant, GrantState
+from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, MintedToken
+from kubejit.grants.reconciler import Action, ActionKind, diff
+from kubejit.identity.principal import Principal
+from kubejit.ids import ClusterName, GrantId, PrincipalName
+from kubejit.policy.evaluate import evaluate
+from kubejit.policy.model import AccessRequest, Decision, Policy
+
+log = logging.getLogger(__name__)
+
+#: TokenRequest tokens live at least this long (the API server's minimum); deleting the
+#: ServiceAccount at the grant's end is what really ends them.
+MIN_TOKEN_SECONDS = 600
+SYSTEM_ACTOR = "kubejit"
+
+
+def new_grant_id() -> GrantId:
+    # Short, URL- and DNS-safe: it becomes part of ServiceAccount and RoleBinding names.
+    return GrantId("g" + secrets.token_hex(6))
+
+
+class GrantService:
+    def __init__(
+        self,
+        *,
+        store: GrantStore,
+        clusters: Mapping[str, ClusterAdapter],
+        policy: Policy,
+        clock: Clock,
+        id_factory: Callable[[], GrantId] = new_grant_id,
+    ) -> None:
+        self.store = store
+        self.clusters = clusters
+        self.policy = policy
+        self.clock = clock
+        self._new_id = id_factory
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _cluster(self, name: str) -> ClusterAdapter:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            known = ", ".join(sorted(self.clusters)) or "none"
+            raise NotFound(
+                f"unknown cluster '{name}' (known: {known})", hint="List clusters with `kubejit clusters`."
+            ) from None
+
+    def _event(self, action: str, actor: str, grant: Grant | None = None, **details: Any) -> AuditEvent:
+        if grant is not None:
+            details = {
+                "namespaces": list(grant.namespaces),
+                "role": grant.role.name,
+                "state": str(grant.state),
+                "rule": grant.rule,
+                "reason": grant.reason,
+                "ticket": grant.ticket,
+                "break_glass": grant.break_glass,
+                **details,
+            }
+        return AuditEvent(
+            action=action,
+            actor=actor,
+            at=self.clock.now(),
+            grant_id=grant.id if grant else None,
+            subject=grant.requester if grant else None,
+            cluster=grant.cluster if grant else None,
+            details=details,
+        )
+
+    def is_admin(self, principal: Principal) -> bool:
+        return bool(principal.groups & self.policy.admin_groups)
+
+    # -- requests and decisions ----------------------------------------------------------------
+    def check(self, principal: Principal, request: AccessRequest) -> Decision:
+        """A dry run: the decision policy would make, with nothing stored or created."""
+        return evaluate(self.policy, principal, request, now=self.clock.now())
+
+    def request(self, principal: Principal, request: AccessRequest) -> Grant:
+        self._cluster(request.cluster)
+        decision = evaluate(self.policy, principal, request, now=self.clock.now())
+        if not decision.allowed:
+            self.store.record(
+                [
+                    AuditEvent(
+                        action="grant.request_denied",
+                        actor=principal.name,
+                        at=self.clock.now(),
+                        outcome="denied",
+                        subject=principal.name,
+                        cluster=request.cluster,
+                        details={
+                            "namespaces": list(request.namespaces),
+                            "role": request.role,
+                            "rule": decision.rule,
+                            "message": decision.message,
+                            "reason": request.reason,
+                        },
+                    )
+                ]
+            )
+            raise RequestDenied(
+                decision.message, rule=decision.rule, hint="See why with `kubejit policy check`."
+            )
+        grant = lifecycle.new_grant(
+            self._new_id(), principal=principal, request=request, decision=decision, now=self.clock.now()
+        )
+        events = [self._event("grant.requested", principal.name, grant, decision=str(decision.outcome))]
+        if grant.break_glass:
+            events.append(self._event("grant.break_glass", principal.name, grant, review_required=True))
+        grant = self.store.add(grant, events)
+        if grant.state is GrantState.APPROVED:
+            grant = self._activate(grant)
+        return grant
+
+    def approve(self, principal: Principal, grant_id: GrantId, *, comment: str = "") -> Grant:
+        grant = self.store.get(grant_id)
+        approved = lifecycle.approve(grant, approver=principal, comment=comment, now=self.clock.now())
+        action = "grant.approved" if approved.state is GrantState.APPROVED else "grant.approval_recorded"
+        grant = self.store.save(approved, [self._event(action, principal.name, approved, comment=comment)])
+        if grant.state is GrantState.APPROVED:
+            grant = self._activate(grant)
+        return grant
+
+    def deny(self, principal: Principal, grant_id: GrantId, *, reason: str) -> Grant:
+        grant = self.store.get(grant_id)
+        ended = lifecycle.deny(grant, approver=principal, reason=reason, now=self.clock.now())
+        return self._finish(grant, ended, self._event("grant.denied", principal.name, ended, why=reason))
+
+    def revoke(self, principal: Principal, grant_id: GrantId, *, reason: str = "") -> Grant:
+        grant = self.store.get(grant_id)
+        ended = lifecycle.revoke(
+            grant, actor=principal, is_admin=self.is_admin(principal), reason=reason, now=self.clock.now()
+        )
+        return self._finish(grant, ended, self._event("grant.revoked", principal.name, ended, why=reason))
+
+    def revoke_user(self, principal: Principal, user: str, *, reason: str = "") -> list[Grant]:
+        """Offboarding: end everything a person holds or waits for, at once."""
+        if not self.is_admin(principal):
+            raise PermissionDenied(
+                f"{principal.name} may not revoke another person's grants",
+                hint="Offboarding needs membership in one of the policy's adminGroups.",
+            )
+        open_states = frozenset({GrantState.PENDING, GrantState.APPROVED, GrantState.ACTIVE})
+        grants = self.store.list(requester=PrincipalName(user), states=open_states, limit=10_000)
+        why = reason or f"offboarding of {user}"
+        return [self.revoke(principal, g.id, reason=why) for g in grants]
+
+    def extend(self, principal: Principal, grant_id: GrantId, *, by: timedelta) -> Grant:
+        grant = self.store.get(grant_id)
+        longer = lifecycle.extend(grant, actor=principal, by=by, now=self.clock.now())
+        return self.store.save(
+            longer,
+            [self._event("grant.extended", principal.name, longer, by_seconds=int(by.total_seconds()))],
+        )
+
+    # -- the cluster side ----------------------------------------------------------------------
+    def _activate(self, grant: Grant) -> Grant:
+        """Create the grant's objects, then mark it active; a permanent failure leaves nothing behind."""
+        adapter = self._cluster(grant.cluster)
+        try:
+            adapter.ensure_grant_objects(grant)
+        except ClusterUnavailable:
+            log.warning(
+                "cluster %s unavailable; grant %s stays approved for the reconciler", grant.cluster, grant.id
+            )
+            raise
+        except ClusterError as exc:
+            return self._fail(grant, adapter, exc)
+        active = lifecycle.activate(grant, now=self.clock.now())
+        return self.store.save(active, [self._event("grant.activated", SYSTEM_ACTOR, active)])
+
+    def _fail(self, grant: Grant, adapter: ClusterAdapter, exc: KubejitError) -> Grant:
+        failed = lifecycle.fail(grant, reason=exc.message, now=self.clock.now())
+        saved = self.store.save(
+            failed, [self._event("grant.failed", SYSTEM_ACTOR, failed, error=exc.message)]
+        )
+        self._cleanup(saved, adapter)
+        raise exc
+
+    def _finish(self, before: Grant, ended: Grant, event: AuditEvent) -> Grant:
+        saved = self.store.save(ended, [event])
+        if before.state in LIVE_STATES:
+            self._cleanup(saved, self._cluster(saved.cluster))
+        return saved
+
+    def _cleanup(self, grant: Grant, adapter: ClusterAdapter) -> None:
+        try:
+            adapter.delete_grant_objects(grant.id)
+        except ClusterError as exc:
+            # The grant has ended in the store; the reconciler deletes what is left.
+            log.warning("cleanup of grant %s deferred to the reconciler: %s", grant.id, exc.message)
+            self.store.record([self._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)])
+            return
+        self.store.record([self._event("grant.cleaned_up", SYSTEM_ACTOR, grant)])
+
+    def issue_token(self, principal: Principal, grant_id: GrantId) -> MintedToken:
+        """Mint a TokenRequest token for an active grant; only its hash and id are kept."""
+        grant = self.store.get(grant_id)
+        if principal.name != grant.requester:
+            raise PermissionDenied(f"grant {grant.id} belongs to {grant.requester}, not {principal.name}")
+        now = self.clock.now()
+        if grant.state is not GrantState.ACTIVE or (grant.expires_at and grant.expires_at <= now):
+            raise InvalidTransition(
+                f"grant {grant.id} is {grant.state}; no token can be issued",
+                hint=f"Request access again with `kubejit request --cluster {grant.cluster} ...`.",
+            )
+        seconds = max(MIN_TOKEN_SECONDS, int(grant.time_left(now).total_seconds()))
+        minted = self._cluster(grant.cluster).mint_token(grant, expiration_seconds=seconds)
+        digest = hashlib.sha256(minted.token.encode()).hexdigest()
+        self.store.record_token(
+            grant.id, token_id=minted.token_id, token_sha256=digest, expires_at=minted.expires_at
+        )
+        self.store.record(
+            [
+                self._event(
+                    "token.minted", principal.name, grant, token_id=minted.token_id, token_sha256=digest
+                )
+            ]
+        )
+        return minted
+
+    # -- workers -------------------------------------------------------------------------------
+    def expire_due(self) -> list[Grant]:
+        """One sweeper tick: end what is due (an index range scan, whatever the number of grants)."""
+        ended = []
+        for grant in self.store.due_for_expiry(self.clock.now()):
+            try:
+                expired = lifecycle.expire(grant, now=self.clock.now())
+                ended.append(
+                    self._finish(grant, expired, self._event("grant.expired", SYSTEM_ACTOR, expired))
+                )
+            except KubejitError as exc:  # another replica got there first, or a cluster error
+                log.info("expiry of %s skipped this tick: %s", grant.id, exc.message)
+        return ended
+
+    def reconcile(self, cluster: ClusterName | None = None) -> list[Action]:
+        """Make each cluster hold exactly the objects of live grants; returns what it did."""
+        done: list[Action] = []
+        for name in [cluster] if cluster else sorted(self.clusters):
+            adapter = self._cluster(name)
+            live = self.store.list(states=LIVE_STATES, cluster=ClusterName(name), limit=1_000_000)
+            for action in diff(live, adapter.list_owned()):
+                try:
+                    self._apply(action, adapter)
+                    done.append(action)
+                except KubejitError as exc:
+                    log.warning("reconcile %s %s failed: %s", action.kind, action.grant_id, exc.message)
+        return done
+
+    def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
+        if action.kind is ActionKind.DELETE:
+            adapter.delete_grant_objects(action.grant_id)
+            self.store.record([self._orphan_event(action, adapter)])
+        elif action.kind is ActionKind.RESTORE and action.grant:
+            adapter.ensure_grant_objects(action.grant)
+            self.store.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
+        elif action.kind is ActionKind.ACTIVATE and action.grant:
+            self._activate(action.grant)
+
+    def _orphan_event(self, action: Action, adapter: ClusterAdapter) -> AuditEvent:
+        return replace(
+            self._event("reconciler.deleted_orphans", SYSTEM_ACTOR),
+            grant_id=action.grant_id,
+            cluster=adapter.name,
+        )
+
+    def pending_for(self, principal: Principal) -> list[Grant]:
+        """Requests waiting for this person's decision (never their own)."""
+        pending = self.store.list(states=frozenset({GrantState.PENDING}), limit=1000)
+        return [g for g in pending if g.requester != principal.name and g.approver_groups & principal.groups]
+
+    def list_grants(
+        self, *, requester: str | None = None, states: Sequence[GrantState] | None = None, limit: int = 100
+    ) -> list[Grant]:
+        return self.store.list(
+            requester=PrincipalName(requester) if requester else None,
+            states=frozenset(states) if states else None,
+            limit=limit,
+        )

@@ -1,0 +1,51 @@
+"""JWT verification with an algorithm allow-list and strict registered claims, given a key set.
+
+Pure given its inputs (keys, now): fetching keys is the issuer adapter's job. joserfc does the
+cryptography; this module only decides what is acceptable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from kubejit.errors import AuthenticationFailed
+
+#: Asymmetric only: never "none", never HMAC (a public key must not become a shared secret).
+ALLOWED_ALGORITHMS = ("RS256", "ES256", "EdDSA", "Ed25519")
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    issuer: str
+    audience: str
+    leeway_seconds: int = 30
+    algorithms: Collection[str] = ALLOWED_ALGORITHMS
+    required_claims: tuple[str, ...] = ("sub", "exp", "iat")
+
+
+def verify_jwt(token: str, *, keys: KeySet, rules: TokenRules, now: int) -> dict[str, Any]:
+    """Return the claims of a valid token, or raise AuthenticationFailed saying what was wrong."""
+    if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        raise AuthenticationFailed("the bearer token is not a JWT")
+    try:
+        decoded = jwt.decode(token, keys, algorithms=list(rules.algorithms))
+    except JoseError as exc:
+        raise AuthenticationFailed(f"token rejected: {exc.description or exc.error}") from exc
+    except (ValueError, TypeError) as exc:  # malformed segments
+        raise AuthenticationFailed("token rejected: malformed") from exc
+    essentials: dict[str, Any] = {name: {"essential": True} for name in rules.required_claims}
+    essentials["iss"] = {"essential": True, "value": rules.issuer}
+    essentials["aud"] = {"essential": True, "value": rules.audience}
+    registry = jwt.JWTClaimsRegistry(now=lambda: now, leeway=rules.leeway_seconds, **essentials)
+    try:
+        registry.validate(decoded.claims)
+    except JoseError as exc:
+        raise AuthenticationFailed(f"token rejected: {exc.description or exc.error}") from exc
+    return dict(decoded.claims)

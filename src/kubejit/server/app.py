@@ -1,0 +1,53 @@
+"""The broker's REST API: builds the FastAPI app from ready services.
+
+Routes are sync on purpose: the service, the store and the cluster client are sync, and FastAPI runs
+sync routes in its thread pool. Everything the routes need comes from ``app.state.services``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from kubejit import __version__
+from kubejit.server import problems, routes_grants, routes_identity
+from kubejit.server.deps import Services
+from kubejit.server.limits import BodySizeLimit
+
+
+def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for stop in services.on_shutdown:
+            stop()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="kubejit",
+        version=__version__,
+        description="Just-in-time, short-lived, audited access to Kubernetes.",
+    )
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.include_router(routes_grants.router)
+    app.include_router(routes_identity.router)
+    registry = CollectorRegistry()
+    by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        for state, count in services.grants.store.count_by_state().items():
+            by_state.labels(state=state).set(count)
+        return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

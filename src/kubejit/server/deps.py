@@ -1,0 +1,63 @@
+"""Request-scoped dependencies: the services (from app.state) and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+
+from kubejit.errors import AuthenticationFailed
+from kubejit.grants.ports import AuditEvent
+from kubejit.grants.service import GrantService
+from kubejit.identity.dev_issuer import DevIssuer
+from kubejit.identity.principal import Principal
+from kubejit.server.schemas import ClusterOut
+
+
+class Authenticator(Protocol):
+    def authenticate(self, token: str) -> Principal: ...
+
+
+@dataclass
+class Services:
+    grants: GrantService
+    authenticator: Authenticator
+    clusters: Sequence[ClusterOut]
+    dev_issuer: DevIssuer | None = None
+    #: Called when the app stops (workers, engine).
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
+    """The caller, from a bearer token; every failure is audited with source IP and user agent."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("missing bearer token", hint="Log in with `kubejit login`.")
+        return svc.authenticator.authenticate(token.strip())
+    except AuthenticationFailed as exc:
+        event = AuditEvent(
+            action="auth.failed",
+            actor="anonymous",
+            at=svc.grants.clock.now(),
+            outcome="failure",
+            details={
+                "error": exc.message,
+                "source_ip": request.client.host if request.client else None,
+                "user_agent": request.headers.get("user-agent", "")[:200],
+                "path": request.url.path,
+            },
+        )
+        svc.grants.store.record([event])
+        raise
+
+
+Svc = Annotated[Services, Depends(services)]
+Who = Annotated[Principal, Depends(principal)]

@@ -1,0 +1,104 @@
+"""Grant requests, decisions, revocation and token issue: each route calls one GrantService method."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from kubejit.durations import parse_duration
+from kubejit.errors import InvalidInput, NotFound, PermissionDenied
+from kubejit.grants.model import GrantState
+from kubejit.ids import GrantId
+from kubejit.policy.model import AccessRequest
+from kubejit.server.deps import Svc, Who
+from kubejit.server.schemas import (
+    ApproveIn,
+    DenyIn,
+    ExtendIn,
+    GrantOut,
+    GrantRequestIn,
+    RevokeIn,
+    RevokeUserIn,
+    TokenOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["grants"])
+
+
+@router.post("/grants", response_model=GrantOut, status_code=201)
+def request_grant(body: GrantRequestIn, who: Who, svc: Svc) -> GrantOut:
+    access = AccessRequest(
+        cluster=body.cluster,
+        namespaces=tuple(body.namespaces),
+        role=body.role,
+        duration=parse_duration(body.duration) if body.duration else None,
+        reason=body.reason,
+        ticket=body.ticket or None,
+        break_glass=body.break_glass,
+    )
+    return GrantOut.of(svc.grants.request(who, access))
+
+
+@router.get("/grants", response_model=list[GrantOut])
+def list_grants(
+    who: Who, svc: Svc, scope: str = "mine", state: Annotated[list[GrantState] | None, Query()] = None
+) -> list[GrantOut]:
+    """scope: ``mine`` (default), ``pending-for-me`` (waiting for my approval), ``all`` (admins)."""
+    if scope == "pending-for-me":
+        found = svc.grants.pending_for(who)
+    elif scope == "all":
+        if not svc.grants.is_admin(who):
+            raise PermissionDenied("listing everyone's grants needs an admin group")
+        found = svc.grants.list_grants(states=state, limit=1000)
+    elif scope == "mine":
+        found = svc.grants.list_grants(requester=who.name, states=state, limit=1000)
+    else:
+        raise InvalidInput(f"unknown scope '{scope}'", hint="Use mine, pending-for-me or all.")
+    return [GrantOut.of(g) for g in found]
+
+
+@router.get("/grants/{grant_id}", response_model=GrantOut)
+def get_grant(grant_id: str, who: Who, svc: Svc) -> GrantOut:
+    grant = svc.grants.store.get(GrantId(grant_id))
+    visible = grant.requester == who.name or svc.grants.is_admin(who) or grant.approver_groups & who.groups
+    if not visible:
+        raise NotFound(f"grant {grant_id} not found")
+    return GrantOut.of(grant)
+
+
+@router.post("/grants/{grant_id}/approve", response_model=GrantOut)
+def approve(grant_id: str, body: ApproveIn, who: Who, svc: Svc) -> GrantOut:
+    return GrantOut.of(svc.grants.approve(who, GrantId(grant_id), comment=body.comment))
+
+
+@router.post("/grants/{grant_id}/deny", response_model=GrantOut)
+def deny(grant_id: str, body: DenyIn, who: Who, svc: Svc) -> GrantOut:
+    return GrantOut.of(svc.grants.deny(who, GrantId(grant_id), reason=body.reason))
+
+
+@router.post("/grants/{grant_id}/revoke", response_model=GrantOut)
+def revoke(grant_id: str, body: RevokeIn, who: Who, svc: Svc) -> GrantOut:
+    return GrantOut.of(svc.grants.revoke(who, GrantId(grant_id), reason=body.reason))
+
+
+@router.post("/grants/{grant_id}/extend", response_model=GrantOut)
+def extend(grant_id: str, body: ExtendIn, who: Who, svc: Svc) -> GrantOut:
+    return GrantOut.of(svc.grants.extend(who, GrantId(grant_id), by=parse_duration(body.duration)))
+
+
+@router.post("/grants/{grant_id}/token", response_model=TokenOut)
+def token(grant_id: str, who: Who, svc: Svc) -> TokenOut:
+    minted = svc.grants.issue_token(who, GrantId(grant_id))
+    return TokenOut(
+        grant_id=grant_id,
+        token=minted.token,
+        expiration_timestamp=minted.expires_at,
+        token_id=minted.token_id,
+    )
+
+
+@router.post("/revocations", response_model=list[GrantOut])
+def revoke_user(body: RevokeUserIn, who: Who, svc: Svc) -> list[GrantOut]:
+    """Offboarding: end every open grant of a user at once (admins only)."""
+    return [GrantOut.of(g) for g in svc.grants.revoke_user(who, body.user, reason=body.reason)]

@@ -1,0 +1,67 @@
+"""Build the broker's services from validated settings: the only place that knows every adapter."""
+
+from __future__ import annotations
+
+from kubejit.clock import Clock, SystemClock
+from kubejit.clusters.registry import build_adapter
+from kubejit.config import Settings
+from kubejit.errors import ConfigError
+from kubejit.grants.ports import ClusterAdapter
+from kubejit.grants.service import GrantService
+from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
+from kubejit.policy.load import load_policy_file
+from kubejit.server.deps import Services
+from kubejit.server.schemas import ClusterOut
+from kubejit.server.workers import start_workers
+from kubejit.store.engine import create_store_engine
+from kubejit.store.grant_store import SqlGrantStore
+from kubejit.store.migrate import upgrade
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None, workers: bool = True) -> Services:
+    clock = clock or SystemClock()
+    policy = load_policy_file(
+        str(settings.policy_file), protected_namespaces=frozenset({settings.grant_namespace})
+    )
+    engine = create_store_engine(settings.store_url)
+    upgrade(engine)
+    store = SqlGrantStore(engine, clock=clock)
+    clusters: dict[str, ClusterAdapter] = {
+        c.name: build_adapter(
+            c.name,
+            kubeconfig=str(c.kubeconfig) if c.kubeconfig else None,
+            context=c.context,
+            in_cluster=c.in_cluster,
+            grant_namespace=settings.grant_namespace,
+            audience=c.audience,
+        )
+        for c in settings.clusters
+    }
+    service = GrantService(store=store, clusters=clusters, policy=policy, clock=clock)
+    if not settings.dev_issuer.enabled:
+        raise ConfigError(
+            "no identity issuer is configured",
+            hint="Enable the dev issuer for trials (devIssuer.enabled: true); OIDC issuers come next.",
+        )
+    dev = DevIssuer(
+        users={u: frozenset(g) for u, g in settings.dev_issuer.users.items()},
+        key=load_or_create_key(settings.data_dir / "dev-issuer-key.pem"),
+        issuer=settings.broker.url + "/dev",
+        clock=clock,
+        token_ttl_seconds=settings.dev_issuer.token_ttl_seconds,
+    )
+    services = Services(
+        grants=service,
+        authenticator=dev,
+        clusters=[ClusterOut(name=c.name, audience=c.audience) for c in settings.clusters],
+        dev_issuer=dev,
+        on_shutdown=[engine.dispose],
+    )
+    if workers:
+        running = start_workers(
+            service,
+            sweep_interval=settings.workers.sweep_interval_seconds,
+            reconcile_interval=settings.workers.reconcile_interval_seconds,
+        )
+        services.on_shutdown[:0] = [w.stop for w in running]
+    return services

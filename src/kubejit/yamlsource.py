@@ -1,0 +1,80 @@
+"""YAML read with positions, so config and policy errors can say file:line:column.
+
+PyYAML's composed node tree keeps marks; ``locate`` walks it along a pydantic error location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from kubejit.errors import ConfigError
+
+MAX_YAML_BYTES = 1024 * 1024
+
+
+def parse_yaml(
+    text: str, *, source: str, error: type[ConfigError] = ConfigError
+) -> tuple[Any, yaml.Node | None]:
+    """Safe-load YAML and also return its node tree; syntax errors carry the position."""
+    if len(text.encode()) > MAX_YAML_BYTES:
+        raise error(f"{source}: larger than 1 MiB", hint="Split it, or check that this is the right file.")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise error(
+            f"{where}: invalid YAML: {exc.problem}", hint="Fix the YAML syntax at that position."
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{source}: invalid YAML: {exc}") from exc
+    return data, node
+
+
+def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int, int] | None:
+    """1-based (line, column) of the deepest node along ``path`` that exists."""
+    best = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next(
+                ((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None
+            )
+            if match is None:
+                break
+            key, node = match
+            # Point at the key for a missing or unknown value, at the value otherwise.
+            best = (key.start_mark.line + 1, key.start_mark.column + 1)
+            if not isinstance(node, yaml.ScalarNode) or node.value:
+                best = (node.start_mark.line + 1, node.start_mark.column + 1)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            best = (node.start_mark.line + 1, node.start_mark.column + 1)
+        else:
+            break
+    return best
+
+
+def where(source: str, node: yaml.Node | None, path: Sequence[str | int]) -> str:
+    position = locate(node, path)
+    return f"{source}:{position[0]}:{position[1]}" if position else source
+
+
+def read_text(path: str, *, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """Read a YAML file with errors that say which file and what to do."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise error(f"{what} file {path} does not exist", hint="Check the path.") from exc
+    except OSError as exc:
+        raise error(f"cannot read {what} file {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_YAML_BYTES:
+        raise error(f"{what} file {path} is larger than 1 MiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} file {path} is not UTF-8 text") from exc
