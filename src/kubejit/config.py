@@ -142,7 +142,7 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
         field = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(
-            f"{where(source, node, loc)}: {field}: {first['msg']}{more}",
+            f"{where(source, node, loc, at_key=first['type'] == 'extra_forbidden')}: {field}: {first['msg']}{more}",
             hint="See docs/configuration.md for every setting.",
         ) from exc
 

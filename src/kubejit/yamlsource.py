@@ -35,8 +35,8 @@ def parse_yaml(
     return data, node
 
 
-def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int, int] | None:
-    """1-based (line, column) of the deepest node along ``path`` that exists."""
+def locate(node: yaml.Node | None, path: Sequence[str | int], *, at_key: bool = False) -> tuple[int, int] | None:
+    """1-based (line, column) of the deepest node along ``path`` that exists (its key if ``at_key``)."""
     best = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else None
     for part in path:
         if isinstance(node, yaml.MappingNode):
@@ -48,7 +48,7 @@ def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int, int]
             key, node = match
             # Point at the key for a missing or unknown value, at the value otherwise.
             best = (key.start_mark.line + 1, key.start_mark.column + 1)
-            if not isinstance(node, yaml.ScalarNode) or node.value:
+            if not at_key and (not isinstance(node, yaml.ScalarNode) or node.value):
                 best = (node.start_mark.line + 1, node.start_mark.column + 1)
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
             node = node.value[part]
@@ -58,8 +58,8 @@ def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int, int]
     return best
 
 
-def where(source: str, node: yaml.Node | None, path: Sequence[str | int]) -> str:
-    position = locate(node, path)
+def where(source: str, node: yaml.Node | None, path: Sequence[str | int], *, at_key: bool = False) -> str:
+    position = locate(node, path, at_key=at_key)
     return f"{source}:{position[0]}:{position[1]}" if position else source
 
 

@@ -1,0 +1,16 @@
+.PHONY: test quickstart install binaries bench lint
+
+install:        ## create .venv and install kubejit with its test tools
+	scripts/install
+
+binaries:       ## build (once) and cache kube-apiserver + etcd
+	scripts/k8s-binaries
+
+test:           ## the whole suite: lint, types, layers, unit, integration, e2e
+	scripts/test
+
+quickstart:     ## install, start a local control plane and the broker with the example config
+	scripts/quickstart
+
+bench:          ## benchmarks (figures, not pass/fail)
+	scripts/bench

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubejit.config import load_settings, parse_settings
+from kubejit.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+GOOD = """\
+broker:
+  host: 127.0.0.1
+  port: 8080
+clusters:
+  - name: dev
+    kubeconfig: kube/dev.yaml
+    audience: https://dev.kubejit.local
+policyFile: policy.yaml
+devIssuer:
+  enabled: true
+  users:
+    alice: [developers]
+"""
+
+
+def test_good_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> None:
+    settings = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path)
+    assert settings.clusters[0].kubeconfig == tmp_path / "kube/dev.yaml"
+    assert settings.policy_file == tmp_path / "policy.yaml"
+    assert settings.dev_issuer.users == {"alice": ["developers"]}
+    assert settings.store_url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        (GOOD.replace("port: 8080", "port: 99999"), "c.yaml:3:9", "broker.port"),
+        (GOOD.replace("  port: 8080", "  prot: 8080"), "c.yaml:3:3", "broker.prot"),
+        (GOOD.replace("    audience: https://dev.kubejit.local\n", ""), "c.yaml:5:5", "clusters.0.audience"),
+        (GOOD.replace("name: dev", "name: Dev_1"), "c.yaml:5:11", "clusters.0.name"),
+        (GOOD.replace("host: 127.0.0.1", "host: 0.0.0.0"), "c.yaml:1:1", "dev issuer"),
+        (GOOD.replace("policyFile: policy.yaml\n", ""), "c.yaml:1:1", "policyFile"),
+        (GOOD + "  bogus: 1\n", "c.yaml:13:3", "devIssuer.bogus"),
+        ("clusters: [\n", "c.yaml:2:1", "invalid YAML"),
+        ("- a\n- b\n", "c.yaml", "must be a mapping"),
+    ],
+)
+def test_bad_config_names_file_line_and_field(text: str, where: str, what: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert err.value.message.startswith(where), err.value.message
+    assert what in err.value.message
+
+
+def test_cluster_needs_exactly_one_source(tmp_path: Path) -> None:
+    text = GOOD.replace("    kubeconfig: kube/dev.yaml\n", "")
+    with pytest.raises(ConfigError, match="exactly one of kubeconfig"):
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+
+
+def test_missing_and_binary_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(binary)
