@@ -38,7 +38,9 @@ def decision(approvals: int = 0, *, extendable: bool = False) -> Decision:
 
 def grant(approvals: int = 0, **kw: bool):  # type: ignore[no-untyped-def]
     request = AccessRequest(cluster="dev", namespaces=("team-a",), role="view", reason=" debugging ")
-    return lifecycle.new_grant(GrantId("g1"), principal=ALICE, request=request, decision=decision(approvals, **kw), now=NOW)
+    return lifecycle.new_grant(
+        GrantId("g1"), principal=ALICE, request=request, decision=decision(approvals, **kw), now=NOW
+    )
 
 
 def test_auto_rule_makes_an_approved_grant_whose_duration_counts_from_activation() -> None:
@@ -94,7 +96,9 @@ def test_deny_records_the_reason_and_who() -> None:
 
 def test_revoke_by_requester_admin_or_approver_only() -> None:
     active = lifecycle.activate(grant(), now=NOW)
-    assert lifecycle.revoke(active, actor=ALICE, is_admin=False, reason="", now=NOW).state is GrantState.REVOKED
+    assert (
+        lifecycle.revoke(active, actor=ALICE, is_admin=False, reason="", now=NOW).state is GrantState.REVOKED
+    )
     assert lifecycle.revoke(active, actor=MALLORY, is_admin=True, reason="", now=NOW).ended_by == "mallory"
     with pytest.raises(PermissionDenied):
         lifecycle.revoke(active, actor=MALLORY, is_admin=False, reason="", now=NOW)

@@ -24,7 +24,9 @@ def clock() -> FixedClock:
 def issuer(clock: FixedClock) -> DevIssuer:
     key = ECKey.generate_key("P-256", parameters={"kid": "dev-1"}, private=True)
     users = {"alice": frozenset({"developers"}), "bob": frozenset({"sre"})}
-    return DevIssuer(users=users, key=key, issuer="http://127.0.0.1:1/dev", clock=clock, token_ttl_seconds=600)
+    return DevIssuer(
+        users=users, key=key, issuer="http://127.0.0.1:1/dev", clock=clock, token_ttl_seconds=600
+    )
 
 
 def _b64(data: dict[str, object]) -> str:

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from tests.fakes import FakeCluster, MemoryStore
+
+from kubejit.clock import FixedClock
+from kubejit.errors import (
+    ApprovalRefused,
+    ClusterForbidden,
+    ClusterUnavailable,
+    NotFound,
+    PermissionDenied,
+    RequestDenied,
+)
+from kubejit.grants.model import GrantState
+from kubejit.grants.service import GrantService
+from kubejit.identity.principal import Principal
+from kubejit.ids import GrantId
+from kubejit.policy.model import AccessRequest, Policy, RoleRef, Rule
+
+pytestmark = pytest.mark.unit
+
+ALICE = Principal("alice", frozenset({"developers"}))
+BOB = Principal("bob", frozenset({"sre"}))
+CAROL = Principal("carol", frozenset({"sre"}))
+ADMIN = Principal("root", frozenset({"platform-admins"}))
+
+POLICY = Policy(
+    roles={"view": RoleRef("view", "ClusterRole", "view"), "edit": RoleRef("edit", "ClusterRole", "edit")},
+    rules=(
+        Rule(
+            name="dev-auto",
+            effect="allow",
+            groups=frozenset({"developers"}),
+            clusters=("dev",),
+            namespaces=("team-*",),
+            roles=("view",),
+            max_duration=timedelta(hours=2),
+        ),
+        Rule(
+            name="dev-edit",
+            effect="allow",
+            groups=frozenset({"developers"}),
+            clusters=("dev",),
+            namespaces=("payments",),
+            roles=("edit",),
+            approvals_required=2,
+            approver_groups=frozenset({"sre"}),
+            require_reason=True,
+            extendable=True,
+            pending_timeout=timedelta(minutes=30),
+        ),
+    ),
+    admin_groups=frozenset({"platform-admins"}),
+)
+
+
+@pytest.fixture
+def world() -> tuple[GrantService, MemoryStore, FakeCluster, FixedClock]:
+    store, cluster, clock = MemoryStore(), FakeCluster(), FixedClock()
+    ids = (GrantId(f"g{i}") for i in itertools.count(1))
+    service = GrantService(
+        store=store, clusters={"dev": cluster}, policy=POLICY, clock=clock, id_factory=lambda: next(ids)
+    )
+    return service, store, cluster, clock
+
+
+VIEW = AccessRequest(cluster="dev", namespaces=("team-a",), role="view", reason="debug")
+EDIT = AccessRequest(cluster="dev", namespaces=("payments",), role="edit", reason="hotfix")
+
+
+def test_auto_grant_is_active_with_objects_and_audited(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    grant = service.request(ALICE, VIEW)
+    assert grant.state is GrantState.ACTIVE and grant.expires_at == clock.now() + timedelta(hours=1)
+    assert {o.kind for o in cluster.objects[grant.id]} == {"ServiceAccount", "RoleBinding"}
+    assert store.actions() == ["grant.requested", "grant.activated"]
+
+
+def test_refused_request_creates_nothing_and_names_the_rule(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, _ = world
+    with pytest.raises(RequestDenied) as err:
+        service.request(
+            ALICE, AccessRequest(cluster="dev", namespaces=("kube-system",), role="view", reason="x")
+        )
+    assert err.value.rule == "default-deny"
+    assert cluster.objects == {} and store.grants == {}
+    assert store.actions() == ["grant.request_denied"]
+
+
+def test_unknown_cluster_is_not_found(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, _, _ = world
+    with pytest.raises(NotFound, match="known: dev"):
+        service.request(ALICE, AccessRequest(cluster="prod", namespaces=("team-a",), role="view"))
+    assert store.grants == {}
+
+
+def test_two_approvals_activate_and_self_approval_is_refused(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, _ = world
+    grant = service.request(ALICE, EDIT)
+    assert grant.state is GrantState.PENDING and cluster.objects == {}
+    with pytest.raises(ApprovalRefused):
+        service.approve(ALICE, grant.id)
+    assert service.pending_for(BOB) == [store.get(grant.id)] and service.pending_for(ALICE) == []
+    assert service.approve(BOB, grant.id).state is GrantState.PENDING
+    active = service.approve(CAROL, grant.id, comment="go")
+    assert active.state is GrantState.ACTIVE and grant.id in cluster.objects
+
+
+def test_revoke_deletes_objects_and_offboarding_ends_everything(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, _ = world
+    first = service.request(ALICE, VIEW)
+    second = service.request(ALICE, VIEW)
+    pending = service.request(ALICE, EDIT)
+    assert service.revoke(ALICE, first.id).state is GrantState.REVOKED
+    assert first.id not in cluster.objects
+    with pytest.raises(PermissionDenied):
+        service.revoke_user(BOB, "alice")
+    ended = service.revoke_user(ADMIN, "alice")
+    assert {g.id for g in ended} == {second.id, pending.id}
+    assert cluster.objects == {}
+    assert all(g.state is GrantState.REVOKED for g in store.grants.values())
+
+
+def test_sweeper_expires_due_grants_and_pending_requests(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    active = service.request(ALICE, VIEW)
+    pending = service.request(ALICE, EDIT)
+    clock.advance(timedelta(minutes=31))
+    assert [g.id for g in service.expire_due()] == [pending.id]
+    clock.advance(timedelta(minutes=30))
+    assert [g.id for g in service.expire_due()] == [active.id]
+    assert cluster.objects == {}
+    assert store.get(active.id).state is GrantState.EXPIRED
+
+
+def test_permanent_cluster_error_fails_the_grant_and_leaves_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, _ = world
+    cluster.fail_with = ClusterForbidden("cannot bind edit")
+    with pytest.raises(ClusterForbidden):
+        service.request(ALICE, VIEW)
+    (grant,) = store.grants.values()
+    assert grant.state is GrantState.FAILED and cluster.objects == {}
+
+
+def test_unavailable_cluster_leaves_approved_for_the_reconciler(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, _ = world
+    cluster.fail_with = ClusterUnavailable("connection refused")
+    with pytest.raises(ClusterUnavailable):
+        service.request(ALICE, VIEW)
+    (grant,) = store.grants.values()
+    assert grant.state is GrantState.APPROVED
+    cluster.fail_with = None
+    service.reconcile()
+    assert store.get(grant.id).state is GrantState.ACTIVE and grant.id in cluster.objects
+
+
+def test_reconciler_removes_orphans_and_restores_missing(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, _ = world
+    kept = service.request(ALICE, VIEW)
+    gone = service.request(ALICE, VIEW)
+    orphan = dict(cluster.objects)[gone.id]
+    cluster.fail_delete = ClusterUnavailable("down")
+    service.revoke(ALICE, gone.id)  # cleanup deferred
+    assert "grant.cleanup_deferred" in store.actions()
+    cluster.fail_delete = None
+    cluster.objects[kept.id] = cluster.objects[kept.id][:1]  # lose the binding
+    assert cluster.objects[gone.id] == orphan
+    done = service.reconcile()
+    assert {(a.kind, a.grant_id) for a in done} == {("delete", gone.id), ("restore", kept.id)}
+    assert set(cluster.objects) == {kept.id} and len(cluster.objects[kept.id]) == 2
+
+
+def test_tokens_are_issued_to_the_requester_only_and_stored_as_hash(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, _, clock = world
+    grant = service.request(ALICE, VIEW)
+    minted = service.issue_token(ALICE, grant.id)
+    assert store.tokens[0][2] != minted.token and len(store.tokens[0][2]) == 64
+    assert all(minted.token not in repr(e) for e in store.events)
+    with pytest.raises(PermissionDenied):
+        service.issue_token(BOB, grant.id)
+    clock.advance(timedelta(hours=2))
+    with pytest.raises(Exception, match="no token can be issued"):
+        service.issue_token(ALICE, grant.id)
+
+
+def test_extend_only_where_the_rule_allows(world) -> None:  # type: ignore[no-untyped-def]
+    service, _, _, _ = world
+    view = service.request(ALICE, VIEW)
+    with pytest.raises(RequestDenied, match="does not allow extending"):
+        service.extend(ALICE, view.id, by=timedelta(minutes=15))
+    edit = service.request(ALICE, EDIT)
+    service.approve(BOB, edit.id)
+    service.approve(CAROL, edit.id)
+    longer = service.extend(ALICE, edit.id, by=timedelta(minutes=15))
+    assert longer.duration == timedelta(minutes=75)
