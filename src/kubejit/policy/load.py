@@ -1,0 +1,579 @@
+"""Policy YAML -> frozen ``Policy``, strictly, with file:line:column in every error.
+
+YAML is read as a node tree (``yaml.compose``) rather than plain data so every value keeps its position:
+whoever fixes a policy needs "policy.yaml:12:5: unknown role 'admn' ...", not a traceback. Validation is
+written over the nodes for the same reason (pydantic's error locations would have to be mapped back to
+positions and its messages reworded). The schema is documented in docs/policy.md. The only I/O here is
+``load_policy_file``; ``parse_policy`` takes text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from kubejit.durations import format_duration, parse_duration
+from kubejit.errors import InvalidInput, PolicyError
+from kubejit.policy.evaluate import DEFAULT_DENY
+from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, is_name_pattern
+from kubejit.policy.model import SYSTEM_NAMESPACES, Policy, RoleRef, Rule
+
+#: A policy is written by hand; anything bigger is a mistake (or an attack on the parser).
+MAX_POLICY_BYTES = 1024 * 1024
+
+_TOP_KEYS = ("roles", "adminGroups", "rules")
+_ROLE_KEYS = ("clusterRole", "role", "clusterScope")
+_DENY_KEYS = ("name", "effect", "users", "groups", "clusters", "namespaces", "roles")
+_RULE_KEYS = (
+    *_DENY_KEYS,
+    *("duration", "approval", "reason", "ticket", "breakGlass", "extendable", "pendingTimeout"),
+)
+_DEFAULT_DURATION = timedelta(hours=1)
+_DEFAULT_MAX_DURATION = timedelta(hours=4)
+_DEFAULT_PENDING_TIMEOUT = timedelta(hours=1)
+_TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
+_PRINCIPAL = re.compile(r"\S{1,256}")
+# Kubernetes RBAC names are path segments: no '/', no '%', not '.' or '..'.
+_RBAC_NAME = re.compile(r"[^\s/%]{1,253}")
+
+
+def load_policy_file(
+    path: str | os.PathLike[str], *, protected_namespaces: frozenset[str] = frozenset()
+) -> Policy:
+    """Read and parse a policy file; the one function here that touches the file system."""
+    file = Path(path)
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(MAX_POLICY_BYTES + 1)
+    except FileNotFoundError as e:
+        raise PolicyError(
+            f"{file}: policy file not found",
+            hint="Check the policy path in the kubejit settings; src/kubejit/examples/policy.yaml is a start.",
+        ) from e
+    except OSError as e:
+        raise PolicyError(
+            f"{file}: cannot read the policy file: {e.strerror or e}",
+            hint="Make sure the path is a regular file the broker's user can read.",
+        ) from e
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{file}: policy file is larger than 1 MiB", hint="A policy is written by hand.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PolicyError(
+            f"{file}: policy file is not valid UTF-8 (bad byte at offset {e.start})",
+            hint="Save the file as UTF-8.",
+        ) from e
+    return parse_policy(text, source=str(file), protected_namespaces=protected_namespaces)
+
+
+def parse_policy(
+    text: str, *, source: str = "policy.yaml", protected_namespaces: frozenset[str] = frozenset()
+) -> Policy:
+    """Parse policy YAML; raise ``PolicyError`` ("file:line:column: what; hint") on the first problem.
+
+    ``protected_namespaces`` (the broker's own namespace, say) join the system namespaces that no
+    namespace glob ever matches.
+    """
+    if len(text) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{source}: policy is larger than 1 MiB", hint="A policy is written by hand.")
+    root = _compose(text, source)
+    reader = _Reader(source)
+    if root is None:
+        raise PolicyError(
+            f"{source}:1:1: the policy is empty",
+            hint="A policy needs at least `roles:` and `rules:`; `rules: []` denies every request.",
+        )
+    top = reader.mapping(root, "the policy", known=_TOP_KEYS, required=("roles", "rules"))
+    roles = _roles(reader, top["roles"])
+    admin_groups = _names(reader, top, "adminGroups", "adminGroups") if "adminGroups" in top else ()
+    return Policy(
+        roles=MappingProxyType(roles),
+        rules=_rules(reader, top["rules"], roles),
+        admin_groups=frozenset(admin_groups),
+        protected_namespaces=SYSTEM_NAMESPACES | protected_namespaces,
+    )
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """SafeLoader without aliases: one alias can fan a node out exponentially, and policies need none."""
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if self.check_event(yaml.AliasEvent):
+            # check_event has just parsed the alias into current_event (peek_event is untyped).
+            mark = self.current_event.start_mark
+            raise ComposerError(None, None, "aliases (*name) are not allowed in a policy", mark)
+        return super().compose_node(parent, index)
+
+
+def _compose(text: str, source: str) -> Node | None:
+    try:
+        return yaml.compose(text, Loader=_PolicyLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = e.problem or e.context or "syntax error"
+        raise PolicyError(
+            f"{where}: invalid YAML: {problem}", hint="Check indentation and quoting at that position."
+        ) from e
+    except yaml.YAMLError as e:
+        raise PolicyError(f"{source}: invalid YAML: {e}", hint="Save the policy as plain UTF-8 text.") from e
+    except RecursionError as e:
+        raise PolicyError(f"{source}: the policy is nested too deeply", hint="Flatten it.") from e
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    tag = str(node.tag).removeprefix(_TAG)
+    names = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
+    return names.get(tag, "nothing (null)" if tag == "null" else f"a value tagged {node.tag}")
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class _Scope:
+    clusters: tuple[str, ...]
+    roles: tuple[str, ...]
+    namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """A YAML mapping's values by key, with the key nodes kept for pointing at a bad key."""
+
+    node: MappingNode
+    values: dict[str, Node]
+    keys: dict[str, Node]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def __getitem__(self, key: str) -> Node:
+        return self.values[key]
+
+
+class _Reader:
+    """Typed access to YAML nodes; every failure is a PolicyError that points at the node."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, node: Node, message: str, hint: str) -> PolicyError:
+        mark = node.start_mark
+        return PolicyError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}", hint=hint)
+
+    def mapping(
+        self, node: Node, what: str, *, known: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> _Fields:
+        if not isinstance(node, MappingNode):
+            raise self.error(
+                node, f"{what} must be a mapping, got {_kind(node)}", f"Its keys: {', '.join(known)}."
+            )
+        fields = _Fields(node, {}, {})
+        for key_node, value_node in node.value:
+            key = self.string(key_node, f"a key in {what}")
+            if key not in known:
+                raise self.error(
+                    key_node,
+                    f"unknown key {key!r} in {what}{_suggest(key, known)}",
+                    f"Known: {', '.join(known)}.",
+                )
+            if key in fields:
+                raise self.error(key_node, f"duplicate key {key!r} in {what}", "Keep one of them.")
+            fields.values[key] = value_node
+            fields.keys[key] = key_node
+        for key in required:
+            if key not in fields:
+                raise self.error(
+                    node, f"{what} is missing the key {key!r}", f"Add `{key}:` (see docs/policy.md)."
+                )
+        return fields
+
+    def string(self, node: Node, what: str) -> str:
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            return str(node.value)
+        hint = "Quote it: YAML reads yes/no/on/off/true/false and numbers as non-strings."
+        raise self.error(node, f"{what} must be a string, got {_kind(node)}", hint)
+
+    def boolean(self, node: Node, what: str) -> bool:
+        if isinstance(node, ScalarNode) and node.tag == _TAG + "bool":
+            return str(node.value).lower() in ("true", "yes", "on")
+        raise self.error(node, f"{what} must be true or false, got {_kind(node)}", "Write true or false.")
+
+    def integer(self, node: Node, what: str) -> int:
+        if isinstance(node, ScalarNode) and node.tag == _TAG + "int":
+            try:
+                return int(str(node.value))
+            except ValueError:
+                pass
+        raise self.error(node, f"{what} must be a whole number, got {_kind(node)}", "Write e.g. 1 or 2.")
+
+    def duration(self, node: Node, what: str) -> timedelta:
+        text = self.string(node, what)
+        try:
+            return parse_duration(text)
+        except InvalidInput as e:
+            hint = e.hint or "Use a duration such as 30m, 1h30m or 2h (at most 31d)."
+            raise self.error(node, f"{what}: {e.message}", hint) from e
+
+    def strings(self, node: Node, what: str) -> list[tuple[str, Node]]:
+        """A non-empty list of distinct strings, each with its node."""
+        if not isinstance(node, SequenceNode):
+            raise self.error(node, f"{what} must be a list, got {_kind(node)}", "Write e.g. [a, b].")
+        items = [(self.string(item, f"an entry of {what}"), item) for item in node.value]
+        if not items:
+            raise self.error(node, f"{what} must not be empty", "List at least one entry, or remove the key.")
+        seen: set[str] = set()
+        for value, item in items:
+            if value in seen:
+                raise self.error(item, f"{value!r} appears twice in {what}", "Remove the duplicate.")
+            seen.add(value)
+        return items
+
+
+def _names(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, ...]:
+    """User or group names: any non-blank text without spaces (issuers decide their format)."""
+    names = []
+    for value, node in reader.strings(fields[key], what):
+        if not _PRINCIPAL.fullmatch(value):
+            raise reader.error(node, f"invalid name {value!r} in {what}", "Names have no spaces.")
+        names.append(value)
+    return tuple(names)
+
+
+def _roles(reader: _Reader, node: Node) -> dict[str, RoleRef]:
+    if not isinstance(node, MappingNode):
+        raise reader.error(
+            node,
+            f"roles must be a mapping of role names, got {_kind(node)}",
+            "e.g. roles: {view: {clusterRole: view}}",
+        )
+    roles: dict[str, RoleRef] = {}
+    for key_node, value_node in node.value:
+        name = reader.string(key_node, "a role name")
+        if not is_dns_label(name):
+            raise reader.error(key_node, f"invalid role name {name!r}", DNS_LABEL_HINT)
+        if name in roles:
+            raise reader.error(key_node, f"role {name!r} is defined twice", "Keep one definition.")
+        roles[name] = _role(reader, name, value_node)
+    return roles
+
+
+def _role(reader: _Reader, name: str, node: Node) -> RoleRef:
+    what = f"role {name!r}"
+    fields = reader.mapping(node, what, known=_ROLE_KEYS)
+    kinds = [key for key in ("clusterRole", "role") if key in fields]
+    if len(kinds) != 1:
+        raise reader.error(
+            node,
+            f"{what} must have exactly one of clusterRole or role",
+            "clusterRole: view binds the ClusterRole 'view'; role: ops binds the Role 'ops' per namespace.",
+        )
+    key = kinds[0]
+    ref_name = reader.string(fields[key], f"{what}: {key}")
+    if not _RBAC_NAME.fullmatch(ref_name) or ref_name in (".", ".."):
+        raise reader.error(
+            fields[key], f"invalid {key} name {ref_name!r} in {what}", "Use the RBAC object's name."
+        )
+    cluster_scope = "clusterScope" in fields and reader.boolean(
+        fields["clusterScope"], f"{what}: clusterScope"
+    )
+    if cluster_scope and key == "role":
+        raise reader.error(
+            fields.keys["clusterScope"],
+            f"{what} is a namespaced Role and cannot be bound cluster-wide",
+            "Use clusterRole: with clusterScope: true for cluster-wide access.",
+        )
+    kind: Literal["ClusterRole", "Role"] = "ClusterRole" if key == "clusterRole" else "Role"
+    return RoleRef(name=name, kind=kind, ref_name=ref_name, cluster_scope=cluster_scope)
+
+
+def _rules(reader: _Reader, node: Node, roles: Mapping[str, RoleRef]) -> tuple[Rule, ...]:
+    if not isinstance(node, SequenceNode):
+        raise reader.error(
+            node, f"rules must be a list, got {_kind(node)}", "`rules: []` denies every request."
+        )
+    first_seen: dict[str, int] = {}
+    rules = []
+    for index, item in enumerate(node.value):
+        fields = reader.mapping(item, f"rule #{index + 1}", known=_RULE_KEYS, required=("name",))
+        name = reader.string(fields["name"], f"rule #{index + 1}: name")
+        if not is_dns_label(name) or name == DEFAULT_DENY:
+            hint = f"{DEFAULT_DENY!r} is reserved." if name == DEFAULT_DENY else DNS_LABEL_HINT
+            raise reader.error(fields["name"], f"invalid rule name {name!r}", hint)
+        if name in first_seen:
+            raise reader.error(
+                fields["name"],
+                f"duplicate rule name {name!r} (first defined on line {first_seen[name]})",
+                "Decisions and audit events name the rule: make each name unique.",
+            )
+        first_seen[name] = item.start_mark.line + 1
+        rules.append(_rule(reader, name, fields, roles))
+    return tuple(rules)
+
+
+def _rule(reader: _Reader, name: str, fields: _Fields, roles: Mapping[str, RoleRef]) -> Rule:
+    what = f"rule {name!r}"
+    effect = _effect(reader, fields, what)
+    users, groups = _who(reader, fields, what)
+    scope = _scope(reader, fields, what, roles, deny=effect == "deny")
+    source = f"{reader.source}:{fields.node.start_mark.line + 1}"
+    rule = Rule(
+        name=name,
+        effect=effect,
+        users=users,
+        groups=groups,
+        clusters=scope.clusters,
+        namespaces=scope.namespaces,
+        roles=scope.roles,
+        source=source,
+    )
+    if effect == "deny":
+        extra = [key for key in fields.values if key not in _DENY_KEYS]
+        if extra:
+            raise reader.error(
+                fields.keys[extra[0]],
+                f"{extra[0]!r} has no meaning in deny {what}",
+                f"A deny rule takes only {', '.join(_DENY_KEYS)}.",
+            )
+        return rule
+    return _with_terms(reader, fields, what, rule)
+
+
+def _effect(reader: _Reader, fields: _Fields, what: str) -> Literal["allow", "deny"]:
+    if "effect" not in fields:
+        return "allow"
+    effect = reader.string(fields["effect"], f"{what}: effect")
+    if effect == "allow":
+        return "allow"
+    if effect == "deny":
+        return "deny"
+    choices = ["allow", "deny"]
+    raise reader.error(
+        fields["effect"],
+        f"{what}: effect must be allow or deny, not {effect!r}{_suggest(effect, choices)}",
+        "Omit effect for an allow rule.",
+    )
+
+
+def _who(reader: _Reader, fields: _Fields, what: str) -> tuple[frozenset[str], frozenset[str]]:
+    users = _names(reader, fields, "users", f"{what}: users") if "users" in fields else ()
+    groups = _names(reader, fields, "groups", f"{what}: groups") if "groups" in fields else ()
+    if "*" in groups:
+        raise reader.error(
+            fields["groups"], f"{what}: '*' is not a group", "Use users: ['*'] to mean anyone."
+        )
+    if not users and not groups:
+        raise reader.error(
+            fields.node,
+            f"{what} names no users or groups, so it applies to nobody",
+            "Add groups: [...], users: [...], or users: ['*'] for anyone.",
+        )
+    return frozenset(users), frozenset(groups)
+
+
+def _patterns(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, ...]:
+    patterns = []
+    for value, node in reader.strings(fields[key], f"{what}: {key}"):
+        if not is_name_pattern(value):
+            hint = DNS_LABEL_HINT + " Globs may use * and ?."
+            raise reader.error(node, f"invalid name or pattern {value!r} in {what}: {key}", hint)
+        patterns.append(value)
+    return tuple(patterns)
+
+
+def _require(reader: _Reader, fields: _Fields, key: str, what: str, hint: str) -> None:
+    if key not in fields:
+        raise reader.error(fields.node, f"allow {what} is missing the key {key!r}", hint)
+
+
+def _scope(
+    reader: _Reader, fields: _Fields, what: str, roles: Mapping[str, RoleRef], *, deny: bool
+) -> _Scope:
+    """Clusters, roles and namespaces; an allow rule must spell all three out (no implicit '*')."""
+    if not deny:
+        _require(reader, fields, "clusters", what, "Add clusters: [...]; ['*'] means every cluster.")
+        _require(reader, fields, "roles", what, "Add roles: [...] naming roles from the top-level roles:.")
+    clusters = _patterns(reader, fields, "clusters", what) if "clusters" in fields else ("*",)
+    role_names = _rule_roles(reader, fields, what, roles) if "roles" in fields else ("*",)
+    cluster_wide = [n for n in role_names if n != "*" and roles[n].cluster_scope]
+    if deny or not cluster_wide:
+        if not deny:
+            _require(
+                reader, fields, "namespaces", what, "Add namespaces: [...]; ['*'] means any unprotected one."
+            )
+        namespaces = _patterns(reader, fields, "namespaces", what) if "namespaces" in fields else ("*",)
+        return _Scope(clusters, role_names, namespaces)
+    if len(cluster_wide) != len(role_names):
+        raise reader.error(
+            fields["roles"],
+            f"{what} mixes the cluster-wide role {cluster_wide[0]!r} with namespaced roles",
+            "Put cluster-wide roles (clusterScope: true) in a rule of their own.",
+        )
+    if "namespaces" in fields:
+        raise reader.error(
+            fields.keys["namespaces"],
+            f"{what} grants the cluster-wide role {cluster_wide[0]!r}, which namespaces cannot limit",
+            "Remove namespaces: from this rule.",
+        )
+    return _Scope(clusters, role_names, ())
+
+
+def _rule_roles(reader: _Reader, fields: _Fields, what: str, roles: Mapping[str, RoleRef]) -> tuple[str, ...]:
+    known = sorted(roles)
+    names = []
+    for value, node in reader.strings(fields["roles"], f"{what}: roles"):
+        if value != "*" and value not in roles:
+            raise reader.error(
+                node,
+                f"unknown role {value!r} in {what} (known: {', '.join(known) or 'none'}){_suggest(value, known)}",
+                "Define the role under the top-level roles:, or fix the name.",
+            )
+        names.append(value)
+    return tuple(names)
+
+
+def _with_terms(reader: _Reader, fields: _Fields, what: str, rule: Rule) -> Rule:
+    """Add the constraints and approval of an allow rule."""
+    break_glass = "breakGlass" in fields and reader.boolean(fields["breakGlass"], f"{what}: breakGlass")
+    default, maximum = _durations(reader, fields, what)
+    approvals, approver_groups = _approval(reader, fields, what, break_glass=break_glass)
+    ticket = _ticket(reader, fields, what)
+    extendable = "extendable" in fields and reader.boolean(fields["extendable"], f"{what}: extendable")
+    pending = _DEFAULT_PENDING_TIMEOUT
+    if "pendingTimeout" in fields:
+        pending = reader.duration(fields["pendingTimeout"], f"{what}: pendingTimeout")
+    return replace(
+        rule,
+        default_duration=default,
+        max_duration=maximum,
+        approvals_required=approvals,
+        approver_groups=approver_groups,
+        require_reason=_reason(reader, fields, what, break_glass=break_glass),
+        ticket_pattern=ticket,
+        break_glass=break_glass,
+        extendable=extendable,
+        pending_timeout=pending,
+    )
+
+
+def _durations(reader: _Reader, fields: _Fields, what: str) -> tuple[timedelta, timedelta]:
+    if "duration" not in fields:
+        return _DEFAULT_DURATION, _DEFAULT_MAX_DURATION
+    duration = reader.mapping(
+        fields["duration"], f"{what}: duration", known=("default", "max"), required=("max",)
+    )
+    maximum = reader.duration(duration["max"], f"{what}: duration max")
+    if "default" not in duration:
+        return min(_DEFAULT_DURATION, maximum), maximum
+    default = reader.duration(duration["default"], f"{what}: duration default")
+    if default > maximum:
+        raise reader.error(
+            duration["default"],
+            f"{what}: default duration {format_duration(default)} is longer than max {format_duration(maximum)}",
+            "Lower the default or raise the max.",
+        )
+    return default, maximum
+
+
+def _approval(
+    reader: _Reader, fields: _Fields, what: str, *, break_glass: bool
+) -> tuple[int, frozenset[str]]:
+    if break_glass:
+        if "approval" in fields and not _is_auto(fields["approval"]):
+            raise reader.error(
+                fields["approval"],
+                f"break-glass {what} cannot require approvals: break-glass is approved at once and audited",
+                "Remove approval: or write approval: auto.",
+            )
+        return 0, frozenset()
+    _require(
+        reader, fields, "approval", what, "Add approval: auto, or approval: {approvers: 1, groups: [sre]}."
+    )
+    node = fields["approval"]
+    if _is_auto(node):
+        return 0, frozenset()
+    if isinstance(node, ScalarNode) and node.tag == _STR:
+        raise reader.error(
+            node,
+            f"{what}: approval must be auto or a mapping, not {node.value!r}{_suggest(str(node.value), ['auto'])}",
+            "Write approval: auto, or approval: {approvers: 1, groups: [sre]}.",
+        )
+    approval = reader.mapping(
+        node, f"{what}: approval", known=("approvers", "groups"), required=("approvers",)
+    )
+    count = reader.integer(approval["approvers"], f"{what}: approval approvers")
+    if count < 0:
+        raise reader.error(
+            approval["approvers"], f"{what}: approvers must be 0 or more, not {count}", "0 means auto."
+        )
+    groups = _names(reader, approval, "groups", f"{what}: approval groups") if "groups" in approval else ()
+    if count > 0 and not groups:
+        raise reader.error(
+            approval.node,
+            f"{what} needs {count} approver(s) but names no approver groups",
+            "Add groups: [...] under approval: to say who may approve.",
+        )
+    return count, frozenset(groups)
+
+
+def _is_auto(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _STR and node.value == "auto"
+
+
+def _reason(reader: _Reader, fields: _Fields, what: str, *, break_glass: bool) -> bool:
+    if "reason" not in fields:
+        return break_glass
+    value = reader.string(fields["reason"], f"{what}: reason")
+    if value not in ("required", "optional"):
+        choices = ["required", "optional"]
+        raise reader.error(
+            fields["reason"],
+            f"{what}: reason must be required or optional, not {value!r}{_suggest(value, choices)}",
+            "Omit reason: to make it optional.",
+        )
+    if break_glass and value == "optional":
+        raise reader.error(
+            fields["reason"],
+            f"break-glass {what} must require a reason",
+            "Remove reason: or write reason: required.",
+        )
+    return value == "required"
+
+
+def _ticket(reader: _Reader, fields: _Fields, what: str) -> str | None:
+    if "ticket" not in fields:
+        return None
+    pattern = reader.string(fields["ticket"], f"{what}: ticket")
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise reader.error(
+            fields["ticket"],
+            f"{what}: ticket pattern {pattern!r} is not a valid regular expression: {e.msg} at position {e.pos}",
+            "Quote the pattern in single quotes so YAML keeps backslashes, e.g. '^OPS-[0-9]+$'.",
+        ) from e
+    if not pattern:
+        raise reader.error(
+            fields["ticket"], f"{what}: ticket pattern is empty", "Remove ticket: or give a pattern."
+        )
+    return pattern
