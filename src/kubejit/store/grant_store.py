@@ -1,0 +1,256 @@
+"""SqlGrantStore: the GrantStore port on SQLite or PostgreSQL.
+
+Each grant write is one transaction that also appends its audit events to the hash chain, so a
+state change is never visible without its record, nor a record without its change. Writes are
+optimistic: ``save`` updates only the version it read, and a lost race is a ``Conflict``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import heapq
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from kubejit.audit.chain import GENESIS, VerifyResult, verify_chain
+from kubejit.audit.event import StoredEvent
+from kubejit.clock import Clock, SystemClock
+from kubejit.errors import Conflict, InvalidInput, NotFound
+from kubejit.grants.model import Grant, GrantState
+from kubejit.grants.ports import AuditEvent
+from kubejit.ids import ClusterName, GrantId, PrincipalName
+from kubejit.store import audit_log
+from kubejit.store.grant_rows import grant_to_row, row_to_grant
+from kubejit.store.tables import grants, tokens
+from kubejit.store.transactions import read_transaction, write_transaction
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+#: States whose grants end at ``expires_at``; pending ones end at ``pending_until``.
+_EXPIRING_STATES = (GrantState.ACTIVE, GrantState.APPROVED)
+
+
+@dataclass(frozen=True)
+class RequesterSummary:
+    """A person (or workload) who has requested access, for admin listings and offboarding."""
+
+    requester: PrincipalName
+    last_request_at: datetime
+    active_grants: int
+
+
+class SqlGrantStore:
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+
+    # -- grants --------------------------------------------------------------------------------
+    def add(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant:
+        """Insert a new grant (stored as version 1) and its events in one transaction."""
+        stored = replace(grant, version=1)
+        row = {**grant_to_row(stored), "version": stored.version}
+        with write_transaction(self.engine) as conn:
+            if _exists(conn, grant.id):
+                raise Conflict(f"grant {grant.id} already exists", hint="Request again; a new id is chosen.")
+            conn.execute(sa.insert(grants), row)
+            audit_log.append(conn, events)
+        return stored
+
+    def save(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant:
+        """Write ``grant`` if nobody saved it since it was read (same version), plus its events."""
+        row = grant_to_row(grant)
+        del row["id"]
+        query = (
+            sa.update(grants)
+            .where(grants.c.id == grant.id, grants.c.version == grant.version)
+            .values(**row, version=grant.version + 1)
+        )
+        with write_transaction(self.engine) as conn:
+            if conn.execute(query).rowcount != 1:
+                if not _exists(conn, grant.id):
+                    raise _not_found(grant.id)
+                raise Conflict(
+                    f"grant {grant.id} was changed since it was read (version {grant.version})",
+                    hint="another replica changed this grant; retry",
+                )
+            audit_log.append(conn, events)
+        return replace(grant, version=grant.version + 1)
+
+    def get(self, grant_id: GrantId) -> Grant:
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(sa.select(grants).where(grants.c.id == grant_id)).first()
+        if row is None:
+            raise _not_found(grant_id)
+        return row_to_grant(row._mapping)
+
+    def list(
+        self,
+        *,
+        requester: PrincipalName | None = None,
+        states: frozenset[GrantState] | None = None,
+        cluster: ClusterName | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Grant]:
+        """Matching grants, newest first."""
+        _check_limit(limit)
+        conditions = []
+        if requester is not None:
+            conditions.append(grants.c.requester == requester)
+        if cluster is not None:
+            conditions.append(grants.c.cluster == cluster)
+        if states is not None:
+            conditions.append(grants.c.state.in_(sorted(s.value for s in states)))
+        query = (
+            sa.select(grants)
+            .where(*conditions)
+            .order_by(grants.c.created_at.desc(), grants.c.id.desc())
+            .limit(limit)
+        )
+        with read_transaction(self.engine) as conn:
+            return [row_to_grant(row._mapping) for row in conn.execute(query)]
+
+    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
+        """Grants whose time is up, earliest first: one index range scan per state, merged."""
+        _check_limit(limit)
+        scans = [(grants.c.expires_at, state) for state in _EXPIRING_STATES]
+        scans.append((grants.c.pending_until, GrantState.PENDING))
+        with read_transaction(self.engine) as conn:
+            batches = [
+                [row_to_grant(r._mapping) for r in conn.execute(_due_query(column, state, now, limit))]
+                for column, state in scans
+            ]
+        return builtins.list(heapq.merge(*batches, key=_due_at))[:limit]
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        """Audit events that change no grant (token minted, request refused, cleanup deferred)."""
+        if not events:
+            return
+        with write_transaction(self.engine) as conn:
+            audit_log.append(conn, events)
+
+    def record_token(
+        self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime
+    ) -> None:
+        """Keep a minted token's id and sha256 (never the token), to trace and recognise it later."""
+        if not _SHA256_HEX.fullmatch(token_sha256):
+            # The value is deliberately not echoed: a caller passing the token itself must not log it.
+            raise InvalidInput(
+                "token_sha256 is not a lowercase hex sha256 digest",
+                hint="Pass hashlib.sha256(token.encode()).hexdigest(), never the token.",
+            )
+        row = {
+            "grant_id": grant_id,
+            "token_id": token_id,
+            "token_sha256": token_sha256,
+            "expires_at": expires_at,
+            "created_at": self.clock.now(),
+        }
+        with write_transaction(self.engine) as conn:
+            if not _exists(conn, grant_id):
+                raise _not_found(grant_id)
+            known = sa.select(tokens.c.id).where(tokens.c.token_sha256 == token_sha256)
+            if conn.execute(known).first() is not None:
+                raise Conflict(f"this token is already recorded (grant {grant_id}, token id {token_id})")
+            conn.execute(sa.insert(tokens), row)
+
+    # -- listings for admins and metrics -------------------------------------------------------
+    def list_requesters(self) -> builtins.list[RequesterSummary]:
+        """Everyone who has requested access: last request time and how many grants are active now."""
+        active = sa.func.sum(sa.case((grants.c.state == GrantState.ACTIVE.value, 1), else_=0))
+        query = (
+            sa.select(grants.c.requester, sa.func.max(grants.c.created_at), active)
+            .group_by(grants.c.requester)
+            .order_by(grants.c.requester)
+        )
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [
+            RequesterSummary(
+                requester=PrincipalName(name),
+                last_request_at=last,
+                active_grants=int(count or 0),
+            )
+            for name, last, count in rows
+        ]
+
+    def count_by_state(self) -> dict[str, int]:
+        """Grants per state value (every state present, zeros included, so gauges drop to 0)."""
+        query = sa.select(grants.c.state, sa.func.count()).group_by(grants.c.state)
+        with read_transaction(self.engine) as conn:
+            counts = {str(state): int(n) for state, n in conn.execute(query)}
+        return {state.value: counts.get(state.value, 0) for state in GrantState}
+
+    # -- the audit log -------------------------------------------------------------------------
+    def iter_events(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[StoredEvent]:
+        """Every event after ``after_seq`` in chain order, streamed in batches (for verification)."""
+        return audit_log.iter_events(self.engine, after_seq=after_seq, batch=batch)
+
+    def search_events(
+        self,
+        *,
+        grant_id: GrantId | None = None,
+        actor: str | None = None,
+        cluster: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[StoredEvent]:
+        """Events matching every given filter, newest first; ``until`` is exclusive."""
+        _check_limit(limit)
+        return audit_log.search(
+            self.engine,
+            grant_id=grant_id,
+            actor=actor,
+            cluster=cluster,
+            action=action,
+            since=since,
+            until=until,
+            before_seq=before_seq,
+            limit=limit,
+        )
+
+    def audit_head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest event: an anchor worth copying somewhere an attacker cannot reach."""
+        with read_transaction(self.engine) as conn:
+            return audit_log.tail(conn)
+
+    def verify_audit(self, *, after_seq: int = 0, prev_hash: str = GENESIS) -> VerifyResult:
+        """Verify the stored chain, streaming: from the start, or from a checkpoint (seq and its hash)."""
+        if after_seq and prev_hash == GENESIS:
+            raise InvalidInput(
+                f"verifying from seq {after_seq} needs the hash of event {after_seq}",
+                hint="Pass prev_hash (the hash you recorded for that event), or verify from the start.",
+            )
+        events = self.iter_events(after_seq=after_seq)
+        return verify_chain(events, after_seq=after_seq, prev_hash=prev_hash)
+
+
+def _due_query(
+    column: sa.Column[datetime], state: GrantState, now: datetime, limit: int
+) -> sa.Select[tuple[object, ...]]:
+    return sa.select(grants).where(grants.c.state == state.value, column <= now).order_by(column).limit(limit)
+
+
+def _due_at(grant: Grant) -> datetime:
+    if grant.state is GrantState.PENDING or grant.expires_at is None:
+        return grant.pending_until
+    return grant.expires_at
+
+
+def _exists(conn: Connection, grant_id: GrantId) -> bool:
+    return conn.execute(sa.select(grants.c.id).where(grants.c.id == grant_id)).first() is not None
+
+
+def _not_found(grant_id: GrantId) -> NotFound:
+    return NotFound(f"grant {grant_id} not found", hint="List your grants with `kubejit grants`.")
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise InvalidInput(f"limit must be at least 1, not {limit}")

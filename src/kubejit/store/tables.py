@@ -1,0 +1,125 @@
+"""Table definitions (SQLAlchemy Core). Rows never leave store/: they are mapped to domain dataclasses.
+
+Times are stored as UTC: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite (which has no
+time zone type); ``UTCDateTime`` hides the difference and always hands back tz-aware UTC values.
+Durations are whole seconds. The initial migration mirrors this file; a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+#: Deterministic constraint names, so later (batch) migrations can name what they alter.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Accepts only tz-aware datetimes, stores UTC, returns tz-aware UTC on every backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: kubejit stores only timezone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A 64-bit sequence on PostgreSQL; on SQLite an INTEGER PRIMARY KEY (the rowid itself).
+SEQ_TYPE: Any = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("requester", sa.String(255), nullable=False),
+    sa.Column("cluster", sa.String(255), nullable=False),
+    sa.Column("namespaces", sa.JSON, nullable=False),
+    sa.Column("role_name", sa.String(255), nullable=False),
+    sa.Column("role_kind", sa.String(32), nullable=False),
+    sa.Column("role_ref_name", sa.String(255), nullable=False),
+    sa.Column("role_cluster_scope", sa.Boolean, nullable=False),
+    sa.Column("duration_seconds", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("pending_until", UTCDateTime, nullable=False),
+    sa.Column("approvals_required", sa.Integer, nullable=False),
+    sa.Column("approver_groups", sa.JSON, nullable=False),
+    sa.Column("approvals", sa.JSON, nullable=False),
+    sa.Column("break_glass", sa.Boolean, nullable=False),
+    sa.Column("extendable", sa.Boolean, nullable=False),
+    sa.Column("max_duration_seconds", sa.Integer, nullable=False),
+    sa.Column("activated_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("ended_by", sa.String(255), nullable=True),
+    sa.Column("end_reason", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    # The sweeper's two range scans: live grants by expiry, pending ones by their deadline.
+    sa.Index("ix_grants_state_expires_at", "state", "expires_at"),
+    sa.Index("ix_grants_state_pending_until", "state", "pending_until"),
+    sa.Index("ix_grants_requester", "requester"),
+    sa.Index("ix_grants_cluster", "cluster"),
+)
+
+#: Minted tokens, by hash and id only: the token itself is never stored.
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=False),
+    sa.Column("token_id", sa.String(255), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_tokens_grant_id", "grant_id"),
+    # Joins the cluster's audit log (which names the token's id) back to the grant.
+    sa.Index("ix_tokens_token_id", "token_id"),
+    sa.Index("ix_tokens_token_sha256", "token_sha256", unique=True),
+)
+
+#: The hash-chained audit log. ``seq`` is assigned by the writer holding the tail: gapless.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", SEQ_TYPE, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("grant_id", sa.String(64), nullable=True),
+    sa.Column("subject", sa.String(255), nullable=True),
+    sa.Column("cluster", sa.String(255), nullable=True),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_events_grant_id", "grant_id"),
+    sa.Index("ix_audit_events_actor", "actor"),
+    sa.Index("ix_audit_events_cluster", "cluster"),
+    sa.Index("ix_audit_events_at", "at"),
+)

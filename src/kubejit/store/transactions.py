@@ -1,0 +1,55 @@
+"""Read and write transactions, with the lock that keeps the audit chain single-file.
+
+Every write takes the database-wide writer lock first (SQLite ``BEGIN IMMEDIATE``; PostgreSQL
+``pg_advisory_xact_lock``), because every grant write also appends to the audit chain and the
+chain has one tail. Locking at the start, before any row lock, also rules out lock-order deadlocks.
+Driver errors that mean "try again later" become ``StoreUnavailable``, without SQL or parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from kubejit.store.engine import WRITE_OPTION, StoreUnavailable
+
+#: The advisory lock key for audit appends on PostgreSQL (ASCII "kubejit\0", an arbitrary constant).
+AUDIT_LOCK_KEY = 0x6B7562656A697400
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction holding the writer lock; commits on success, rolls back on any exception."""
+    with _unavailable_on_driver_error(), engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+            yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    with _unavailable_on_driver_error(), engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def _unavailable_on_driver_error() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as e:
+        raise StoreUnavailable(f"the database did not answer: {_first_line(e)}") from e
+    except DBAPIError as e:
+        if e.connection_invalidated:
+            raise StoreUnavailable(f"the database connection was lost: {_first_line(e)}") from e
+        raise
+
+
+def _first_line(error: DBAPIError) -> str:
+    # str(error) carries the SQL and its parameters; the driver's own message does not.
+    return (str(error.orig).strip().splitlines() or ["unknown error"])[0]

@@ -1,0 +1,722 @@
+"""SqlGrantStore against real databases: SQLite always, PostgreSQL from a throwaway server.
+
+The PostgreSQL server is started with initdb/pg_ctl in a temporary directory on a free loopback
+port (or taken from KUBEJIT_TEST_DATABASE_URL); each test gets its own fresh database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from kubejit.audit.chain import BROKEN_LINK, EDITED, GENESIS, SEQ_GAP, verify_chain
+from kubejit.clock import FixedClock
+from kubejit.errors import ConfigError, Conflict, InvalidInput, NotFound
+from kubejit.grants.model import Approval, Grant, GrantState
+from kubejit.grants.ports import AuditEvent, GrantStore
+from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
+from kubejit.policy.model import RoleRef
+from kubejit.store import (
+    SqlGrantStore,
+    StoreUnavailable,
+    create_store_engine,
+    current_revision,
+    default_store_url,
+    head_revision,
+    upgrade,
+)
+from kubejit.store.migrate import alembic_config
+from kubejit.store.tables import metadata
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+# -- a throwaway PostgreSQL ------------------------------------------------------------------------
+def _postgres_bin_dir() -> Path | None:
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name or 0)
+    )
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+PG_BIN = _postgres_bin_dir()
+PG_URL_FROM_ENV = os.environ.get("KUBEJIT_TEST_DATABASE_URL")
+PG_AVAILABLE = PG_BIN is not None or bool(PG_URL_FROM_ENV)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ThrowawayPostgres:
+    """initdb + pg_ctl in a temp dir; as root, the server runs as the ``postgres`` user (initdb refuses root)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.dir = Path(tempfile.mkdtemp(prefix="kubejit-pg-"))
+        self.port = _free_port()
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            self.user = "postgres" if _user_exists("postgres") else "nobody"
+            shutil.chown(self.dir, user=self.user)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(args, user=self.user, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            log = self.dir / "server.log"
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{tail}")
+
+    def start(self) -> None:
+        data = str(self.dir / "data")
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            data,
+            "-U",
+            "kubejit",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "start",
+            "-D",
+            data,
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._run(str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.dir / "data"), "-m", "fast", "-w")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://kubejit@127.0.0.1:{self.port}/postgres"
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    if PG_URL_FROM_ENV:
+        yield PG_URL_FROM_ENV
+        return
+    assert PG_BIN is not None
+    server = ThrowawayPostgres(PG_BIN)
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    name = f"kubejit_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_AVAILABLE, reason="install postgresql (scripts/test does)"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'kubejit.db'}"
+        return
+    with _fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> SqlGrantStore:
+    return SqlGrantStore(engine, clock=FixedClock(NOW))
+
+
+def test_sql_grant_store_implements_the_port(store: SqlGrantStore) -> None:
+    port: GrantStore = store  # checked by mypy; at run time, the methods exist
+    assert all(
+        callable(getattr(port, name)) for name in ("add", "save", "get", "list", "record", "record_token")
+    )
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'kubejit.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def make_grant(grant_id: str = "g1", **changes: Any) -> Grant:
+    grant = Grant(
+        id=GrantId(grant_id),
+        requester=PrincipalName("dev:alice"),
+        cluster=ClusterName("prod"),
+        namespaces=(NamespaceName("payments"),),
+        role=RoleRef(name="view", kind="ClusterRole", ref_name="view"),
+        duration=timedelta(hours=1),
+        reason="incident 42",
+        ticket=None,
+        state=GrantState.PENDING,
+        rule="oncall",
+        created_at=NOW,
+        pending_until=NOW + timedelta(hours=1),
+    )
+    return replace(grant, **changes)
+
+
+def event(action: str = "grant.requested", grant_id: str | None = "g1", **details: Any) -> AuditEvent:
+    return AuditEvent(
+        action=action,
+        actor="dev:alice",
+        at=NOW,
+        grant_id=GrantId(grant_id) if grant_id else None,
+        subject="dev:alice",
+        cluster="prod",
+        details=details,
+    )
+
+
+def count_events(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM audit_events")).scalar_one())
+
+
+# -- grants ----------------------------------------------------------------------------------------
+def test_a_grant_with_every_field_set_round_trips(store: SqlGrantStore) -> None:
+    cest = timezone(timedelta(hours=2))
+    grant = make_grant(
+        namespaces=(NamespaceName("payments"), NamespaceName("billing")),
+        role=RoleRef(name="edit-all", kind="Role", ref_name="edit", cluster_scope=True),
+        duration=timedelta(minutes=90),
+        reason="débogage ✓",
+        ticket="INC-42",
+        state=GrantState.ACTIVE,
+        created_at=datetime(2026, 3, 1, 14, 0, 0, 123456, tzinfo=cest),
+        pending_until=NOW + timedelta(minutes=5),
+        approvals_required=2,
+        approver_groups=frozenset({"sre", "security"}),
+        approvals=(
+            Approval(PrincipalName("dev:bob"), NOW + timedelta(seconds=1), "ok"),
+            Approval(PrincipalName("dev:carol"), datetime(2026, 3, 1, 14, 0, 2, tzinfo=cest)),
+        ),
+        break_glass=True,
+        extendable=True,
+        max_duration=timedelta(hours=4),
+        activated_at=NOW + timedelta(seconds=3),
+        expires_at=NOW + timedelta(minutes=93),
+        ended_at=NOW + timedelta(minutes=10),
+        ended_by=PrincipalName("dev:dave"),
+        end_reason="done early",
+    )
+
+    added = store.add(grant, [event()])
+    got = store.get(grant.id)
+
+    assert added == replace(grant, version=1)
+    assert got == added
+    for moment in (got.created_at, got.pending_until, got.activated_at, got.expires_at, got.ended_at):
+        assert moment is not None and moment.tzinfo is UTC
+    assert all(a.at.tzinfo is UTC for a in got.approvals)
+    assert got.created_at == datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_adding_an_existing_id_is_a_conflict_and_writes_nothing(store: SqlGrantStore, engine: Engine) -> None:
+    store.add(make_grant(), [event()])
+    with pytest.raises(Conflict, match="already exists"):
+        store.add(make_grant(reason="other"), [event(), event()])
+    assert store.get(GrantId("g1")).reason == "incident 42"
+    assert count_events(engine) == 1
+
+
+def test_save_bumps_the_version_and_appends_events(store: SqlGrantStore, engine: Engine) -> None:
+    grant = store.add(make_grant(), [event()])
+    saved = store.save(replace(grant, state=GrantState.APPROVED), [event("grant.approved")])
+    assert saved.version == 2
+    assert store.get(grant.id) == saved
+    assert [e.action for e in store.iter_events()] == ["grant.requested", "grant.approved"]
+
+
+def test_save_with_a_stale_version_is_a_conflict_and_writes_nothing(
+    store: SqlGrantStore, engine: Engine
+) -> None:
+    read_by_a = store.add(make_grant(), [event()])
+    read_by_b = store.get(read_by_a.id)
+    winner = store.save(replace(read_by_a, state=GrantState.APPROVED), [event("grant.approved")])
+
+    with pytest.raises(Conflict) as raised:
+        store.save(replace(read_by_b, state=GrantState.DENIED), [event("grant.denied"), event("x")])
+
+    assert raised.value.hint == "another replica changed this grant; retry"
+    assert store.get(read_by_a.id) == winner
+    assert count_events(engine) == 2
+    assert store.verify_audit().ok
+
+
+def test_unknown_grants_are_not_found(store: SqlGrantStore, engine: Engine) -> None:
+    with pytest.raises(NotFound, match="grant nope not found") as raised:
+        store.get(GrantId("nope"))
+    assert raised.value.hint
+    with pytest.raises(NotFound):
+        store.save(make_grant("nope", version=1), [event()])
+    assert count_events(engine) == 0
+
+
+def test_naive_times_are_refused_before_anything_is_written(store: SqlGrantStore, engine: Engine) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        store.add(make_grant(created_at=datetime(2026, 1, 1)), [event()])
+    with pytest.raises(ValueError, match="naive"):
+        store.add(make_grant(), [replace(event(), at=datetime(2026, 1, 1))])
+    with pytest.raises(NotFound):
+        store.get(GrantId("g1"))
+    assert count_events(engine) == 0
+
+
+def test_list_filters_and_orders_newest_first(store: SqlGrantStore) -> None:
+    store.add(make_grant("g1"), [])
+    store.add(make_grant("g2", created_at=NOW + timedelta(minutes=1), state=GrantState.ACTIVE), [])
+    store.add(make_grant("g3", created_at=NOW + timedelta(minutes=2), requester=PrincipalName("dev:bob")), [])
+    store.add(make_grant("g4", created_at=NOW + timedelta(minutes=3), cluster=ClusterName("staging")), [])
+
+    assert [g.id for g in store.list()] == ["g4", "g3", "g2", "g1"]
+    assert [g.id for g in store.list(requester=PrincipalName("dev:bob"))] == ["g3"]
+    assert [g.id for g in store.list(cluster=ClusterName("staging"))] == ["g4"]
+    assert [g.id for g in store.list(states=frozenset({GrantState.ACTIVE}))] == ["g2"]
+    assert [g.id for g in store.list(requester=PrincipalName("dev:alice"), limit=2)] == ["g4", "g2"]
+    assert store.list(states=frozenset()) == []
+    with pytest.raises(InvalidInput, match="limit"):
+        store.list(limit=0)
+
+
+def test_due_for_expiry_returns_only_due_grants_earliest_first(store: SqlGrantStore) -> None:
+    hour = timedelta(hours=1)
+    due = {
+        "active-due": make_grant("active-due", state=GrantState.ACTIVE, expires_at=NOW - 2 * hour),
+        "approved-due": make_grant("approved-due", state=GrantState.APPROVED, expires_at=NOW - hour),
+        "pending-due": make_grant("pending-due", pending_until=NOW - 90 * timedelta(minutes=1)),
+        "active-now": make_grant("active-now", state=GrantState.ACTIVE, expires_at=NOW),
+    }
+    not_due = [
+        make_grant("active-later", state=GrantState.ACTIVE, expires_at=NOW + hour),
+        make_grant("approved-unactivated", state=GrantState.APPROVED, pending_until=NOW - hour),
+        make_grant("pending-later", pending_until=NOW + hour),
+        make_grant(
+            "expired-long-ago", state=GrantState.EXPIRED, expires_at=NOW - hour, pending_until=NOW - hour
+        ),
+        make_grant("revoked", state=GrantState.REVOKED, expires_at=NOW - hour, pending_until=NOW - hour),
+    ]
+    for grant in [*due.values(), *not_due]:
+        store.add(grant, [])
+
+    found = store.due_for_expiry(NOW)
+
+    assert [g.id for g in found] == ["active-due", "pending-due", "approved-due", "active-now"]
+    assert [g.id for g in store.due_for_expiry(NOW, limit=2)] == ["active-due", "pending-due"]
+    with pytest.raises(InvalidInput):
+        store.due_for_expiry(NOW, limit=0)
+
+
+def test_due_for_expiry_is_an_index_range_scan_on_sqlite(sqlite_engine: Engine) -> None:
+    store = SqlGrantStore(sqlite_engine)
+    for i in range(50):
+        store.add(
+            make_grant(f"g{i}", state=GrantState.ACTIVE, expires_at=NOW + timedelta(minutes=i - 25)), []
+        )
+    captured: list[tuple[str, Any]] = []
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM grants" in statement:
+            captured.append((statement, parameters))
+
+    sa.event.listen(sqlite_engine, "before_cursor_execute", capture)
+    try:
+        assert len(store.due_for_expiry(NOW)) == 26
+    finally:
+        sa.event.remove(sqlite_engine, "before_cursor_execute", capture)
+
+    assert len(captured) == 3
+    with sqlite_engine.connect() as conn:
+        plans = [
+            " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+            for sql, params in captured
+        ]
+    for plan in plans:
+        assert "SEARCH grants USING INDEX ix_grants_state_" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # ordered by the index itself: no sort
+    assert sum("ix_grants_state_expires_at (state=? AND expires_at<?)" in p for p in plans) == 2
+    assert sum("ix_grants_state_pending_until (state=? AND pending_until<?)" in p for p in plans) == 1
+
+
+def test_requesters_and_state_counts(store: SqlGrantStore) -> None:
+    store.add(make_grant("g1", state=GrantState.ACTIVE), [])
+    store.add(make_grant("g2", state=GrantState.ACTIVE, created_at=NOW + timedelta(hours=1)), [])
+    store.add(make_grant("g3", state=GrantState.EXPIRED, requester=PrincipalName("dev:bob")), [])
+
+    people = store.list_requesters()
+    assert [(p.requester, p.last_request_at, p.active_grants) for p in people] == [
+        ("dev:alice", NOW + timedelta(hours=1), 2),
+        ("dev:bob", NOW, 0),
+    ]
+    assert people[0].last_request_at.tzinfo is UTC
+    counts = store.count_by_state()
+    assert counts["active"] == 2
+    assert counts["expired"] == 1
+    assert counts["pending"] == 0
+    assert set(counts) == {state.value for state in GrantState}
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+def test_tokens_are_kept_as_hash_and_id_only(store: SqlGrantStore, engine: Engine) -> None:
+    store.add(make_grant(), [])
+    digest = "ab" * 32
+    store.record_token(
+        GrantId("g1"), token_id="jti-1", token_sha256=digest, expires_at=NOW + timedelta(hours=1)
+    )
+
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM tokens")).mappings().one()
+    assert set(row) == {"id", "grant_id", "token_id", "token_sha256", "expires_at", "created_at"}
+    assert (row["grant_id"], row["token_id"], row["token_sha256"]) == ("g1", "jti-1", digest)
+
+    with pytest.raises(Conflict, match="already recorded"):
+        store.record_token(GrantId("g1"), token_id="jti-1", token_sha256=digest, expires_at=NOW)
+    with pytest.raises(NotFound):
+        store.record_token(GrantId("nope"), token_id="jti-2", token_sha256="cd" * 32, expires_at=NOW)
+
+
+def test_a_token_passed_instead_of_its_hash_is_refused_without_echoing_it(store: SqlGrantStore) -> None:
+    store.add(make_grant(), [])
+    secret = "eyJhbGciOiJSUzI1NiJ9.secret-token-value"
+    with pytest.raises(InvalidInput) as raised:
+        store.record_token(GrantId("g1"), token_id="jti", token_sha256=secret, expires_at=NOW)
+    assert "secret-token-value" not in f"{raised.value} {raised.value.hint}"
+
+
+# -- the audit chain -------------------------------------------------------------------------------
+def test_events_are_chained_across_transactions(store: SqlGrantStore) -> None:
+    grant = store.add(make_grant(), [event(), event("grant.break_glass")])
+    store.save(replace(grant, state=GrantState.APPROVED), [event("grant.approved", when=NOW)])
+    store.record([event("token.minted", token_id="jti")])
+    store.record([])
+
+    events = list(store.iter_events(batch=2))
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[0].prev_hash == GENESIS
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
+    assert events[2].details["when"] == "2026-03-01T12:00:00.000000Z"
+    assert all(e.at == NOW and e.at.tzinfo is UTC for e in events)
+    assert len({e.event_id for e in events}) == 4
+    result = store.verify_audit()
+    assert result.ok and result.checked == 4
+    assert store.audit_head() == (4, events[-1].hash) == (result.last_seq, result.head_hash)
+    assert [e.seq for e in store.iter_events(after_seq=2)] == [3, 4]
+    assert store.verify_audit(after_seq=2, prev_hash=events[1].hash).ok
+    with pytest.raises(InvalidInput, match="needs the hash"):
+        store.verify_audit(after_seq=2)
+
+
+def test_search_events_filters_newest_first(store: SqlGrantStore) -> None:
+    store.record([event("a", grant_id="g1")])
+    store.record([replace(event("b", grant_id="g2"), actor="dev:bob", at=NOW + timedelta(minutes=1))])
+    store.record([replace(event("c", grant_id="g1"), cluster="staging", at=NOW + timedelta(minutes=2))])
+
+    def actions(**filters: Any) -> list[str]:
+        return [e.action for e in store.search_events(**filters)]
+
+    assert actions() == ["c", "b", "a"]
+    assert actions(grant_id=GrantId("g1")) == ["c", "a"]
+    assert actions(actor="dev:bob") == ["b"]
+    assert actions(cluster="staging") == ["c"]
+    assert actions(action="b") == ["b"]
+    assert actions(since=NOW + timedelta(minutes=1)) == ["c", "b"]
+    assert actions(until=NOW + timedelta(minutes=1)) == ["a"]
+    assert actions(limit=1) == ["c"]
+    assert actions(before_seq=3, limit=1) == ["b"]
+    assert actions(grant_id=GrantId("g1"), cluster="prod") == ["a"]
+    with pytest.raises(InvalidInput):
+        store.search_events(limit=0)
+
+
+def test_concurrent_writers_on_two_engines_keep_one_valid_chain(store_url: str, engine: Engine) -> None:
+    writers, transactions = 2, 40
+    engines = [create_store_engine(store_url) for _ in range(writers)]
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        writer = SqlGrantStore(engines[index])
+        try:
+            barrier.wait()
+            for n in range(transactions):
+                writer.record([event(f"w{index}.{n}.a"), event(f"w{index}.{n}.b")])
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for e in engines:
+        e.dispose()
+
+    assert errors == []
+    events = list(SqlGrantStore(engine).iter_events())
+    assert [e.seq for e in events] == list(range(1, writers * transactions * 2 + 1))
+    # Each transaction's two events are adjacent: appends never interleave.
+    for first, second in zip(events[::2], events[1::2], strict=True):
+        assert first.action.removesuffix(".a") == second.action.removesuffix(".b")
+    result = verify_chain(events)
+    assert result.ok and result.checked == writers * transactions * 2
+
+
+@pytest.fixture
+def chained(store: SqlGrantStore) -> SqlGrantStore:
+    for n in range(1, 6):
+        store.record([event(f"e{n}", n=n)])
+    assert store.verify_audit().ok
+    return store
+
+
+def _tamper(engine: Engine, *statements: str) -> None:
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def test_verify_detects_an_edited_row(chained: SqlGrantStore, engine: Engine) -> None:
+    _tamper(engine, "UPDATE audit_events SET actor = 'dev:mallory' WHERE seq = 3")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq, result.problem, result.last_seq) == (False, 3, EDITED, 2)
+
+
+def test_verify_detects_edited_details(chained: SqlGrantStore, engine: Engine) -> None:
+    _tamper(engine, """UPDATE audit_events SET details = '{"n":33}' WHERE seq = 3""")
+    assert (chained.verify_audit().first_bad_seq, chained.verify_audit().problem) == (3, EDITED)
+
+
+def test_verify_detects_a_deleted_row(chained: SqlGrantStore, engine: Engine) -> None:
+    _tamper(engine, "DELETE FROM audit_events WHERE seq = 2")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq, result.problem) == (False, 3, SEQ_GAP)
+
+
+def test_verify_detects_a_deleted_first_row(chained: SqlGrantStore, engine: Engine) -> None:
+    _tamper(engine, "DELETE FROM audit_events WHERE seq = 1")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq, result.problem) == (False, 2, SEQ_GAP)
+
+
+def test_verify_detects_swapped_rows(chained: SqlGrantStore, engine: Engine) -> None:
+    _tamper(
+        engine,
+        "UPDATE audit_events SET seq = -1 WHERE seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = -1",
+    )
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq, result.problem) == (False, 2, BROKEN_LINK)
+
+
+def test_verify_detects_a_rehashed_row_by_the_next_link(chained: SqlGrantStore, engine: Engine) -> None:
+    _tamper(engine, "UPDATE audit_events SET hash = '" + "f" * 64 + "' WHERE seq = 4")
+    result = chained.verify_audit()
+    assert (result.first_bad_seq, result.problem) == (4, EDITED)
+    _tamper(engine, "UPDATE audit_events SET prev_hash = '" + "e" * 64 + "' WHERE seq = 2")
+    result = chained.verify_audit()
+    assert (result.first_bad_seq, result.problem) == (2, BROKEN_LINK)
+
+
+# -- migrations ------------------------------------------------------------------------------------
+def test_migrations_have_exactly_one_head() -> None:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert heads == [head_revision()]
+
+
+def test_upgrade_migrates_an_empty_database_to_head_and_matches_the_tables(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        assert current_revision(engine) is None
+        upgrade(engine)
+        upgrade(engine)  # a second run is a no-op
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+# -- engines ---------------------------------------------------------------------------------------
+def test_sqlite_engine_settings(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+
+
+def test_sqlite_writes_begin_immediate(sqlite_engine: Engine) -> None:
+    seen: list[str] = []
+    sa.event.listen(sqlite_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    store = SqlGrantStore(sqlite_engine)
+    store.record([event()])
+    store.list()  # a read
+    assert seen[0] == "BEGIN IMMEDIATE"
+    assert "BEGIN" in seen and seen.index("BEGIN") > 0
+
+
+def test_sqlite_parent_directory_is_created(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'kubejit.db'}")
+    engine.dispose()
+    assert (tmp_path / "a" / "b" / "kubejit.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "invalid store URL"),
+        ("mysql://user@localhost/kubejit", "unsupported store URL scheme 'mysql'"),
+        ("postgresql+psycopg2://user@localhost/kubejit", "unsupported store URL scheme"),
+        ("sqlite+aiosqlite:///x.db", "unsupported store URL scheme"),
+    ],
+)
+def test_bad_store_urls_are_config_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        create_store_engine(url)
+    assert raised.value.hint
+
+
+def test_password_is_not_shown_in_errors() -> None:
+    with pytest.raises(ConfigError) as raised:
+        create_store_engine("mysql://user:hunter2@localhost/kubejit")
+    assert "hunter2" not in str(raised.value)
+
+
+def test_unwritable_sqlite_paths_are_config_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot create the directory"):
+        create_store_engine(f"sqlite:///{blocker / 'kubejit.db'}")
+    with pytest.raises(ConfigError, match="not a writable file"):
+        create_store_engine(f"sqlite:///{tmp_path}")
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("this is not a database" * 100)
+    with pytest.raises(ConfigError, match="cannot open SQLite database"):
+        create_store_engine(f"sqlite:///{not_a_db}")
+
+
+def test_in_memory_sqlite_works_for_single_threaded_tests() -> None:
+    engine = create_store_engine("sqlite://")
+    upgrade(engine)
+    store = SqlGrantStore(engine)
+    store.add(make_grant(), [event()])
+    assert store.get(GrantId("g1")).version == 1
+    assert store.verify_audit().ok
+    engine.dispose()
+
+
+def test_an_unreachable_database_is_store_unavailable_without_secrets() -> None:
+    engine = create_store_engine(f"postgresql+psycopg://kubejit:hunter2@127.0.0.1:{_free_port()}/kubejit")
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            upgrade(engine)
+        assert "hunter2" not in str(raised.value)
+        with pytest.raises(StoreUnavailable):
+            SqlGrantStore(engine).record([event()])
+        with pytest.raises(StoreUnavailable):
+            current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_without_a_driver_name_uses_psycopg() -> None:
+    engine = create_store_engine("postgresql://user@127.0.0.1:1/kubejit")
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
+
+
+def test_default_store_url_follows_xdg() -> None:
+    assert (
+        default_store_url({"XDG_DATA_HOME": "/data", "HOME": "/home/a"})
+        == "sqlite:////data/kubejit/kubejit.db"
+    )
+    assert default_store_url({"HOME": "/home/a"}) == "sqlite:////home/a/.local/share/kubejit/kubejit.db"
+    # A relative XDG_DATA_HOME is invalid by the spec and ignored.
+    assert default_store_url({"XDG_DATA_HOME": "rel", "HOME": "/home/a"}).startswith("sqlite:////home/a/")
