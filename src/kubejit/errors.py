@@ -19,6 +19,7 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     │   ├── ClusterUnavailable      connection refused, 429, 5xx: transient, retried by the workers
     │   ├── ClusterForbidden        the broker's own RBAC lacks a permission: fail loudly, name the verb
     │   └── ClusterConflict         409 from the API server: re-read and retry
+    ├── StoreUnavailable            the database did not answer: transient, retried
     ├── BrokerUnreachable           the CLI cannot reach the broker
     └── DevClusterError             the local control plane cannot start (port in use, missing binary, …)
 """
@@ -120,6 +121,15 @@ class ClusterForbidden(ClusterError):
 class ClusterConflict(ClusterError):
     http_status = 409
     code = "cluster-conflict"
+
+
+class StoreUnavailable(KubejitError):
+    """The database did not answer (down, locked for too long): transient, worth retrying."""
+
+    http_status = 503
+    exit_code = 10
+    code = "store-unavailable"
+    default_hint = "Check that the database is reachable and not locked by another program, then retry."
 
 
 class BrokerUnreachable(KubejitError):

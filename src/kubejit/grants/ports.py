@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,9 +63,9 @@ class GrantStore(Protocol):
         states: frozenset[GrantState] | None = None,
         cluster: ClusterName | None = None,
         limit: int = 100,
-    ) -> list[Grant]: ...
+    ) -> builtins.list[Grant]: ...
 
-    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> list[Grant]:
+    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
         ...
 

@@ -4,7 +4,8 @@ The only package that imports SQLAlchemy. It maps rows to the domain's frozen da
 writes each grant change together with its hash-chained audit events.
 """
 
-from kubejit.store.engine import StoreUnavailable, create_store_engine, default_store_url
+from kubejit.errors import StoreUnavailable
+from kubejit.store.engine import create_store_engine, default_store_url
 from kubejit.store.grant_store import RequesterSummary, SqlGrantStore
 from kubejit.store.migrate import current_revision, head_revision, upgrade
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from kubejit.errors import ConfigError, KubejitError
+from kubejit.errors import ConfigError
 
 #: Milliseconds a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -28,15 +28,6 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITE_OPTION = "kubejit_write"
 
 _URL_HINT = "Use sqlite:////absolute/path/kubejit.db or postgresql+psycopg://user:password@host:5432/dbname."
-
-
-class StoreUnavailable(KubejitError):
-    """The database did not answer (down, locked for too long): transient, worth retrying."""
-
-    http_status = 503
-    exit_code = 10
-    code = "store-unavailable"
-    default_hint = "Check that the database is reachable and not locked by another program, then retry."
 
 
 def default_store_url(environ: Mapping[str, str] | None = None) -> str:

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from kubejit.store.engine import WRITE_OPTION, StoreUnavailable
+from kubejit.errors import StoreUnavailable
+from kubejit.store.engine import WRITE_OPTION
 
 #: The advisory lock key for audit appends on PostgreSQL (ASCII "kubejit\0", an arbitrary constant).
 AUDIT_LOCK_KEY = 0x6B7562656A697400
