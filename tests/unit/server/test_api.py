@@ -1,0 +1,186 @@
+"""The HTTP boundary: bad input becomes 4xx problem+json and changes nothing; routes map domain errors."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc.jwk import ECKey
+
+from kubejit.clock import FixedClock
+from kubejit.grants.service import GrantService
+from kubejit.identity.dev_issuer import DevIssuer
+from kubejit.ids import GrantId
+from kubejit.policy.load import parse_policy
+from kubejit.server.app import create_app
+from kubejit.server.deps import Services
+from kubejit.server.schemas import ClusterOut
+from tests.fakes import FakeCluster, MemoryStore
+
+pytestmark = pytest.mark.unit
+
+POLICY = """
+roles:
+  view: {clusterRole: view}
+  edit: {clusterRole: edit}
+adminGroups: [platform-admins]
+rules:
+  - name: dev-view
+    groups: [developers]
+    clusters: [dev]
+    namespaces: ["team-*"]
+    roles: [view]
+    duration: {default: 1h, max: 4h}
+    approval: auto
+  - name: dev-edit
+    groups: [developers]
+    clusters: [dev]
+    namespaces: ["team-*"]
+    roles: [edit]
+    duration: {default: 1h, max: 4h}
+    approval: {approvers: 1, groups: [sre]}
+    reason: required
+"""
+
+
+@dataclass
+class World:
+    http: TestClient
+    store: MemoryStore
+    cluster: FakeCluster
+    issuer: DevIssuer
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.issuer.issue(user)}"}
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    clock = FixedClock()
+    store, cluster = MemoryStore(), FakeCluster()
+    ids = (GrantId(f"g{i}") for i in itertools.count(1))
+    service = GrantService(
+        store=store,
+        clusters={"dev": cluster},
+        policy=parse_policy(POLICY),
+        clock=clock,
+        id_factory=lambda: next(ids),
+    )
+    users = {
+        "alice": frozenset({"developers"}),
+        "bob": frozenset({"sre"}),
+        "root": frozenset({"platform-admins"}),
+    }
+    key = ECKey.generate_key("P-256", parameters={"kid": "k"}, private=True)
+    issuer = DevIssuer(users=users, key=key, issuer="http://test/dev", clock=clock)
+    services = Services(
+        grants=service,
+        authenticator=issuer,
+        clusters=[ClusterOut(name="dev", audience="a")],
+        dev_issuer=issuer,
+    )
+    with TestClient(create_app(services, max_body_bytes=4096)) as http:
+        yield World(http, store, cluster, issuer)
+
+
+GOOD = {"cluster": "dev", "namespaces": ["team-a"], "role": "view", "duration": "30m", "reason": "debug"}
+
+
+def test_auto_request_is_active(world: World) -> None:
+    r = world.http.post("/v1/grants", json=GOOD, headers=world.auth("alice"))
+    assert r.status_code == 201, r.text
+    assert r.json()["state"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**GOOD, "namespaces": ["Team_A"]}, "namespaces"),
+        ({**GOOD, "namespaces": []}, "namespaces"),
+        ({**GOOD, "namespaces": ["a" * 64]}, "namespaces"),
+        ({**GOOD, "duration": "-5m"}, "duration"),
+        ({**GOOD, "duration": "10y"}, "duration"),
+        ({**GOOD, "surprise": True}, "surprise"),
+        ({**GOOD, "reason": "x" * 1001}, "reason"),
+        ({k: v for k, v in GOOD.items() if k != "cluster"}, "cluster"),
+        ({**GOOD, "namespaces": "team-a"}, "namespaces"),
+    ],
+)
+def test_bad_bodies_are_problem_json_and_change_nothing(
+    world: World, body: dict[str, object], field: str
+) -> None:
+    r = world.http.post("/v1/grants", json=body, headers=world.auth("alice"))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert field in r.text or "duration" in r.json()["detail"]
+    assert world.store.grants == {} and world.cluster.objects == {}
+
+
+def test_malformed_json_and_oversized_bodies(world: World) -> None:
+    headers = {**world.auth("alice"), "content-type": "application/json"}
+    r = world.http.post("/v1/grants", content=b'{"cluster": "dev",', headers=headers)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    big = {**GOOD, "reason": "x" * 5000}
+    r = world.http.post("/v1/grants", json=big, headers=world.auth("alice"))
+    assert r.status_code == 413 and r.json()["code"] == "body-too-large"
+    assert world.store.grants == {}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic abc", "Bearer a.b.c"])
+def test_missing_or_bad_credentials_are_401_and_audited(world: World, header: str | None) -> None:
+    headers = {"authorization": header} if header else {}
+    r = world.http.post("/v1/grants", json=GOOD, headers=headers)
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert world.store.actions() == ["auth.failed"] and world.store.grants == {}
+
+
+def test_policy_refusal_names_the_rule(world: World) -> None:
+    r = world.http.post("/v1/grants", json={**GOOD, "role": "admin"}, headers=world.auth("alice"))
+    assert r.status_code == 403
+    assert r.json()["code"] == "denied-by-policy" and r.json()["rule"] == "default-deny"
+    r = world.http.post("/v1/grants", json={**GOOD, "duration": "5h"}, headers=world.auth("alice"))
+    assert r.status_code == 403 and r.json()["rule"] == "dev-view" and "4h" in r.json()["detail"]
+    r = world.http.post("/v1/grants", json={**GOOD, "cluster": "prod"}, headers=world.auth("alice"))
+    assert r.status_code == 404 and "known: dev" in r.json()["detail"]
+    assert world.store.grants == {} and world.cluster.objects == {}
+
+
+def test_route_maps_self_approval_refusal_from_the_domain(world: World) -> None:
+    created = world.http.post("/v1/grants", json={**GOOD, "role": "edit"}, headers=world.auth("alice")).json()
+    assert created["state"] == "pending"
+    r = world.http.post(f"/v1/grants/{created['id']}/approve", json={}, headers=world.auth("alice"))
+    assert r.status_code == 403 and r.json()["code"] == "approval-refused"
+    waiting = world.http.get(
+        "/v1/grants", params={"scope": "pending-for-me"}, headers=world.auth("bob")
+    ).json()
+    assert [g["id"] for g in waiting] == [created["id"]]
+    r = world.http.post(
+        f"/v1/grants/{created['id']}/approve", json={"comment": "ok"}, headers=world.auth("bob")
+    )
+    assert r.json()["state"] == "active"
+
+
+def test_unknown_grant_and_unknown_scope(world: World) -> None:
+    assert world.http.get("/v1/grants/g999", headers=world.auth("alice")).status_code == 404
+    r = world.http.get("/v1/grants", params={"scope": "everything"}, headers=world.auth("alice"))
+    assert r.status_code == 422
+    r = world.http.get("/v1/grants", params={"scope": "all"}, headers=world.auth("alice"))
+    assert r.status_code == 403
+
+
+def test_token_endpoint_returns_token_once_and_never_stores_it(world: World) -> None:
+    grant = world.http.post("/v1/grants", json=GOOD, headers=world.auth("alice")).json()
+    r = world.http.post(f"/v1/grants/{grant['id']}/token", headers=world.auth("alice"))
+    assert r.status_code == 200 and r.json()["token"].startswith("secret-token-")
+    assert all(r.json()["token"] not in repr(e) for e in world.store.events)
+    assert world.http.post(f"/v1/grants/{grant['id']}/token", headers=world.auth("bob")).status_code == 403
+
+
+def test_dev_login_and_whoami(world: World) -> None:
+    token = world.http.post("/v1/dev/login", json={"user": "alice"}).json()["token"]
+    me = world.http.get("/v1/whoami", headers={"authorization": f"Bearer {token}"}).json()
+    assert me["name"] == "alice" and me["groups"] == ["developers"] and me["may_request"]
+    assert world.http.post("/v1/dev/login", json={"user": "eve"}).status_code == 404
