@@ -4,7 +4,6 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from tests.fakes import FakeCluster, MemoryStore
 
 from kubejit.clock import FixedClock
 from kubejit.errors import (
@@ -20,6 +19,7 @@ from kubejit.grants.service import GrantService
 from kubejit.identity.principal import Principal
 from kubejit.ids import GrantId
 from kubejit.policy.model import AccessRequest, Policy, RoleRef, Rule
+from tests.fakes import FakeCluster, MemoryStore
 
 pytestmark = pytest.mark.unit
 
