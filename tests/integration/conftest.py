@@ -9,6 +9,7 @@ act with the broker's least privilege, never as admin. The control planes themse
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,9 @@ import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import RoleRef, Subject
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import ClusterRole
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, RoleBinding
 from lightkube.types import PatchType
 
 from kubejit.clusters.adapter import KubeClusterAdapter
@@ -33,6 +35,8 @@ BROKER_ACCOUNT = "kubejit-broker"
 GRANT_NAMESPACE = "kubejit-grants"
 BROKER_TOKEN_SECONDS = 3600
 TEST_FIELD_MANAGER = "kubejit-tests"
+ADMISSION_POLICY_WAIT_SECONDS = 30.0
+_PROBE_LABELS = {"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": "g0probe"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,29 @@ def set_up_broker(plane: ControlPlane, directory: Path) -> BrokerIdentity:
     )
     path.touch(mode=0o600)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
+    with Client(KubeConfig.from_file(path), trust_env=False) as broker:
+        _wait_for_admission_policy(broker)
     return BrokerIdentity(plane=plane, kubeconfig_path=path)
+
+
+def _wait_for_admission_policy(broker: Client) -> None:
+    """The API server loads a new ValidatingAdmissionPolicy asynchronously: poll (bounded) with a
+    dry-run binding it must refuse, so no test runs before the guard rails are in force."""
+    stray = RoleBinding(
+        metadata=ObjectMeta(name="kubejit-g0probe", namespace="default", labels=_PROBE_LABELS),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[Subject(kind="User", name="mallory", apiGroup="rbac.authorization.k8s.io")],
+    )
+    deadline = time.monotonic() + ADMISSION_POLICY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            broker.create(stray, dry_run=True)
+        except ApiError as e:
+            if "ValidatingAdmissionPolicy" in (e.status.message or ""):
+                return
+            raise
+        time.sleep(0.2)
+    raise AssertionError("the kubejit-broker-bindings admission policy never took effect")
 
 
 def _token_kubeconfig(plane: ControlPlane, *, token: str, user: str, namespace: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lightkube import ApiError, Client
+from lightkube import ApiError, Client, KubeConfig
 from lightkube.core.client import LabelSelector
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.models.rbac_v1 import RoleRef as KubeRoleRef
@@ -378,6 +378,57 @@ def test_a_stray_object_with_the_grants_name_is_a_conflict_and_is_left_alone(
         assert kept.roleRef.name == "edit"
     finally:
         admin_client.delete(RoleBinding, name, namespace=grant.namespaces[1])
+
+
+def test_the_broker_cannot_grant_access_inside_kubejits_own_namespaces(
+    broker_adapter: KubeClusterAdapter, admin_client: Client, control_plane: ControlPlane
+) -> None:
+    grant = make_grant(control_plane.name, (GRANT_NAMESPACE,))
+
+    with pytest.raises(
+        ClusterForbidden, match="may not grant access inside kubejit's own namespaces"
+    ) as refused:
+        broker_adapter.ensure_grant_objects(grant)
+
+    assert refused.value.hint is not None and "admission policy" in refused.value.hint
+    assert objects_of(admin_client, grant.id) == set()
+
+
+def test_a_stolen_broker_token_cannot_bind_a_role_to_anyone_else(
+    broker_kubeconfig: Path, namespaces: tuple[str, str, str]
+) -> None:
+    """`bind` on admin would allow it; the admission policy of deploy/rbac.yaml does not."""
+    grant_id = "g" + secrets.token_hex(6)
+    to_mallory = RoleBinding(
+        metadata=ObjectMeta(
+            name=f"kubejit-{grant_id}",
+            namespace=namespaces[0],
+            labels={"app.kubernetes.io/managed-by": "kubejit", GRANT_LABEL: grant_id},
+        ),
+        roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"),
+        subjects=[Subject(kind="User", name="mallory", apiGroup="rbac.authorization.k8s.io")],
+    )
+    with Client(KubeConfig.from_file(broker_kubeconfig), trust_env=False) as stolen:
+        with pytest.raises(ApiError) as refused:
+            stolen.create(to_mallory)
+        assert refused.value.status.code == 403
+        assert "only bind its own grant's ServiceAccount" in (refused.value.status.message or "")
+
+
+def test_a_stolen_broker_token_cannot_delete_bindings_kubejit_did_not_make(
+    broker_kubeconfig: Path, admin_client: Client, namespaces: tuple[str, str, str]
+) -> None:
+    theirs = RoleBinding(
+        metadata=ObjectMeta(name="team-readers", namespace=namespaces[0]),
+        roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[Subject(kind="Group", name="team", apiGroup="rbac.authorization.k8s.io")],
+    )
+    admin_client.create(theirs)
+    with Client(KubeConfig.from_file(broker_kubeconfig), trust_env=False) as stolen:
+        with pytest.raises(ApiError) as refused:
+            stolen.delete(RoleBinding, "team-readers", namespace=namespaces[0])
+        assert refused.value.status.code == 403
+    assert admin_client.get(RoleBinding, "team-readers", namespace=namespaces[0])
 
 
 def test_a_grant_for_another_cluster_is_refused(

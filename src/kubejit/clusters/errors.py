@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 400
 MAX_LOGGED_CHARS = 1000
+ADMISSION_HINT = (
+    "An admission policy of the cluster refused it: kubejit only creates bindings of its own grant "
+    "accounts, outside its own namespaces (deploy/rbac.yaml). Request another namespace or role."
+)
 RBAC_HINT = (
     "Apply deploy/rbac.yaml to cluster '{cluster}' (its grant namespace must exist first), and keep "
     "the `bind` resourceNames there in sync with the roles of your policy."
@@ -55,9 +59,10 @@ def cluster_error(error: httpx2.HTTPError, *, cluster: str, action: str) -> Clus
     if code == 429 or code >= 500:
         return ClusterUnavailable(f"cluster '{cluster}' could not {action} now ({code}): {said}")
     if code == 403:
+        by_policy = "ValidatingAdmissionPolicy" in said
         return ClusterForbidden(
             f"cluster '{cluster}' refused to let the broker {action}: {said}",
-            hint=RBAC_HINT.format(cluster=cluster),
+            hint=ADMISSION_HINT if by_policy else RBAC_HINT.format(cluster=cluster),
         )
     if code == 409:
         return ClusterConflict(f"cluster '{cluster}' reported a conflict while trying to {action}: {said}")

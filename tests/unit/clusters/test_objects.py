@@ -254,6 +254,13 @@ def test_forbidden_names_what_was_refused_and_points_at_the_rbac_manifest() -> N
     assert error.hint is not None and "deploy/rbac.yaml" in error.hint
 
 
+def test_a_refusal_by_admission_policy_is_not_blamed_on_rbac() -> None:
+    said = 'ValidatingAdmissionPolicy "kubejit-broker-bindings" denied request: no'
+    error = cluster_error(_api_error(403, "Forbidden", said), cluster="prod", action="create X")
+    assert type(error) is ClusterForbidden
+    assert error.hint is not None and "admission policy" in error.hint and "apply" not in error.hint
+
+
 def test_a_connection_failure_is_transient() -> None:
     failure = httpx2.ConnectError("connection refused")
     assert type(cluster_error(failure, cluster="prod", action="list X")) is ClusterUnavailable
