@@ -310,6 +310,20 @@ def test_list_owned_agrees_with_what_cluster_admin_sees(
     assert owned == seen
 
 
+def test_list_owned_ignores_objects_whose_grant_label_kubejit_cannot_have_made(
+    broker_adapter: KubeClusterAdapter, admin_client: Client
+) -> None:
+    labels = {"app.kubernetes.io/managed-by": "kubejit", GRANT_LABEL: "Not_A_Grant"}
+    name = f"impostor-{secrets.token_hex(4)}"
+    admin_client.create(
+        ServiceAccount(metadata=ObjectMeta(name=name, namespace=GRANT_NAMESPACE, labels=labels))
+    )
+    try:
+        assert not [o for o in broker_adapter.list_owned() if o.name == name]
+    finally:
+        admin_client.delete(ServiceAccount, name, namespace=GRANT_NAMESPACE)
+
+
 # -- what the broker must not be able to do, and failures that leave nothing behind ----------------------
 def test_the_broker_cannot_bind_cluster_admin_and_leaves_nothing_behind(
     broker_adapter: KubeClusterAdapter,

@@ -27,6 +27,7 @@ from kubejit.clusters.errors import cluster_error, is_already_exists, is_not_fou
 from kubejit.clusters.objects import (
     FIELD_MANAGER,
     GRANT_LABEL,
+    is_grant_id,
     managed_selector,
     object_name,
     ownership_labels,
@@ -326,7 +327,8 @@ def _missing_namespace(namespace: str, *, cluster: str, grant_ns: str | None = N
 
 def _owned(obj: KubeObject) -> OwnedObject | None:
     grant = _labels(obj).get(GRANT_LABEL)
-    if not grant:  # labelled managed-by kubejit but for no grant: not ours to reconcile
+    if not grant or not is_grant_id(grant):  # labelled by someone else: not kubejit's to reconcile
+        log.warning("ignoring %s: managed-by kubejit, but no valid grant label", _describe(obj))
         return None
     namespace = None if isinstance(obj, ClusterRoleBinding) else _namespace(obj)
     return OwnedObject(kind=type(obj).__name__, namespace=namespace, name=_name(obj), grant_id=GrantId(grant))

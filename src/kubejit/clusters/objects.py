@@ -130,8 +130,13 @@ def _metadata(grant: Grant, *, namespace: str | None = None) -> ObjectMeta:
     )
 
 
+def is_grant_id(value: str) -> bool:
+    """Whether ``value`` could be a grant id kubejit made (a label anyone could have set is not trusted)."""
+    return _GRANT_ID.fullmatch(value) is not None
+
+
 def _check_grant_id(grant_id: str) -> None:
-    if not _GRANT_ID.fullmatch(grant_id):
+    if not is_grant_id(grant_id):
         raise InvalidInput(
             f"grant id {grant_id!r} cannot name Kubernetes objects",
             hint="Grant ids are lower-case letters, digits and '-', at most 55 characters.",

@@ -16,6 +16,7 @@ from kubejit.clusters.adapter import token_id
 from kubejit.clusters.errors import cluster_error, is_already_exists, is_not_found
 from kubejit.clusters.objects import (
     MAX_REASON_CHARS,
+    is_grant_id,
     managed_selector,
     object_name,
     ownership_labels,
@@ -66,6 +67,7 @@ def test_object_name_is_the_grants_service_account() -> None:
 
 @pytest.mark.parametrize("bad", ["", "G1", "g_1", "g1-", "-g1", "a" * 56, "g1/../x", "g1\n"])
 def test_a_grant_id_that_cannot_name_objects_is_refused(bad: str) -> None:
+    assert not is_grant_id(bad)
     with pytest.raises(InvalidInput, match="cannot name Kubernetes objects"):
         ownership_labels(GrantId(bad))
 
