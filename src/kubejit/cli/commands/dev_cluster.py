@@ -1,0 +1,176 @@
+"""`kubejit dev-cluster`: a real, local Kubernetes API (etcd + kube-apiserver) to try kubejit against.
+
+Thin commands over ``kubejit.testing.controlplane``: the same code the integration tests run, started
+detached so the cluster outlives the command; `stop`, `status` and `kubeconfig` find it again through
+the ``state.json`` in its directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kubejit.errors import DevClusterError
+from kubejit.testing.controlplane import ControlPlane
+from kubejit.testing.state import default_cluster_dir, validate_cluster_name
+
+app = typer.Typer(
+    help=(
+        "Run a local Kubernetes control plane (etcd + kube-apiserver on 127.0.0.1) to try kubejit.\n\n"
+        "It has RBAC, ServiceAccount tokens and an audit log, but no nodes: pods are never scheduled. "
+        "Typical use:\n\n"
+        "  kubejit dev-cluster start\n\n"
+        '  kubectl --kubeconfig "$(kubejit dev-cluster kubeconfig)" get ns\n\n'
+        "  kubejit dev-cluster stop\n\n"
+        "Needs kube-apiserver and etcd: run `scripts/k8s-binaries` once to build them."
+    ),
+    no_args_is_help=True,
+)
+
+NameOption = Annotated[
+    str,
+    typer.Option(
+        "--name",
+        "-n",
+        help="Cluster name: names the kubeconfig context, the default directory and the token issuer "
+        "https://<name>.kubejit.local.",
+    ),
+]
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="Directory for the cluster's certificates, etcd data, logs and kubeconfig; new or empty. "
+        "Pass the same --dir to stop, status and kubeconfig. $XDG_DATA_HOME replaces ~/.local/share.",
+        show_default="~/.local/share/kubejit/dev-cluster/<name>",
+        file_okay=False,
+    ),
+]
+
+_NOT_RUNNING_EXIT = 3  # like `systemctl status`: the command worked, the service is not running
+
+
+def _console() -> Console:
+    # soft_wrap: paths are printed whole, never folded at the terminal width, so they can be copied;
+    # no markup: a path may contain '['.
+    return Console(highlight=False, soft_wrap=True, markup=False)
+
+
+def _cluster_dir(name: str, directory: Path | None) -> Path:
+    validate_cluster_name(name)
+    return (directory if directory is not None else default_cluster_dir(name)).expanduser().absolute()
+
+
+def _running(name: str, directory: Path | None) -> ControlPlane | None:
+    plane = ControlPlane.attach(_cluster_dir(name, directory))
+    return plane if plane is not None and plane.is_running() else None
+
+
+@app.command()
+def start(
+    name: NameOption = "dev",
+    directory: DirOption = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            "-p",
+            min=1,
+            max=65535,
+            help="Port for the API server on 127.0.0.1.",
+            show_default="a free port",
+        ),
+    ] = None,
+) -> None:
+    """Start the cluster and wait until its API server is ready (a few seconds).
+
+    Prints the path of an admin kubeconfig (client certificate in group system:masters).
+
+    Starting a cluster that already runs only says where it is.
+    """
+    console = _console()
+    workdir = _cluster_dir(name, directory)
+    running = _running(name, directory)
+    if running is not None:
+        console.print(f"Dev cluster '{name}' is already running at {running.server}.")
+        _print_usage(console, running)
+        return
+    plane = ControlPlane(workdir, name=name, port=port, detached=True)
+    with console.status(f"Starting dev cluster '{name}' (etcd + kube-apiserver)..."):
+        plane.start()
+    console.print(
+        f"Dev cluster '{name}' is ready at {plane.server} (started in {plane.startup_seconds or 0:.1f}s).",
+        style="green",
+    )
+    _print_usage(console, plane)
+
+
+def _print_usage(console: Console, plane: ControlPlane) -> None:
+    console.print(f"Kubeconfig: {plane.kubeconfig_path}")
+    console.print(f"Try:        kubectl --kubeconfig {plane.kubeconfig_path} get ns")
+    console.print(f"Stop with:  kubejit dev-cluster stop{_flags(plane)}")
+
+
+def _flags(plane: ControlPlane) -> str:
+    flags = "" if plane.name == "dev" else f" --name {plane.name}"
+    if plane.workdir != default_cluster_dir(plane.name):
+        flags += f" --dir {plane.workdir}"
+    return flags
+
+
+@app.command()
+def stop(name: NameOption = "dev", directory: DirOption = None) -> None:
+    """Stop the cluster's processes and delete its directory (certificates, data, logs, kubeconfig).
+
+    Safe to repeat; also cleans up after a cluster whose processes died.
+    """
+    console = _console()
+    plane = ControlPlane.attach(_cluster_dir(name, directory))
+    if plane is None:
+        console.print(f"Dev cluster '{name}' is not running.")
+        return
+    was_running = plane.is_running()
+    plane.stop()
+    if was_running:
+        console.print(f"Dev cluster '{name}' stopped.")
+    else:
+        console.print(f"Dev cluster '{name}' was not running; removed its leftover files.")
+
+
+@app.command()
+def status(name: NameOption = "dev", directory: DirOption = None) -> None:
+    """Say whether the cluster runs, and where. Exit code 0 if it runs, 3 if not."""
+    console = _console()
+    plane = ControlPlane.attach(_cluster_dir(name, directory))
+    if plane is None:
+        console.print(f"Dev cluster '{name}' is not running.")
+        raise typer.Exit(_NOT_RUNNING_EXIT)
+    if not plane.is_running():
+        console.print(
+            f"Dev cluster '{name}' is not running (its processes died); "
+            f"`kubejit dev-cluster stop{_flags(plane)}` cleans up."
+        )
+        raise typer.Exit(_NOT_RUNNING_EXIT)
+    state = plane.state
+    console.print(f"Dev cluster '{name}' is running.")
+    console.print(f"Server:     {state.server}")
+    console.print(f"Kubeconfig: {state.kubeconfig_path}")
+    console.print(f"Issuer:     {state.issuer} (token audience)")
+    console.print(f"Audit log:  {state.audit_log_path}")
+    console.print(f"Directory:  {state.workdir}")
+    console.print(f"Processes:  etcd pid {state.etcd_pid}, kube-apiserver pid {state.apiserver_pid}")
+
+
+@app.command()
+def kubeconfig(name: NameOption = "dev", directory: DirOption = None) -> None:
+    """Print the path of the running cluster's admin kubeconfig (for `kubectl --kubeconfig`)."""
+    plane = _running(name, directory)
+    if plane is None:
+        raise DevClusterError(
+            f"dev cluster '{name}' is not running",
+            hint=f"Start it with `kubejit dev-cluster start{'' if name == 'dev' else f' --name {name}'}`.",
+        )
+    typer.echo(str(plane.kubeconfig_path))
