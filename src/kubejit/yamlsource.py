@@ -35,7 +35,9 @@ def parse_yaml(
     return data, node
 
 
-def locate(node: yaml.Node | None, path: Sequence[str | int], *, at_key: bool = False) -> tuple[int, int] | None:
+def locate(
+    node: yaml.Node | None, path: Sequence[str | int], *, at_key: bool = False
+) -> tuple[int, int] | None:
     """1-based (line, column) of the deepest node along ``path`` that exists (its key if ``at_key``)."""
     best = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else None
     for part in path:

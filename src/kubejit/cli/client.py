@@ -25,8 +25,15 @@ for _cls in (
     errors.ConfigError,
 ):
     _BY_CODE[_cls.code] = _cls
-_BY_STATUS = {400: errors.InvalidInput, 401: errors.AuthenticationFailed, 403: errors.PermissionDenied,
-              404: errors.NotFound, 409: errors.Conflict, 413: errors.InvalidInput, 422: errors.InvalidInput}
+_BY_STATUS = {
+    400: errors.InvalidInput,
+    401: errors.AuthenticationFailed,
+    403: errors.PermissionDenied,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    413: errors.InvalidInput,
+    422: errors.InvalidInput,
+}
 
 
 def _error_from(response: httpx.Response) -> KubejitError:

@@ -79,7 +79,9 @@ def grant(g: dict[str, Any], output: Output, *, headline: str) -> None:
         return
     console.print(f"[bold]{headline}[/]")
     console.print(f"  id:         {g['id']}")
-    console.print(f"  state:      [{STATE_STYLE.get(g['state'], 'dim')}]{g['state']}[/]   (rule: {g['rule']})")
+    console.print(
+        f"  state:      [{STATE_STYLE.get(g['state'], 'dim')}]{g['state']}[/]   (rule: {g['rule']})"
+    )
     console.print(f"  access:     {g['role']} in {', '.join(g['namespaces'])} on cluster {g['cluster']}")
     if g["state"] == "active":
         console.print(f"  expires:    {_when(g['expires_at'])}")

@@ -48,7 +48,8 @@ def load() -> Session | None:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
-            f"the session file {path} is unreadable or corrupt", hint="Run `kubejit logout` then `kubejit login`."
+            f"the session file {path} is unreadable or corrupt",
+            hint="Run `kubejit logout` then `kubejit login`.",
         ) from exc
 
 

@@ -22,20 +22,29 @@ def _client(broker: str | None) -> BrokerClient:
 
 
 def request(
-    cluster: Annotated[str, typer.Option("--cluster", "-c", help="Cluster name, as registered in the broker.")],
+    cluster: Annotated[
+        str, typer.Option("--cluster", "-c", help="Cluster name, as registered in the broker.")
+    ],
     namespace: Annotated[
         list[str], typer.Option("--namespace", "-n", help="Namespace to access; repeat for several.")
     ],
-    role: Annotated[str, typer.Option("--role", "-r", help="Role from the policy's allow-list, e.g. view, edit.")],
+    role: Annotated[
+        str, typer.Option("--role", "-r", help="Role from the policy's allow-list, e.g. view, edit.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why you need it; recorded in the audit log.")] = "",
     duration: Annotated[
         str | None, typer.Option("--for", help="How long, e.g. 30m or 2h (default: the rule's default).")
     ] = None,
-    ticket: Annotated[str | None, typer.Option("--ticket", help="Ticket id, where policy asks for one.")] = None,
+    ticket: Annotated[
+        str | None, typer.Option("--ticket", help="Ticket id, where policy asks for one.")
+    ] = None,
     break_glass: Annotated[
-        bool, typer.Option("--break-glass", help="Emergency access: auto-approved, flagged, reviewed afterwards.")
+        bool,
+        typer.Option("--break-glass", help="Emergency access: auto-approved, flagged, reviewed afterwards."),
     ] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait (with a spinner) until approved or denied.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait (with a spinner) until approved or denied.")
+    ] = False,
     wait_timeout: Annotated[int, typer.Option(help="Stop waiting after this many seconds.")] = 3600,
     broker: BrokerOpt = None,
     output: OutputOpt = Output.table,
@@ -75,7 +84,9 @@ def _headline(grant: dict[str, Any]) -> str:
     }.get(grant["state"], f"Grant is {grant['state']}.")
 
 
-def _wait_for_decision(client: BrokerClient, grant: dict[str, Any], *, timeout: int, quiet: bool) -> dict[str, Any]:
+def _wait_for_decision(
+    client: BrokerClient, grant: dict[str, Any], *, timeout: int, quiet: bool
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     status = render.console.status(f"Waiting for approval of {grant['id']} (Ctrl-C stops waiting)...")
     if not quiet:
@@ -182,4 +193,3 @@ def extend(
 def register(app: typer.Typer) -> None:
     for command in (request, requests, approve, deny, grants, revoke, extend):
         app.command()(command)
-

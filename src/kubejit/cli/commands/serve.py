@@ -30,7 +30,9 @@ def serve(
 
     settings = load_settings(config)
     if host or port is not None:
-        broker = settings.broker.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
+        broker = settings.broker.model_copy(
+            update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        )
         settings = settings.model_copy(update={"broker": broker})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = build_services(settings)
