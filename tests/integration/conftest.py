@@ -9,34 +9,18 @@ act with the broker's least privilege, never as admin. The control planes themse
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from lightkube import ApiError, Client, KubeConfig, codecs
-from lightkube.models.authentication_v1 import TokenRequestSpec
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.models.rbac_v1 import RoleRef, Subject
-from lightkube.resources.core_v1 import Namespace, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import ClusterRole, RoleBinding
-from lightkube.types import PatchType
+from lightkube import Client, KubeConfig
 
 from kubejit.clusters.adapter import KubeClusterAdapter
+from kubejit.clusters.bootstrap import install_broker, token_kubeconfig
 from kubejit.testing.controlplane import ControlPlane
 
-REPO = Path(__file__).resolve().parents[2]
-RBAC_MANIFEST = REPO / "deploy" / "rbac.yaml"
-BROKER_NAMESPACE = "kubejit"
-BROKER_ACCOUNT = "kubejit-broker"
 GRANT_NAMESPACE = "kubejit-grants"
-BROKER_TOKEN_SECONDS = 3600
-TEST_FIELD_MANAGER = "kubejit-tests"
-ADMISSION_POLICY_WAIT_SECONDS = 30.0
-_PROBE_LABELS = {"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": "g0probe"}
 
 
 @dataclass(frozen=True)
@@ -56,100 +40,27 @@ class BrokerIdentity:
         )
 
 
-def _admin(plane: ControlPlane) -> Client:
-    """Cluster-admin, for the operator's setup steps only (tests use the top-level ``admin_client``)."""
-    return Client(
-        KubeConfig.from_file(plane.kubeconfig_path), field_manager=TEST_FIELD_MANAGER, trust_env=False
-    )
-
-
 def token_client(plane: ControlPlane, token: str, *, namespace: str = "default") -> Client:
     """A lightkube client that authenticates with nothing but ``token`` (a granted user's view)."""
-    config = _token_kubeconfig(plane, token=token, user="token-user", namespace=namespace)
+    ca = base64.b64encode(Path(plane.ca_path).read_bytes()).decode()
+    config = token_kubeconfig(
+        cluster=plane.name,
+        server=plane.server,
+        ca_data=ca,
+        token=token,
+        user="token-user",
+        namespace=namespace,
+    )
     return Client(KubeConfig.from_dict(config), trust_env=False)
-
-
-def ensure_namespace(admin: Client, name: str) -> None:
-    try:
-        admin.create(Namespace(metadata=ObjectMeta(name=name)))
-    except ApiError as e:
-        if e.status.code != 409:
-            raise
-
-
-def aggregate_cluster_roles(admin: Client) -> None:
-    """Fill the aggregated ClusterRoles (view, edit, admin) as kube-controller-manager's
-    clusterrole-aggregation controller would: the test control plane runs no controller-manager,
-    so without this `view` holds no rules at all and a granted token could read nothing."""
-    for role in list(admin.list(ClusterRole)):
-        if role.aggregationRule is None or role.metadata is None or role.metadata.name is None:
-            continue
-        rules: list[dict[str, Any]] = []
-        for selector in role.aggregationRule.clusterRoleSelectors or []:
-            for part in admin.list(ClusterRole, labels=dict(selector.matchLabels or {})):
-                rules.extend(rule.to_dict() for rule in part.rules or [])
-        admin.patch(ClusterRole, role.metadata.name, {"rules": rules}, patch_type=PatchType.MERGE)
 
 
 def set_up_broker(plane: ControlPlane, directory: Path) -> BrokerIdentity:
     """Namespaces, deploy/rbac.yaml, a broker token, and a kubeconfig holding it (mode 0600)."""
-    with _admin(plane) as admin:
-        for name in (BROKER_NAMESPACE, GRANT_NAMESPACE):
-            ensure_namespace(admin, name)
-        aggregate_cluster_roles(admin)
-        for obj in codecs.load_all_yaml(RBAC_MANIFEST.read_text()):
-            admin.apply(obj, field_manager=TEST_FIELD_MANAGER, force=True)
-        request = ServiceAccount.Token(
-            metadata=ObjectMeta(name=BROKER_ACCOUNT),
-            spec=TokenRequestSpec(audiences=[], expirationSeconds=BROKER_TOKEN_SECONDS),
+    with Client(KubeConfig.from_file(plane.kubeconfig_path), trust_env=False) as admin:
+        installed = install_broker(
+            admin, cluster=plane.name, out=directory / f"{plane.name}-broker.kubeconfig", token_seconds=3600
         )
-        answer = admin.create(request, BROKER_ACCOUNT, namespace=BROKER_NAMESPACE)
-    assert answer.status is not None and answer.status.token
-    path = directory / f"{plane.name}-broker.kubeconfig"
-    document = _token_kubeconfig(
-        plane, token=answer.status.token, user=BROKER_ACCOUNT, namespace=BROKER_NAMESPACE
-    )
-    path.touch(mode=0o600)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    with Client(KubeConfig.from_file(path), trust_env=False) as broker:
-        _wait_for_admission_policy(broker)
-    return BrokerIdentity(plane=plane, kubeconfig_path=path)
-
-
-def _wait_for_admission_policy(broker: Client) -> None:
-    """The API server loads a new ValidatingAdmissionPolicy asynchronously: poll (bounded) with a
-    dry-run binding it must refuse, so no test runs before the guard rails are in force."""
-    stray = RoleBinding(
-        metadata=ObjectMeta(name="kubejit-g0probe", namespace="default", labels=_PROBE_LABELS),
-        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
-        subjects=[Subject(kind="User", name="mallory", apiGroup="rbac.authorization.k8s.io")],
-    )
-    deadline = time.monotonic() + ADMISSION_POLICY_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            broker.create(stray, dry_run=True)
-        except ApiError as e:
-            if "ValidatingAdmissionPolicy" in (e.status.message or ""):
-                return
-            raise
-        time.sleep(0.2)
-    raise AssertionError("the kubejit-broker-bindings admission policy never took effect")
-
-
-def _token_kubeconfig(plane: ControlPlane, *, token: str, user: str, namespace: str) -> dict[str, Any]:
-    ca = base64.b64encode(Path(plane.ca_path).read_bytes()).decode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": plane.name, "cluster": {"server": plane.server, "certificate-authority-data": ca}}
-        ],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [
-            {"name": plane.name, "context": {"cluster": plane.name, "user": user, "namespace": namespace}}
-        ],
-        "current-context": plane.name,
-    }
+    return BrokerIdentity(plane=plane, kubeconfig_path=installed.kubeconfig_path)
 
 
 @pytest.fixture(scope="session")
