@@ -120,3 +120,25 @@ def admin_client_for() -> Iterator[Callable[[ControlPlane], Client]]:
     yield make
     for client in clients:
         client.close()
+
+
+# The broker's least-privilege identity on each control plane (integration and e2e tiers).
+from tests.broker_identity import (  # noqa: E402
+    broker_adapter,
+    broker_identity,
+    broker_kubeconfig,
+    grant_namespace,
+    second_broker_adapter,
+    second_broker_identity,
+    token_client_for,
+)
+
+__all__ = [
+    "broker_adapter",
+    "broker_identity",
+    "broker_kubeconfig",
+    "grant_namespace",
+    "second_broker_adapter",
+    "second_broker_identity",
+    "token_client_for",
+]

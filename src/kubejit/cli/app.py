@@ -21,13 +21,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from kubejit.cli.commands import auth, dev_cluster, grants, policy, serve
+    from kubejit.cli.commands import auth, dev_cluster, grants, policy, serve, up
 
     app.command()(auth.login)
     app.command()(auth.logout)
     app.command()(auth.whoami)
     grants.register(app)
     app.command()(serve.serve)
+    app.command()(up.up)
     app.add_typer(policy.app, name="policy")
     app.add_typer(dev_cluster.app, name="dev-cluster")
 

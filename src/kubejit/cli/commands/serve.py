@@ -8,7 +8,23 @@ from typing import Annotated
 
 import typer
 
-from kubejit.config import load_settings
+from kubejit.config import Settings, load_settings
+
+
+def run_broker(settings: Settings) -> None:
+    """Build the services (validating policy and clusters first) and serve until interrupted."""
+    import uvicorn
+
+    from kubejit.server.app import create_app
+    from kubejit.server.wiring import build_services
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2", "alembic"):  # one line per HTTP call or migration step is noise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    services = build_services(settings)
+    app = create_app(services, max_body_bytes=settings.broker.max_body_bytes)
+    typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
+    uvicorn.run(app, host=settings.broker.host, port=settings.broker.port, log_level="warning")
 
 
 def serve(
@@ -21,21 +37,12 @@ def serve(
     """Run the broker: REST API, expiry sweeper and reconciler.
 
     The config names the clusters, the policy file and the store; it is validated before anything
-    starts, and errors point at file:line:column.
+    starts, and errors point at file:line:column. See docs/configuration.md.
     """
-    import uvicorn
-
-    from kubejit.server.app import create_app
-    from kubejit.server.wiring import build_services
-
     settings = load_settings(config)
-    if host or port is not None:
-        broker = settings.broker.model_copy(
-            update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if overrides:
+        settings = Settings.model_validate(
+            settings.model_dump(by_alias=False) | {"broker": settings.broker.model_copy(update=overrides)}
         )
-        settings = settings.model_copy(update={"broker": broker})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    services = build_services(settings)
-    app = create_app(services, max_body_bytes=settings.broker.max_body_bytes)
-    typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
-    uvicorn.run(app, host=settings.broker.host, port=settings.broker.port, log_level="warning")
+    run_broker(settings)
