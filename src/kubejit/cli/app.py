@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from kubejit.errors import KubejitError
+from kubejit.errors import KubejitError, RequestDenied
 
 app = typer.Typer(
     name="kubejit",
@@ -35,7 +35,8 @@ def _register() -> None:
 
 def print_error(exc: KubejitError) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True)
+    rule = f" (policy rule: {exc.rule})" if isinstance(exc, RequestDenied) and exc.rule else ""
+    err.print(f"[bold red]Error:[/] {escape(exc.message + rule)}", markup=True)
     if exc.hint:
         err.print(f"[bold]Hint:[/] {escape(exc.hint)}", markup=True)
 
