@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from kubejit.cli.commands import auth, dev_cluster, grants, policy, serve, up
+    from kubejit.cli.commands import auth, dev_cluster, grants, policy, scan, serve, up
 
     app.command()(auth.login)
     app.command()(auth.logout)
@@ -31,6 +31,7 @@ def _register() -> None:
     app.command()(up.up)
     app.add_typer(policy.app, name="policy")
     app.add_typer(dev_cluster.app, name="dev-cluster")
+    scan.register(app)
 
 
 def print_error(exc: KubejitError) -> None:
