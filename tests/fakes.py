@@ -68,9 +68,16 @@ class MemoryStore:
         self.events.extend(events)
 
     def record_token(
-        self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime
+        self,
+        grant_id: GrantId,
+        *,
+        token_id: str,
+        token_sha256: str,
+        expires_at: datetime,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
         self.tokens.append((grant_id, token_id, token_sha256))
+        self.events.extend(events)
 
     def count_by_state(self) -> dict[str, int]:
         return dict(Counter(str(g.state) for g in self.grants.values()))

@@ -107,13 +107,11 @@ class KubeClusterAdapter:
     def ensure_grant_objects(self, grant: Grant) -> None:
         """Create (or find) the grant's ServiceAccount, then its bindings.
 
-        Target namespaces are checked first; on a permanent failure the objects this call created
-        are removed again (a transient one leaves them for the retry to find).
+        A missing target namespace shows as a 404 on its binding. On a permanent failure the objects
+        this call created are removed again (a transient one leaves them for the retry to find).
         """
         self._check_cluster(grant)
         bindings = role_bindings_for(grant, sa_namespace=self.grant_namespace)
-        if not grant.role.cluster_scope:
-            self._require_namespaces(grant.namespaces)
         created: list[KubeObject] = []
         try:
             self._ensure(service_account_for(grant, namespace=self.grant_namespace), created=created)
@@ -193,11 +191,6 @@ class KubeClusterAdapter:
                 f"grant {grant.id} is for cluster '{grant.cluster}', not '{self.name}'",
                 hint="This is a bug in the caller: grants must be sent to their own cluster's adapter.",
             )
-
-    def _require_namespaces(self, namespaces: tuple[str, ...]) -> None:
-        for ns in dict.fromkeys(namespaces):
-            if not self.namespace_exists(ns):
-                raise _missing_namespace(ns, cluster=self.name)
 
     def _ensure(self, obj: KubeObject, *, created: list[KubeObject]) -> None:
         """Create ``obj``; if it already exists, accept it only when it is the same grant's object."""

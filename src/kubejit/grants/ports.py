@@ -76,9 +76,15 @@ class GrantStore(Protocol):
     def count_by_state(self) -> dict[str, int]: ...
 
     def record_token(
-        self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime
+        self,
+        grant_id: GrantId,
+        *,
+        token_id: str,
+        token_sha256: str,
+        expires_at: datetime,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
-        """Keep only the hash and the id of a minted token."""
+        """Keep only the hash and the id of a minted token, with its audit events, in one transaction."""
         ...
 
 

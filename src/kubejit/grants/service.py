@@ -235,15 +235,15 @@ class GrantService:
         seconds = max(MIN_TOKEN_SECONDS, int(grant.time_left(now).total_seconds()))
         minted = self._cluster(grant.cluster).mint_token(grant, expiration_seconds=seconds)
         digest = hashlib.sha256(minted.token.encode()).hexdigest()
-        self.store.record_token(
-            grant.id, token_id=minted.token_id, token_sha256=digest, expires_at=minted.expires_at
+        event = self._event(
+            "token.minted", principal.name, grant, token_id=minted.token_id, token_sha256=digest
         )
-        self.store.record(
-            [
-                self._event(
-                    "token.minted", principal.name, grant, token_id=minted.token_id, token_sha256=digest
-                )
-            ]
+        self.store.record_token(
+            grant.id,
+            token_id=minted.token_id,
+            token_sha256=digest,
+            expires_at=minted.expires_at,
+            events=[event],
         )
         return minted
 

@@ -43,6 +43,14 @@ class RequesterSummary:
     active_grants: int
 
 
+# Built once with bind parameters: building an UPDATE of every column per call cost more than running it.
+_SAVE = (
+    sa.update(grants)
+    .where(grants.c.id == sa.bindparam("old_id"), grants.c.version == sa.bindparam("old_version"))
+    .values({c.name: sa.bindparam(f"new_{c.name}") for c in grants.c if c.name != "id"})
+)
+
+
 class SqlGrantStore:
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
         self.engine = engine
@@ -62,15 +70,10 @@ class SqlGrantStore:
 
     def save(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant:
         """Write ``grant`` if nobody saved it since it was read (same version), plus its events."""
-        row = grant_to_row(grant)
-        del row["id"]
-        query = (
-            sa.update(grants)
-            .where(grants.c.id == grant.id, grants.c.version == grant.version)
-            .values(**row, version=grant.version + 1)
-        )
+        params = {f"new_{k}": v for k, v in grant_to_row(grant).items() if k != "id"}
+        params.update(new_version=grant.version + 1, old_id=grant.id, old_version=grant.version)
         with write_transaction(self.engine) as conn:
-            if conn.execute(query).rowcount != 1:
+            if conn.execute(_SAVE, params).rowcount != 1:
                 if not _exists(conn, grant.id):
                     raise _not_found(grant.id)
                 raise Conflict(
@@ -133,9 +136,15 @@ class SqlGrantStore:
             audit_log.append(conn, events)
 
     def record_token(
-        self, grant_id: GrantId, *, token_id: str, token_sha256: str, expires_at: datetime
+        self,
+        grant_id: GrantId,
+        *,
+        token_id: str,
+        token_sha256: str,
+        expires_at: datetime,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
-        """Keep a minted token's id and sha256 (never the token), to trace and recognise it later."""
+        """Keep a minted token's id and sha256 (never the token), with its audit events, in one transaction."""
         if not _SHA256_HEX.fullmatch(token_sha256):
             # The value is deliberately not echoed: a caller passing the token itself must not log it.
             raise InvalidInput(
@@ -156,6 +165,7 @@ class SqlGrantStore:
             if conn.execute(known).first() is not None:
                 raise Conflict(f"this token is already recorded (grant {grant_id}, token id {token_id})")
             conn.execute(sa.insert(tokens), row)
+            audit_log.append(conn, events)
 
     # -- listings for admins and metrics -------------------------------------------------------
     def list_requesters(self) -> builtins.list[RequesterSummary]:
