@@ -89,7 +89,10 @@ class Broker:
         config = self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [KUBEJIT, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, env=self._env()
+            [KUBEJIT, "serve", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env_for(),
         )
         log.close()
         deadline = time.monotonic() + 60
@@ -119,7 +122,7 @@ class Broker:
                 self.process.kill()
                 self.process.wait()
 
-    def _env(self, user: str | None = None) -> dict[str, str]:
+    def env_for(self, user: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
         if user:
             home = self.workdir / "people" / user
@@ -134,7 +137,7 @@ class Broker:
 
     def cli(self, user: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [KUBEJIT, *args], env=self._env(user), capture_output=True, text=True, timeout=120
+            [KUBEJIT, *args], env=self.env_for(user), capture_output=True, text=True, timeout=120
         )
         if check and done.returncode != 0:
             raise AssertionError(
@@ -166,5 +169,5 @@ class Broker:
 
     def kubectl(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [KUBECTL, *args], env=self._env(user), capture_output=True, text=True, timeout=60
+            [KUBECTL, *args], env=self.env_for(user), capture_output=True, text=True, timeout=60
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -9,7 +11,7 @@ from lightkube import Client
 
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import KubectlResult, RedactedToken, kubectl_with_token
-from tests.broker_process import Broker
+from tests.broker_process import KUBEJIT, Broker
 from tests.e2e.conftest import owned_objects
 
 POLL_SECONDS = 40  # the API server caches token reviews for about 10 s
@@ -140,3 +142,38 @@ def test_offboarding_revokes_everything_a_person_holds(
     ended = broker.json("root", "revoke", "--user", "alice", "--reason", "left the company")
     assert sorted(g["id"] for g in ended) == sorted(ids)
     assert all(owned_objects(admin_client, gid) == [] for gid in ids)
+
+
+def test_request_wait_returns_once_approved(
+    broker: Broker, control_plane: ControlPlane, namespaces: Callable[..., list[str]]
+) -> None:
+    (ns,) = namespaces(control_plane, 1)
+    broker.login("alice", "bob", "carol")
+    args = [
+        "request",
+        "-c",
+        control_plane.name,
+        "-n",
+        ns,
+        "-r",
+        "admin",
+        "--reason",
+        "deploy",
+        "--wait",
+        "-o",
+        "json",
+    ]
+    waiting = subprocess.Popen(
+        [KUBEJIT, *args],
+        env=broker.env_for("alice"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    eventually(lambda: bool(broker.json("bob", "requests")["waiting_for_me"]), what="request visible to bob")
+    (pending,) = broker.json("bob", "requests")["waiting_for_me"]
+    broker.cli("bob", "approve", pending["id"])
+    broker.cli("carol", "approve", pending["id"])
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert json.loads(out)["data"]["state"] == "active"
