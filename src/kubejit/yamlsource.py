@@ -5,7 +5,9 @@ PyYAML's composed node tree keeps marks; ``locate`` walks it along a pydantic er
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -65,18 +67,33 @@ def where(source: str, node: yaml.Node | None, path: Sequence[str | int], *, at_
     return f"{source}:{position[0]}:{position[1]}" if position else source
 
 
-def read_text(path: str, *, what: str, error: type[ConfigError] = ConfigError) -> str:
-    """Read a YAML file with errors that say which file and what to do."""
+def read_text(
+    path: str | os.PathLike[str],
+    *,
+    what: str,
+    error: type[ConfigError] = ConfigError,
+    missing_hint: str = "Check the path.",
+) -> str:
+    """Read a hand-written YAML file (at most 1 MiB, UTF-8) with errors that say which file and what to do."""
+    file = Path(path)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_YAML_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise error(f"{what} file {path} does not exist", hint="Check the path.") from exc
-    except OSError as exc:
-        raise error(f"cannot read {what} file {path}: {exc.strerror}") from exc
-    if len(raw) > MAX_YAML_BYTES:
-        raise error(f"{what} file {path} is larger than 1 MiB")
+        with file.open("rb") as stream:
+            data = stream.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError as e:
+        raise error(f"{file}: {what} file not found", hint=missing_hint) from e
+    except OSError as e:
+        raise error(
+            f"{file}: cannot read the {what} file: {e.strerror or e}",
+            hint="Make sure the path is a regular file the broker's user can read.",
+        ) from e
+    if len(data) > MAX_YAML_BYTES:
+        raise error(
+            f"{file}: {what} file is larger than 1 MiB", hint="It is written by hand; is this the right file?"
+        )
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} file {path} is not UTF-8 text") from exc
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{file}: {what} file is not valid UTF-8 (bad byte at offset {e.start})",
+            hint="Save the file as UTF-8.",
+        ) from e

@@ -68,4 +68,4 @@ def test_unsafe_dev_issuer_and_missing_files_are_refused(tmp_path: Path) -> None
     done = serve(write(tmp_path, policyFile="nope.yaml"))
     assert done.returncode == 78 and "nope.yaml" in done.stderr and "Traceback" not in done.stderr
     done = serve(tmp_path / "missing.yaml")
-    assert done.returncode == 78 and "does not exist" in done.stderr
+    assert done.returncode == 78 and "config file not found" in done.stderr

@@ -28,9 +28,10 @@ from kubejit.errors import InvalidInput, PolicyError
 from kubejit.policy.evaluate import DEFAULT_DENY
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, is_name_pattern
 from kubejit.policy.model import SYSTEM_NAMESPACES, Policy, RoleRef, Rule
+from kubejit.yamlsource import MAX_YAML_BYTES, read_text
 
 #: A policy is written by hand; anything bigger is a mistake (or an attack on the parser).
-MAX_POLICY_BYTES = 1024 * 1024
+MAX_POLICY_BYTES = MAX_YAML_BYTES
 
 _TOP_KEYS = ("roles", "adminGroups", "rules")
 _ROLE_KEYS = ("clusterRole", "role", "clusterScope")
@@ -53,30 +54,13 @@ def load_policy_file(
     path: str | os.PathLike[str], *, protected_namespaces: frozenset[str] = frozenset()
 ) -> Policy:
     """Read and parse a policy file; the one function here that touches the file system."""
-    file = Path(path)
-    try:
-        with file.open("rb") as stream:
-            data = stream.read(MAX_POLICY_BYTES + 1)
-    except FileNotFoundError as e:
-        raise PolicyError(
-            f"{file}: policy file not found",
-            hint="Check the policy path in the kubejit settings; src/kubejit/examples/policy.yaml is a start.",
-        ) from e
-    except OSError as e:
-        raise PolicyError(
-            f"{file}: cannot read the policy file: {e.strerror or e}",
-            hint="Make sure the path is a regular file the broker's user can read.",
-        ) from e
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{file}: policy file is larger than 1 MiB", hint="A policy is written by hand.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise PolicyError(
-            f"{file}: policy file is not valid UTF-8 (bad byte at offset {e.start})",
-            hint="Save the file as UTF-8.",
-        ) from e
-    return parse_policy(text, source=str(file), protected_namespaces=protected_namespaces)
+    text = read_text(
+        path,
+        what="policy",
+        error=PolicyError,
+        missing_hint="Check the policy path in the kubejit settings; src/kubejit/examples/policy.yaml is a start.",
+    )
+    return parse_policy(text, source=str(Path(path)), protected_namespaces=protected_namespaces)
 
 
 def parse_policy(
