@@ -123,3 +123,46 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_cluster", "cluster"),
     sa.Index("ix_audit_events_at", "at"),
 )
+
+#: Signed checkpoints of the audit chain: a signature over (seq, hash) makes cutting the tail evident.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("seq", SEQ_TYPE, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+)
+
+#: The audit log is its own outbox: each sink remembers the last event it delivered.
+audit_sink_cursors = sa.Table(
+    "audit_sink_cursors",
+    metadata,
+    sa.Column("sink", sa.String(128), primary_key=True),
+    sa.Column("delivered_seq", SEQ_TYPE, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_delivered_at", UTCDateTime, nullable=True),
+)
+
+#: People seen by the broker: Kubernetes has no user database, so kubejit keeps this one.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", sa.String(255), primary_key=True),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("groups", sa.JSON, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_login", UTCDateTime, nullable=False),
+)
+
+#: Token ids (issuer + jti, hashed) already exchanged, kept until the token expires: replay refused.
+seen_token_ids = sa.Table(
+    "seen_token_ids",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_seen_token_ids_expires_at", "expires_at"),
+)
