@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -61,6 +62,8 @@ class KubeClusterAdapter:
         self.audience = audience
         self._client = client
         self._warned_cluster_scope = False
+        #: Activation sends its creates side by side: one round trip instead of one per object.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"kubejit-{name}")
 
     @classmethod
     def from_kubeconfig(
@@ -95,6 +98,7 @@ class KubeClusterAdapter:
         return cls(name, client=_client(config), grant_namespace=grant_namespace, audience=audience)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self._client.close()
 
     def __enter__(self) -> KubeClusterAdapter:
@@ -105,22 +109,26 @@ class KubeClusterAdapter:
 
     # -- the ClusterAdapter port -----------------------------------------------------------------
     def ensure_grant_objects(self, grant: Grant) -> None:
-        """Create (or find) the grant's ServiceAccount, then its bindings.
+        """Create (or find) the grant's ServiceAccount and its bindings, all at once.
 
+        A binding may name a ServiceAccount that does not exist yet, so nothing orders these calls.
         A missing target namespace shows as a 404 on its binding. On a permanent failure the objects
         this call created are removed again (a transient one leaves them for the retry to find).
         """
         self._check_cluster(grant)
-        bindings = role_bindings_for(grant, sa_namespace=self.grant_namespace)
+        wanted = [
+            service_account_for(grant, namespace=self.grant_namespace),
+            *role_bindings_for(grant, sa_namespace=self.grant_namespace),
+        ]
         created: list[KubeObject] = []
-        try:
-            self._ensure(service_account_for(grant, namespace=self.grant_namespace), created=created)
-            for binding in bindings:
-                self._ensure(binding, created=created)
-        except errors.ClusterError as e:
-            if not isinstance(e, errors.ClusterUnavailable):
-                self._undo(created)
-            raise
+        futures = [self._pool.submit(self._ensure, obj, created=created) for obj in wanted]
+        failures = [e for f in futures if isinstance(e := f.exception(), BaseException)]
+        if not failures:
+            return
+        permanent = [e for e in failures if not isinstance(e, errors.ClusterUnavailable)]
+        if permanent:
+            self._undo(created)
+        raise (permanent or failures)[0]
 
     def delete_grant_objects(self, grant_id: GrantId) -> None:
         """Delete the grant's bindings first (access ends at once), then its ServiceAccount."""
@@ -252,7 +260,8 @@ class KubeClusterAdapter:
         log.info("cluster %s: deleted %s", self.name, _describe(obj))
 
     def _undo(self, created: list[KubeObject]) -> None:
-        for obj in reversed(created):
+        """Bindings first, then the ServiceAccount: access ends before its holder does."""
+        for obj in sorted(created, key=lambda o: isinstance(o, ServiceAccount)):
             try:
                 self._delete(obj)
             except errors.ClusterError as e:  # the reconciler removes it later, by its labels
