@@ -32,8 +32,13 @@ def login(
 
 def logout() -> None:
     """Forget the local session (and with it the cached credentials)."""
+    from kubejit.exec_plugin import forget_tokens
+
     removed = session.clear()
+    dropped = forget_tokens()  # kubectl must not keep working on tokens of a session that is gone
     render.console.print("Logged out." if removed else "You were not logged in.")
+    if dropped:
+        render.console.print(f"Dropped {dropped} cached kubectl token(s).")
 
 
 def whoami(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> None:

@@ -9,6 +9,8 @@ import typer
 
 from kubejit.cli import render, session
 from kubejit.cli.client import BrokerClient
+from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
+from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput
@@ -46,6 +48,12 @@ def request(
         bool, typer.Option("--wait", help="Wait (with a spinner) until approved or denied.")
     ] = False,
     wait_timeout: Annotated[int, typer.Option(help="Stop waiting after this many seconds.")] = 3600,
+    use: Annotated[
+        bool,
+        typer.Option(
+            "--use", help="Once active: write its kubectl context and switch to it (see `kubeconfig`)."
+        ),
+    ] = False,
     broker: BrokerOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -68,11 +76,29 @@ def request(
         grant = client.call("POST", "/v1/grants", json=body)
         if wait and grant["state"] == "pending":
             grant = _wait_for_decision(client, grant, timeout=wait_timeout, quiet=output is Output.json)
+        written = _use(client, grant) if use else None
     render.grant(grant, output, headline=_headline(grant))
     if output is Output.table and grant["state"] == "pending" and not wait:
         render.console.print(f"Waiting for approval. Approvers run: kubejit approve {grant['id']}")
+    if use and output is Output.table:
+        _show_use(grant, written)
     if grant["state"] in ("denied", "expired", "failed"):
         raise typer.Exit(3)
+
+
+def _use(client: BrokerClient, grant: dict[str, Any]) -> KubeconfigResult | None:
+    """request --use: the kubeconfig context of the new grant, current, when the grant is active."""
+    if grant["state"] != "active":
+        return None
+    return write_contexts(client, client.base_url, grant_id=grant["id"], path=None, use=True, prune=False)
+
+
+def _show_use(grant: dict[str, Any], written: KubeconfigResult | None) -> None:
+    if written is None:
+        if grant["state"] in ("pending", "approved"):
+            render.console.print(f"Once it is active, run: kubejit kubeconfig --grant {grant['id']} --use")
+        return
+    show_kubeconfig(written)
 
 
 def _headline(grant: dict[str, Any]) -> str:

@@ -1,0 +1,159 @@
+"""kubejit kubeconfig: one context per active grant, whose user runs `kubejit token` (no token in it).
+
+Thin: asks the broker for the grants and where their clusters are, then hands the merge to
+``kubejit.kubeconfig_file`` (pure) and writes the file under a lock.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kubejit import kubeconfig_file as kf
+from kubejit.cli import render, session
+from kubejit.cli.client import BrokerClient
+from kubejit.cli.options import BrokerOpt
+from kubejit.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class KubeconfigResult:
+    path: str
+    merge: kf.MergeResult
+    unknown: list[str]
+    switched_to: str | None
+
+
+def kubeconfig(
+    grant: Annotated[
+        str | None, typer.Option("--grant", "-g", help="Only this grant (default: all your active grants).")
+    ] = None,
+    all_grants: Annotated[
+        bool, typer.Option("--all", help="Every active grant of yours (the default).")
+    ] = False,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", "-f", help="Kubeconfig to merge into (default: first of $KUBECONFIG, ~/.kube/config)."
+        ),
+    ] = None,
+    use: Annotated[
+        bool, typer.Option("--use", help="Switch kubectl to the (newest) written context.")
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove contexts of grants that have ended.")
+    ] = False,
+    broker: BrokerOpt = None,
+) -> None:
+    """Write kubectl contexts for your active grants (kubectl then gets tokens from `kubejit token`).
+
+    Example: kubejit kubeconfig --grant g1a2b3c4d5e6 --use && kubectl get pods
+    """
+    if grant and all_grants:
+        raise InvalidInput(
+            "give --grant or --all, not both", hint="Without either, all active grants are written."
+        )
+    current = session.require()
+    url = session.broker_url(broker)
+    with BrokerClient(url, token=current.token) as client:
+        result = write_contexts(client, url, grant_id=grant, path=file, use=use, prune=prune)
+    show(result)
+
+
+def write_contexts(
+    client: BrokerClient,
+    broker: str,
+    *,
+    grant_id: str | None,
+    path: str | None,
+    use: bool,
+    prune: bool,
+) -> KubeconfigResult:
+    """Merge the contexts of one grant (or all active ones) into the kubeconfig; used by `request --use`."""
+    active = client.call("GET", "/v1/grants", params={"scope": "mine", "state": ["active"]})
+    chosen = [g for g in active if grant_id is None or g["id"] == grant_id]
+    if grant_id is not None and not chosen:
+        raise _not_active(client, grant_id)
+    clusters = {c["name"]: c for c in client.call("GET", "/v1/clusters")}
+    planned = kf.plan_contexts(chosen, clusters, broker=broker, command=kubejit_command())
+    target = path or kf.default_path()
+    with kf.KubeconfigLock(target):
+        config = kf.read_kubeconfig(target)
+        ended = _ended_grants(config, active, broker) if prune else set()
+        switch = planned[0].context if use and planned else None
+        merged = kf.merge(config, contexts=planned, remove_grants=ended, use=switch)
+        if merged.text != config.text:
+            kf.write_kubeconfig(target, merged.text)
+    return KubeconfigResult(target, merged, config.unknown, switch)
+
+
+def _ended_grants(config: kf.Kubeconfig, active: list[dict[str, Any]], broker: str) -> set[str]:
+    """Grants of this broker with a context in the file that are no longer active."""
+    live = {g["id"] for g in active}
+    users = {e.name: e.value for e in config.entries["users"]}
+    return {
+        grant
+        for name, grant in config.owned_users().items()
+        if grant not in live and (kf.broker_of(users[name]) or broker).rstrip("/") == broker.rstrip("/")
+    }
+
+
+def _not_active(client: BrokerClient, grant_id: str) -> NotFound:
+    grant = client.call("GET", f"/v1/grants/{grant_id}")
+    again = (
+        f"kubejit request --cluster {grant['cluster']} "
+        + " ".join(f"--namespace {ns}" for ns in grant["namespaces"])
+        + f" --role {grant['role']}"
+    )
+    if grant["state"] in ("pending", "approved"):
+        hint = f"Once it is approved run `kubejit kubeconfig --grant {grant_id}` (`kubejit grants` shows it)."
+    else:
+        hint = f"To get access again run: {again}"
+    return NotFound(f"grant {grant_id} is {grant['state']}, not active: no context written", hint=hint)
+
+
+def kubejit_command() -> str:
+    """The kubejit beside this Python (same installation), else the one on PATH."""
+    beside = Path(sys.executable).with_name("kubejit")
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("kubejit") or "kubejit"
+
+
+def show(result: KubeconfigResult) -> None:
+    out = render.console
+    merged = result.merge
+    for name in merged.added:
+        out.print(f"Added context [bold]{name}[/] to {result.path}.")
+    for name in merged.updated:
+        out.print(f"Context [bold]{name}[/] in {result.path} is up to date.")
+    for name in merged.removed:
+        out.print(f"Removed context {name} (its grant has ended).")
+    if not (merged.added or merged.updated or merged.removed):
+        out.print("No active grants: nothing to write. `kubejit request ...` asks for access.")
+    if result.switched_to:
+        out.print(f"kubectl now uses context [bold]{result.switched_to}[/].")
+    if result.unknown:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"Note: {result.path} has fields kubectl ignores; kubejit kept them as they are: "
+            f"{', '.join(result.unknown)}",
+            markup=False,
+        )
+
+
+def token(
+    grant: Annotated[str, typer.Option("--grant", help="The grant whose token kubectl needs.")],
+    broker: Annotated[str | None, typer.Option("--broker", help="The broker that holds the grant.")] = None,
+) -> None:
+    """kubectl's exec credential plugin (written into contexts by `kubejit kubeconfig`); prints an
+    ExecCredential. `kubejit token` normally runs without loading this CLI (see exec_plugin)."""
+    from kubejit.exec_plugin import main as serve_token
+
+    args = ["--grant", grant] + (["--broker", broker] if broker else [])
+    raise typer.Exit(serve_token(args))

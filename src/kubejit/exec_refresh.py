@@ -1,0 +1,457 @@
+"""The refresh path of ``kubejit token``: what runs when the cached path has no fresh token to serve.
+
+Under one ``flock`` per cache entry it re-reads the entry (a concurrent kubectl process may have just
+refreshed it, so 50 parallel kubectl calls cause one broker call), then asks the broker for the
+grant and a token. Everything the user must act on becomes one message on stderr naming the next
+command (kubectl prints the plugin's stderr) and exit code 1: the plugin never prompts.
+
+A per-broker back-off file (1 s doubling to 30 s) makes calls fail fast while the broker is down, and
+a still-valid cached token keeps being served meanwhile. Only the standard library is used (urllib,
+not httpx): a cold call costs one interpreter plus the two HTTP round trips.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from kubejit.exec_plugin import (
+    CachePaths,
+    PluginArgs,
+    credential,
+    forget_markers,
+    is_fresh,
+    mark_served,
+    read_entry,
+    remove,
+    render_entry,
+    said,
+    session_stamp,
+    write_private,
+)
+
+if TYPE_CHECKING:
+    from kubejit.cli.session import Session
+
+#: Refresh this long before a token expires (clock skew between this machine and the API server)...
+SKEW_SECONDS = 60.0
+#: ...or this fraction of the token's lifetime, if smaller.
+SKEW_FRACTION = 0.1
+#: A token the API server rejects although the broker minted it this recently is not minted again.
+RECENT_MINT_SECONDS = 30.0
+BACKOFF_MAX_SECONDS = 30.0
+LOCK_WAIT_SECONDS = 60.0
+BROKER_TIMEOUT_SECONDS = 10.0
+ENDED_STATES = frozenset({"expired", "revoked", "denied", "failed"})
+
+
+def _say(message: str, hint: str | None) -> None:
+    sys.stderr.write(said(message, hint))
+
+
+def refresh(args: PluginArgs, api_version: str, *, from_client_go: bool, rejected: str | None) -> int:
+    """Under the entry's lock: re-read, then serve, fetch from the broker, or explain and exit 1."""
+    from kubejit.cli import session as sessions
+
+    login = sessions.load()
+    broker = args.broker or (login.broker if login else None) or sessions.DEFAULT_BROKER
+    paths = CachePaths(args.grant, broker)
+    ensure_private_dir(paths.root)
+    with EntryLock(paths.lock):
+        fields, problem = read_entry(paths.entry)
+        if problem is not None:
+            _say(f"warning: the token cache file {paths.entry} {problem}; it was removed", None)
+            remove(paths.entry)
+        if fields is not None and fields["kind"] == "ended":
+            sys.stderr.write(fields["body"])
+            return 1
+        session = _require_session(login, broker, paths)
+        if fields is not None and fields["user"] != session.user:
+            remove(paths.entry)
+            fields = None
+        if fields is not None and is_fresh(fields) and fields["serial"] != rejected:
+            if fields["session"] != session_stamp():
+                fields["session"] = session_stamp()
+                write_private(paths.entry, render_entry(fields))
+            return _emit(paths, fields, api_version, from_client_go=from_client_go)
+        return _from_broker(paths, fields, session, api_version, from_client_go, rejected)
+
+
+def _require_session(login: Session | None, broker: str, paths: CachePaths) -> Session:
+    from kubejit.errors import AuthenticationFailed
+
+    if login is None:
+        remove(paths.entry)
+        raise AuthenticationFailed(
+            "you are not logged in to kubejit",
+            hint=f"Run `kubejit login --broker {broker}`, then kubectl again.",
+        )
+    if login.broker.rstrip("/") != broker:
+        raise AuthenticationFailed(
+            f"you are logged in to the broker {login.broker}, but this grant lives on {broker}",
+            hint=f"Run `kubejit login --broker {broker}`.",
+        )
+    return login
+
+
+def _from_broker(
+    paths: CachePaths,
+    fields: dict[str, str] | None,
+    session: Session,
+    api_version: str,
+    from_client_go: bool,
+    rejected: str | None,
+) -> int:
+    from kubejit.errors import BrokerUnreachable
+
+    now = time.time()
+    usable = fields if fields is not None and fields["serial"] != rejected else None
+    try:
+        wait_for_backoff(paths, session.broker, now=now)
+    except BrokerUnreachable as exc:
+        return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
+    api = BrokerApi(session.broker, session.token)
+    try:
+        grant = api.get_grant(paths.grant)
+        message = state_message(grant, broker=session.broker)
+        if message is None:
+            _refuse_remint(grant, fields if rejected is not None else None, now=now)
+            token, grant = _mint(api, grant)
+            message = state_message(grant, broker=session.broker)
+    except BrokerUnreachable as exc:
+        note_broker_down(paths, exc.message, now=now)
+        return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
+    clear_backoff(paths)
+    if message is not None:
+        return _grant_not_usable(paths, grant, message)
+    fresh = token_entry(grant, token, now=now, user=session.user, stamp=session_stamp())
+    write_private(paths.entry, render_entry(fresh))
+    forget_markers(paths, keep=fresh["serial"])
+    return _emit(paths, fresh, api_version, from_client_go=from_client_go)
+
+
+def _mint(api: BrokerApi, grant: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A token, or (when the grant ended between the two calls) the grant as it is now."""
+    from kubejit.errors import Conflict
+
+    try:
+        return api.mint_token(grant["id"]), grant
+    except Conflict:
+        again = api.get_grant(grant["id"])
+        if again["state"] == "active":
+            raise
+        return {}, again
+
+
+def _refuse_remint(grant: dict[str, Any], rejected: dict[str, str] | None, *, now: float) -> None:
+    """The API server refused a token minted moments ago for an active grant: another token would
+    fare no better (wrong cluster entry?), so explain instead of minting in a loop."""
+    from kubejit.errors import Conflict
+
+    if rejected is None or now - float(rejected["minted_at"]) >= RECENT_MINT_SECONDS:
+        return
+    raise Conflict(
+        f"the API server rejected the token of grant {grant['id']}, which is active and was minted "
+        f"{now - float(rejected['minted_at']):.0f}s ago",
+        hint="If the grant was just revoked, kubectl says so on the next try; otherwise check that the "
+        f"context's cluster is the broker's {grant['cluster']} (`kubejit kubeconfig` rewrites it).",
+    )
+
+
+def _broker_down(
+    paths: CachePaths,
+    usable: dict[str, str] | None,
+    exc: Exception,
+    api_version: str,
+    *,
+    from_client_go: bool,
+    now: float,
+) -> int:
+    """Keep kubectl working on a still-valid cached token; otherwise fail fast with the reason."""
+    if usable is None or float(usable["not_after"]) <= now + 5:
+        raise exc
+    until = clock(float(usable["not_after"]))
+    _say(f"warning: {exc}; using the cached token, valid until {until}", None)
+    return _emit(paths, stale_until_expiry(usable), api_version, from_client_go=from_client_go)
+
+
+def _grant_not_usable(paths: CachePaths, grant: dict[str, Any], message: tuple[str, str]) -> int:
+    text, hint = message
+    if grant["state"] in ENDED_STATES:  # final: drop the token, keep the explanation
+        tombstone = {"kind": "ended", "state": str(grant["state"]), "body": said(text, hint)}
+        write_private(paths.entry, render_entry(tombstone))
+        forget_markers(paths, keep=None)
+    _say(text, hint)
+    return 1
+
+
+def _emit(paths: CachePaths, fields: dict[str, str], api_version: str, *, from_client_go: bool) -> int:
+    if from_client_go:
+        mark_served(paths, fields["serial"])
+    sys.stdout.write(credential(api_version, fields["body"]))
+    return 0
+
+
+def state_message(grant: dict[str, Any], *, broker: str) -> tuple[str, str] | None:
+    """What to tell the user when the grant cannot give a token now; None when it is active."""
+    state = grant["state"]
+    what = f"grant {grant['id']} ({grant['role']} in {', '.join(grant['namespaces'])} on cluster {grant['cluster']})"
+    again = f"To get access again run: {request_command(grant)}"
+    by = f" by {grant['ended_by']}" if grant.get("ended_by") else ""
+    reason = f": {grant['end_reason']}" if grant.get("end_reason") else ""
+    if state == "active":
+        return None
+    if state == "pending":
+        votes = f"{len(grant.get('approvals', []))}/{grant.get('approvals_required', '?')}"
+        return (
+            f"{what} is waiting for approval ({votes} approvals)",
+            f"Approvers run `kubejit approve {grant['id']}`; kubectl works once it is approved "
+            "(`kubejit grants` shows where it stands).",
+        )
+    if state == "approved":
+        return f"{what} is approved and being activated", "Run kubectl again in a few seconds."
+    if state == "expired":
+        return f"{what} expired{reason}", again
+    if state == "revoked":
+        return f"{what} was revoked{by}{reason}", again
+    if state == "denied":
+        return f"{what} was denied{by}{reason}", again
+    if state == "failed":
+        return f"{what} could not be activated{reason}", again
+    return f"{what} is in the unknown state {state!r} at {broker}", "Upgrade kubejit (`kubejit --version`)."
+
+
+def request_command(grant: dict[str, Any]) -> str:
+    namespaces = " ".join(f"--namespace {ns}" for ns in grant["namespaces"])
+    return f"kubejit request --cluster {grant['cluster']} {namespaces} --role {grant['role']}"
+
+
+def token_entry(
+    grant: dict[str, Any], token: dict[str, Any], *, now: float, user: str, stamp: str
+) -> dict[str, str]:
+    """The cache entry of a fresh token: served until ``refresh_at``, which kubectl is also told."""
+    import json
+
+    token_end = parse_time(str(token["expiration_timestamp"]))
+    grant_end = parse_time(str(grant["expires_at"])) if grant.get("expires_at") else token_end
+    refresh_at = refresh_time(now=now, token_end=token_end, grant_end=grant_end)
+    status = {"token": str(token["token"]), "expirationTimestamp": rfc3339(refresh_at)}
+    return {
+        "kind": "token",
+        "refresh_at": repr(refresh_at),
+        "not_after": repr(min(token_end, grant_end)),
+        "minted_at": repr(now),
+        "session": stamp,
+        "user": user,
+        "serial": serial_of(str(token.get("token_id") or "")) or f"t{int(now * 1000):x}",
+        "cluster": str(grant["cluster"]),
+        "role": str(grant["role"]),
+        "namespaces": ",".join(grant["namespaces"]),
+        "body": json.dumps(status, separators=(",", ":")),
+    }
+
+
+def refresh_time(*, now: float, token_end: float, grant_end: float) -> float:
+    """Before the token expires, by the skew margin; but a token that outlives the grant is kept to the
+    grant's end, since a new one would not outlive it either (and then the grant is over)."""
+    if grant_end <= token_end:
+        return grant_end
+    margin = min(SKEW_SECONDS, SKEW_FRACTION * max(token_end - now, 0.0))
+    return token_end - margin
+
+
+def stale_until_expiry(fields: dict[str, str]) -> dict[str, str]:
+    """The entry re-labelled to expire at the token's real end: kubectl keeps it, the broker is down."""
+    import json
+
+    status = json.loads(fields["body"])
+    status["expirationTimestamp"] = rfc3339(float(fields["not_after"]))
+    return {**fields, "body": json.dumps(status, separators=(",", ":"))}
+
+
+def serial_of(token_id: str) -> str:
+    return "".join(c for c in token_id if c.isascii() and c.isalnum())[:24]
+
+
+def parse_time(value: str) -> float:
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def rfc3339(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(epoch))
+
+
+def ensure_private_dir(path: str) -> None:
+    from kubejit.errors import ConfigError
+
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use the token cache folder {path}: {exc.strerror}",
+            hint="Make it writable by you, or point XDG_CACHE_HOME elsewhere.",
+        ) from exc
+
+
+class EntryLock:
+    """An exclusive ``flock`` on the entry's lock file; the waiters re-read what the holder wrote."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        pause = 0.002
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    _lock_timeout(self.path)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def _lock_timeout(path: str) -> None:
+    from kubejit.errors import ConfigError
+
+    raise ConfigError(
+        f"another `kubejit token` held {path} for {LOCK_WAIT_SECONDS:.0f}s",
+        hint="A kubejit process is stuck talking to the broker; end it, or delete the lock file.",
+    )
+
+
+# -- back-off --------------------------------------------------------------------------------------
+
+
+def wait_for_backoff(paths: CachePaths, broker: str, *, now: float) -> None:
+    """Fail fast while a recent attempt found the broker down: one probe per back-off period."""
+    from kubejit.errors import BrokerUnreachable
+
+    fields = read_entry_lines(paths.down)
+    until = float(fields.get("until", "0") or 0)
+    if now < until:
+        raise BrokerUnreachable(
+            f"the kubejit broker at {broker} was unreachable at {clock(float(fields.get('at', now)))} "
+            f"({fields.get('error', 'no answer')}); next try after {clock(until)}",
+            hint="Check that the broker runs (`kubejit serve`) and is reachable; kubectl works again once "
+            "it answers.",
+        )
+
+
+def note_broker_down(paths: CachePaths, error: str, *, now: float) -> None:
+    previous = read_entry_lines(paths.down)
+    failures = int(previous.get("failures", "0") or 0) + 1 if previous else 1
+    delay = min(BACKOFF_MAX_SECONDS, 2.0 ** (failures - 1))
+    text = f"failures {failures}\nat {now!r}\nuntil {now + delay!r}\nerror {error.replace(chr(10), ' ')}\n"
+    write_private(paths.down, text)
+
+
+def clear_backoff(paths: CachePaths) -> None:
+    remove(paths.down)
+
+
+def read_entry_lines(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as lines:
+            return dict(line.rstrip("\n").partition(" ")[::2] for line in lines)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+
+
+# -- the broker ----------------------------------------------------------------------------------
+
+
+class BrokerApi:
+    """The two calls the plugin needs, over urllib: stdlib only, and cheaper to import than httpx."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.token = token
+
+    def get_grant(self, grant_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/grants/{grant_id}", grant_id)
+
+    def mint_token(self, grant_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/grants/{grant_id}/token", grant_id)
+
+    def _call(self, method: str, path: str, grant_id: str) -> dict[str, Any]:
+        import http.client
+        import json
+        import urllib.error
+        import urllib.request
+
+        from kubejit.errors import BrokerUnreachable
+
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={
+                "authorization": f"Bearer {self.token}",
+                "accept": "application/json",
+                "user-agent": "kubejit-exec-plugin",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=BROKER_TIMEOUT_SECONDS) as answer:
+                body = json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            raise broker_error(exc.code, exc.read(), broker=self.url, grant_id=grant_id) from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise BrokerUnreachable(f"cannot reach the kubejit broker at {self.url} ({reason})") from exc
+        if not isinstance(body, dict):
+            raise BrokerUnreachable(f"the kubejit broker at {self.url} sent an unexpected answer")
+        return body
+
+
+def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exception:
+    """A problem+json answer as the matching kubejit error, with what to do about it."""
+    import json
+
+    from kubejit import errors
+
+    try:
+        problem = json.loads(raw)
+    except ValueError:
+        problem = {}
+    detail = str(problem.get("detail") or f"HTTP {status}") if isinstance(problem, dict) else f"HTTP {status}"
+    if status == 401:
+        return errors.AuthenticationFailed(
+            f"the broker at {broker} no longer accepts your login ({detail})",
+            hint=f"Run `kubejit login --broker {broker}`, then kubectl again.",
+        )
+    if status in (403, 404):
+        return errors.NotFound(
+            f"grant {grant_id} is not yours or does not exist at {broker} ({detail})",
+            hint="`kubejit grants` lists your grants; `kubejit kubeconfig --prune` removes contexts of "
+            "grants that are gone.",
+        )
+    if status == 409:
+        return errors.Conflict(detail, hint="`kubejit grants` shows the grant's state.")
+    if status in (502, 503, 504):
+        return errors.BrokerUnreachable(f"the kubejit broker at {broker} is unavailable ({detail})")
+    return errors.KubejitError(
+        f"the kubejit broker at {broker} failed: {detail}", hint="Retry; report it if it persists."
+    )
