@@ -69,6 +69,83 @@ class DevIssuerSettings(_Model):
     token_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 86400)
 
 
+class OidcLoginSettings(_Model):
+    """What `kubejit login` needs: the CLI's public client at the IdP and the scopes it asks for."""
+
+    client_id: str = Field(min_length=1)
+    #: e.g. Dex's cross-client scope ``audience:server:client_id:<broker audience>``.
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email", "groups", "offline_access"]
+    )
+
+
+class OidcIssuerSettings(_Model):
+    """One trusted OIDC issuer (an IdP for people); see docs/identity.md."""
+
+    name: DnsLabel
+    #: Exactly the tokens' ``iss``; https, or http on loopback.
+    issuer_url: str = Field(min_length=1)
+    #: The ``aud`` tokens must carry for this broker.
+    audience: str = Field(min_length=1)
+    username_claim: str = Field(default="sub", min_length=1)
+    #: null: the issuer's groups are ignored.
+    groups_claim: str | None = "groups"
+    #: Put before usernames (and groups, unless groupsPrefix): defaults to "<name>:".
+    prefix: str | None = None
+    groups_prefix: str | None = None
+    required_claims: list[str] = Field(default_factory=list)
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    #: How often at most an unknown key id makes the broker refetch the issuer's JWKS.
+    jwks_min_refresh_seconds: float = Field(default=30, ge=0, le=3600)
+    #: A CA bundle for an IdP with a private CA (https only).
+    ca_file: Path | None = None
+    login: OidcLoginSettings | None = None
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _safe_url(cls, url: str) -> str:
+        from kubejit.identity.discovery import check_url
+
+        try:
+            return check_url(url, what="issuerUrl")
+        except ConfigError as exc:
+            raise ValueError(exc.message) from exc
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ends_with_colon(cls, prefix: str | None) -> str | None:
+        if prefix is not None and (not prefix.endswith(":") or len(prefix) < 2):
+            raise ValueError("a prefix must end with ':' (e.g. 'corp:') so it never blends into a name")
+        return prefix
+
+    @property
+    def effective_prefix(self) -> str:
+        return self.prefix or f"{self.name}:"
+
+
+class IdentitySettings(_Model):
+    issuers: list[OidcIssuerSettings] = Field(default_factory=list)
+
+    @field_validator("issuers")
+    @classmethod
+    def _distinct(cls, issuers: list[OidcIssuerSettings]) -> list[OidcIssuerSettings]:
+        for attr, what in (
+            ("name", "names"),
+            ("issuer_url", "URLs"),
+            ("effective_prefix", "prefixes"),
+        ):
+            values = [getattr(i, attr) for i in issuers]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate issuer {what}: {', '.join(dupes)}")
+        prefixes = [i.effective_prefix for i in issuers]
+        for a in prefixes:
+            for b in prefixes:
+                if a != b and b.startswith(a):
+                    raise ValueError(f"issuer prefix {a!r} is a prefix of {b!r}: their names could collide")
+        return issuers
+
+
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
@@ -82,6 +159,7 @@ class Settings(_Model):
     clusters: list[ClusterSettings] = Field(min_length=1)
     policy_file: Path
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
@@ -131,6 +209,10 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for cluster in data.get("clusters") or []:
         if isinstance(cluster, dict) and "kubeconfig" in cluster:
             cluster["kubeconfig"] = _resolve(base_dir, cluster["kubeconfig"])
+    identity = data.get("identity")
+    for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
+        if isinstance(issuer, dict) and "caFile" in issuer:
+            issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
     for key in ("policyFile", "dataDir"):
         if key in data:
             data[key] = _resolve(base_dir, data[key])

@@ -6,6 +6,10 @@ cryptography; this module only decides what is acceptable.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +17,22 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 
 from kubejit.errors import AuthenticationFailed
 
 #: Asymmetric only: never "none", never HMAC (a public key must not become a shared secret).
 ALLOWED_ALGORITHMS = ("RS256", "ES256", "EdDSA", "Ed25519")
 MAX_TOKEN_BYTES = 16 * 1024
+
+# RFC 9864 renames "EdDSA" to the fully specified "Ed25519"; IdPs still sign with "EdDSA" (RFC 8037),
+# which is as sound as before. joserfc warns on every use, so verify through a registry that does not.
+_EDDSA = copy.copy(JWSRegistry.algorithms["EdDSA"])
+_EDDSA.security_warning = None
+
+
+class _Registry(JWSRegistry):
+    algorithms = {**JWSRegistry.algorithms, "EdDSA": _EDDSA}
 
 
 @dataclass(frozen=True)
@@ -30,12 +44,36 @@ class TokenRules:
     required_claims: tuple[str, ...] = ("sub", "exp", "iat")
 
 
+def _segment(token: str, index: int) -> dict[str, Any]:
+    if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        raise AuthenticationFailed("the bearer token is not a JWT")
+    part = token.split(".")[index]
+    try:
+        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise AuthenticationFailed("token rejected: malformed") from exc
+    if not isinstance(value, dict):
+        raise AuthenticationFailed("token rejected: malformed")
+    return value
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, NOT verified: only to pick a key (``kid``) before verification."""
+    return _segment(token, 0)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The payload, NOT verified: only to route a token to the issuer that must verify it (``iss``)."""
+    return _segment(token, 1)
+
+
 def verify_jwt(token: str, *, keys: KeySet, rules: TokenRules, now: int) -> dict[str, Any]:
     """Return the claims of a valid token, or raise AuthenticationFailed saying what was wrong."""
     if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
         raise AuthenticationFailed("the bearer token is not a JWT")
     try:
-        decoded = jwt.decode(token, keys, algorithms=list(rules.algorithms))
+        jws_registry = _Registry(algorithms=list(rules.algorithms))
+        decoded = jwt.decode(token, keys, algorithms=list(rules.algorithms), registry=jws_registry)
     except JoseError as exc:
         raise AuthenticationFailed(f"token rejected: {exc.description or exc.error}") from exc
     except (ValueError, TypeError) as exc:  # malformed segments

@@ -13,11 +13,18 @@ from kubejit.grants.ports import AuditEvent
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.identity.principal import Principal
+from kubejit.identity.tokens import unverified_claims
 from kubejit.server.schemas import ClusterOut
 
 
 class Authenticator(Protocol):
     def authenticate(self, token: str) -> Principal: ...
+
+
+class UserDirectory(Protocol):
+    """Per-person accounting (``store.users.SqlUserDirectory``): cheap to call on every request."""
+
+    def seen(self, who: Principal) -> bool: ...
 
 
 @dataclass
@@ -26,6 +33,7 @@ class Services:
     authenticator: Authenticator
     clusters: Sequence[ClusterOut]
     dev_issuer: DevIssuer | None = None
+    users: UserDirectory | None = None
     #: Called when the app stops (workers, engine).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
@@ -41,7 +49,7 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("missing bearer token", hint="Log in with `kubejit login`.")
-        return svc.authenticator.authenticate(token.strip())
+        who = svc.authenticator.authenticate(token.strip())
     except AuthenticationFailed as exc:
         event = AuditEvent(
             action="auth.failed",
@@ -53,10 +61,23 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
                 "source_ip": request.client.host if request.client else None,
                 "user_agent": request.headers.get("user-agent", "")[:200],
                 "path": request.url.path,
+                "claimed_issuer": _claimed_issuer(token.strip()),
             },
         )
         svc.grants.store.record([event])
         raise
+    if svc.users is not None:
+        svc.users.seen(who)
+    return who
+
+
+def _claimed_issuer(token: str) -> str | None:
+    """The unverified ``iss`` of a refused token, for the audit trail (never the token itself)."""
+    try:
+        iss = unverified_claims(token).get("iss")
+    except AuthenticationFailed:
+        return None
+    return iss[:200] if isinstance(iss, str) else None
 
 
 Svc = Annotated[Services, Depends(services)]

