@@ -188,7 +188,9 @@ def _print_findings(report: ScanReport) -> None:
     counts = ", ".join(f"{n} {severity}" for severity, n in summary.items())
     headline = f"{report.cluster}: {counts} ({sum(report.counts.values())} objects read)"
     if not report.findings:
-        render.console.print(Text(f"{headline}. No standing privilege found beyond Kubernetes' defaults."))
+        render.console.print(
+            Text(f"{headline}. No standing privilege found beyond Kubernetes' defaults."), soft_wrap=True
+        )
         return
     table = Table(title=Text(headline), title_justify="left")
     for column in ("SEVERITY", "RULE", "OBJECT", "FINDING"):
@@ -292,7 +294,7 @@ def _print_who_can(
 ) -> None:
     title = f"Who can {request.verb} {request.resource} {_where(request.namespace)} on {cluster}"
     if not found:
-        render.console.print(Text(f"{title}: nobody through RBAC bindings."))
+        render.console.print(Text(f"{title}: nobody through RBAC bindings."), soft_wrap=True)
         return
     table = Table(title=Text(title), title_justify="left", caption="dim: a default binding of Kubernetes")
     for column in ("SUBJECT", "THROUGH", "ROLE"):
@@ -308,7 +310,7 @@ def _print_matrix(cluster: str, table: Matrix, *, include_defaults: bool) -> Non
     if not include_defaults:
         title += " (without Kubernetes' own bindings: --include-defaults)"
     if not table.cells:
-        render.console.print(Text(f"{title}: nobody holds any of these permissions."))
+        render.console.print(Text(f"{title}: nobody holds any of these permissions."), soft_wrap=True)
         return
     grid = Table(title=Text(title), title_justify="left")
     grid.add_column("SUBJECT", overflow="fold", min_width=20)

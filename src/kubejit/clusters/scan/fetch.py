@@ -26,9 +26,10 @@ from lightkube.config.kubeconfig import SingleConfig
 from lightkube.resources.core_v1 import ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
-from kubejit.clusters.errors import translated
+from kubejit.clusters.errors import MAX_MESSAGE_CHARS, cluster_error, status_code
+from kubejit.clusters.objects import truncate
 from kubejit.clusters.scan.model import Json, Snapshot, snapshot_from_objects
-from kubejit.errors import ClusterError, ConfigError
+from kubejit.errors import ClusterError, ClusterForbidden, ClusterUnavailable, ConfigError
 
 CHUNK_SIZE = 500
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -48,13 +49,7 @@ def kubeconfig_path(kubeconfig: str | None) -> Path:
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> SingleConfig:
     """The connection settings of ``context`` (default: the current one), or a ``ConfigError``."""
     path = kubeconfig_path(kubeconfig)
-    try:
-        whole = KubeConfig.from_file(path)
-    except LightkubeConfigError as e:
-        raise ConfigError(f"kubeconfig '{path}' not found", hint=_KUBECONFIG_HINT) from e
-    except (OSError, yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise ConfigError(f"cannot read kubeconfig '{path}': {reason}", hint=_KUBECONFIG_HINT) from e
+    whole = _read_kubeconfig(path)
     try:
         config = whole.get(context)
     except (LightkubeConfigError, KeyError) as e:
@@ -67,6 +62,30 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Si
     if config is None:  # KubeConfig.get() without a default never answers None; keep mypy honest
         raise ConfigError(f"kubeconfig '{path}' selects no context", hint=_KUBECONFIG_HINT)
     return config
+
+
+def _read_kubeconfig(path: Path) -> KubeConfig:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"kubeconfig '{path}' not found", hint=_KUBECONFIG_HINT) from e
+    except OSError as e:
+        raise ConfigError(f"cannot read kubeconfig '{path}': {e.strerror or e}", hint=_KUBECONFIG_HINT) from e
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"kubeconfig '{path}' is not valid YAML{line}", hint=_KUBECONFIG_HINT) from e
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"kubeconfig '{path}' is not a kubeconfig (no clusters, no contexts)", hint=_KUBECONFIG_HINT
+        )
+    try:
+        return KubeConfig.from_dict(document, fname=path)
+    except (LightkubeConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
+        missing = f": missing {e}" if isinstance(e, KeyError) else ""
+        raise ConfigError(
+            f"kubeconfig '{path}' is not a valid kubeconfig{missing}", hint=_KUBECONFIG_HINT
+        ) from e
 
 
 _KUBECONFIG_HINT = "Pass a readable kubeconfig with --kubeconfig (or set KUBECONFIG)."
@@ -99,13 +118,46 @@ def fetch_snapshot(config: SingleConfig, *, progress: Progress | None = None) ->
 def _reporting(
     name: str, job: Callable[[], list[Json]], say: Progress, cluster: str
 ) -> Callable[[], list[Json]]:
+    what = name.replace("_", " ")
+
     def run() -> list[Json]:
-        with translated(cluster=cluster, action=f"list {name.replace('_', ' ')}"):
+        try:
             items = job()
-        say(f"{len(items)} {name.replace('_', ' ')}")
+        except (ApiError, httpx2.HTTPError) as e:
+            raise scan_error(e, context=cluster, what=what) from e
+        say(f"{len(items)} {what}")
         return items
 
     return run
+
+
+_READ_HINT = (
+    "A scan lists ClusterRoles, Roles, their bindings, ServiceAccounts and (metadata only) Secrets in "
+    "every namespace: use a --context allowed to `list` them cluster-wide (docs/scan.md has a "
+    "read-only ClusterRole for it)."
+)
+
+
+def scan_error(error: httpx2.HTTPError, *, context: str, what: str) -> ClusterError:
+    """An API failure while reading, worded for the person scanning with their own credentials."""
+    code = status_code(error)
+    if code == 403:
+        return ClusterForbidden(f"context '{context}' may not list {what}: {_said(error)}", hint=_READ_HINT)
+    if code == 401:
+        return ClusterError(
+            f"the cluster of context '{context}' did not accept its credentials: {_said(error)}",
+            hint="Log in again or refresh the credentials of that kubeconfig context.",
+        )
+    translated = cluster_error(error, cluster=context, action=f"list {what}")
+    if code is None and not isinstance(translated, ClusterUnavailable):  # TLS verification failed
+        translated.hint = "Check the certificate authority of that kubeconfig context."
+    return translated
+
+
+def _said(error: httpx2.HTTPError) -> str:
+    if isinstance(error, ApiError) and error.status.message:
+        return truncate(error.status.message, MAX_MESSAGE_CHARS)
+    return "no message"
 
 
 def _list(client: Client, kind: Any, *, namespace: str | None = None) -> list[Json]:

@@ -2,8 +2,9 @@
 
 A finding is about one object (a binding or a token Secret) and names the subjects it concerns. The
 rules, with the reasoning behind each severity, are in ``RULES``; docs/scan.md lists them for users.
-Bindings that Kubernetes made for itself, and kubejit's own (expiring) grant bindings, are recognised
-by ``defaults.is_recognised`` and never reported. Time comes in as ``now``.
+Bindings that Kubernetes made for itself, kubejit's own (expiring) grant bindings and the broker's own
+RBAC (deploy/rbac.yaml) are recognised (``defaults.is_recognised``, ``broker.is_broker_binding``) and
+never reported. Time comes in as ``now``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from kubejit.clusters.scan import escalation
+from kubejit.clusters.scan.broker import is_broker_binding
 from kubejit.clusters.scan.defaults import is_recognised, reaches_everyone
 from kubejit.clusters.scan.model import Binding, ObjectRef, Rule, Snapshot, Subject, TokenSecret
 from kubejit.clusters.scan.rbac import RbacIndex
@@ -162,12 +164,12 @@ def scan(
 
 
 def binding_findings(binding: Binding, index: RbacIndex, options: ScanOptions) -> Iterator[Finding]:
-    if is_recognised(binding):
+    rules = index.rules_for(binding)
+    if is_recognised(binding) or is_broker_binding(binding, rules):
         return
     yield from _unmanaged(binding, options)
     if not binding.subjects:
         return
-    rules = index.rules_for(binding)
     privileged = binding.cluster_wide or binding.namespace in options.privileged_namespaces
     if _is_cluster_admin(binding, rules):
         yield _finding(binding, "cluster-admin", Severity.HIGH if privileged else Severity.MEDIUM)

@@ -1,4 +1,4 @@
-"""Resource names as people type them (`pods`, `deploy`, `deployments.apps/scale`) → API group + plural.
+"""Resource names as people type them (`pod`, `deploy`, `deployments.apps/scale`) → API group + plural.
 
 RBAC rules name resources by API group and plural, so a question about `deploy` must become
 (`apps`, `deployments`). The scanner answers offline, without the API's discovery documents, so the
@@ -8,6 +8,7 @@ built-in resources of Kubernetes (1.37) are listed here; anything else is writte
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -17,19 +18,20 @@ from kubejit.errors import InvalidInput
 _BUILT_IN: dict[str, str] = {
     "": "bindings componentstatuses:cs configmaps:cm endpoints:ep events:ev limitranges:limits "
     "namespaces:ns nodes:no persistentvolumeclaims:pvc persistentvolumes:pv pods:po podtemplates "
-    "replicationcontrollers:rc resourcequotas:quota secrets serviceaccounts:sa services:svc",
+    "replicationcontrollers:rc resourcequotas:quota secrets serviceaccounts:sa services:svc "
+    "users groups",  # the last two exist only for RBAC (impersonate)
     "admissionregistration.k8s.io": "mutatingadmissionpolicies mutatingadmissionpolicybindings "
     "mutatingwebhookconfigurations validatingadmissionpolicies validatingadmissionpolicybindings "
     "validatingwebhookconfigurations",
     "apiextensions.k8s.io": "customresourcedefinitions:crd:crds",
     "apiregistration.k8s.io": "apiservices",
     "apps": "controllerrevisions daemonsets:ds deployments:deploy replicasets:rs statefulsets:sts",
-    "authentication.k8s.io": "selfsubjectreviews tokenreviews",
+    "authentication.k8s.io": "selfsubjectreviews tokenreviews uids userextras",
     "authorization.k8s.io": "localsubjectaccessreviews selfsubjectaccessreviews "
     "selfsubjectrulesreviews subjectaccessreviews",
     "autoscaling": "horizontalpodautoscalers:hpa",
     "batch": "cronjobs:cj jobs",
-    "certificates.k8s.io": "certificatesigningrequests:csr clustertrustbundles podcertificaterequests",
+    "certificates.k8s.io": "certificatesigningrequests:csr clustertrustbundles podcertificaterequests signers",
     "coordination.k8s.io": "leases",
     "discovery.k8s.io": "endpointslices",
     "flowcontrol.apiserver.k8s.io": "flowschemas prioritylevelconfigurations",
@@ -48,13 +50,21 @@ _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _GROUP = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
+def _singular(plural: str) -> str:
+    """`policies` → `policy`, `ingresses` → `ingress`, `pods` → `pod`: enough for the names above."""
+    for ending, replacement in (("ies", "y"), ("sses", "ss"), ("uses", "us"), ("s", "")):
+        if plural.endswith(ending):
+            return plural[: -len(ending)] + replacement
+    return plural
+
+
 def _index() -> dict[str, tuple[str, str]]:
     """Alias (plural or short name) → (group, plural); the core group wins a clash (`events`)."""
     found: dict[str, tuple[str, str]] = {}
     for group in sorted(_BUILT_IN, key=lambda g: g != ""):
         for entry in _BUILT_IN[group].split():
             plural, *shorts = entry.split(":")
-            for alias in (plural, *shorts):
+            for alias in (plural, *shorts, _singular(plural)):
                 found.setdefault(alias, (group, plural))
     return found
 
@@ -77,8 +87,8 @@ class ResourceName:
 def parse_resource(text: str) -> ResourceName:
     """`pods`, `po`, `pods/exec`, `deployments.apps`, `widgets.example.com/status` → ResourceName."""
     spelled = text.strip().lower()
-    head, _, subresource = spelled.partition("/")
-    if subresource and not _NAME.fullmatch(subresource):
+    head, slash, subresource = spelled.partition("/")
+    if slash and not _NAME.fullmatch(subresource):
         raise _invalid(text)
     if head in _ALIASES:
         group, plural = _ALIASES[head]
@@ -93,8 +103,9 @@ def parse_resource(text: str) -> ResourceName:
 
 
 def _invalid(text: str) -> InvalidInput:
+    close = difflib.get_close_matches(text.strip().lower().partition("/")[0], list(_ALIASES), n=1)
     return InvalidInput(
-        f"unknown resource '{text}'",
+        f"unknown resource '{text}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
         hint="Name a built-in resource (pods, secrets, deployments, ...), or write plural.group for "
         "others (widgets.example.com), optionally with /subresource (pods/exec).",
     )

@@ -28,7 +28,7 @@ _LABEL_MAX = 63
 _PRINCIPAL = re.compile(r"\S{1,256}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class _Access:
     """What a subject holds through standing bindings: one role, cluster-wide or per namespace."""
 
