@@ -5,8 +5,11 @@ The broker and the CLI run as processes; kubectl runs `kubejit token` itself, as
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +83,15 @@ def eventually(
     return result
 
 
+def with_kubectl_jit(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """PATH with a `kubectl-jit` as pip installs it (the console script), so kubectl finds the plugin."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "kubectl-jit"
+    script.write_text(f"#!{sys.executable}\nfrom kubejit.cli.kubectl_plugin import main\nmain()\n")
+    script.chmod(0o755)
+    return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
+
+
 def kept_in_order(original: str, merged: str) -> bool:
     """Every line of ``original``, byte for byte and in order, is in ``merged`` (with lines added)."""
     lines = iter(merged.splitlines(keepends=True))
@@ -143,9 +155,20 @@ def test_fifty_kubectl_at_once_with_a_cold_cache_cause_one_token_fetch(
 ) -> None:
     (granted,) = namespaces(control_plane, 1)
     broker.login("alice")
-    grant_id, _ = request_with_context(broker, control_plane, granted)
+    env = with_kubectl_jit(broker.env_for("alice"), broker.workdir / "bin")
+    requested = subprocess.run(
+        [KUBECTL, "jit", "request", "-c", control_plane.name, "-n", granted, "-r", "view", "--use"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert requested.returncode == 0, requested.stderr
+    assert f"kubectl now uses context jit-{control_plane.name}-{granted}" in requested.stdout
+    listed = subprocess.run(
+        [KUBECTL, "jit", "ls", "-o", "json"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    (grant,) = json.loads(listed.stdout)["data"]
+    grant_id = grant["id"]
+    assert grant["state"] == "active" and grant["namespaces"] == [granted]
     assert cache_files(broker, "alice") == []
-    env = broker.env_for("alice")
     started = [
         subprocess.Popen(
             [KUBECTL, "get", "pods", "-o", "name"],

@@ -1,0 +1,169 @@
+"""How long kubectl waits for `kubejit token`, side by side with what it cannot be faster than.
+
+Runs, interleaved round-robin in one process so machine load hits all alike (>= 30 each):
+
+    python -I -c pass         the interpreter's own start (the floor)
+    kubectl version --client  kubectl's own start, for scale
+    kubejit token (warm)      a cached token: the path every kubectl call takes
+    kubejit token (cold)      a cache miss: lock, session, two HTTP calls to a local stub broker
+
+Goal: warm median <= interpreter start + 10 ms. The cold figure is the plugin's own cost; a real
+broker adds its TokenRequest round trip to the cluster on top. Each warm run first removes the
+"served" marker of the previous run (outside the timing), so every run is a first call from a new
+kubectl process, as in real use. Usage: .venv/bin/python bench/token.py [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+GRANT = "gbench0000001"
+CLIENT_GO_EXEC_INFO = (
+    '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+)
+FAKE_TOKEN = "bench." + "x" * 900  # the size of a real projected ServiceAccount token
+
+
+class StubBroker(BaseHTTPRequestHandler):
+    """Answers the two calls of the refresh path as the real broker would, instantly."""
+
+    def do_GET(self) -> None:
+        now = datetime.now(UTC)
+        self._send(
+            {
+                "id": GRANT,
+                "state": "active",
+                "cluster": "bench",
+                "namespaces": ["team-a"],
+                "role": "view",
+                "expires_at": (now + timedelta(hours=1)).isoformat(),
+            }
+        )
+
+    def do_POST(self) -> None:
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        self._send(
+            {
+                "grant_id": GRANT,
+                "token": FAKE_TOKEN,
+                "expiration_timestamp": expires.isoformat(),
+                "token_id": "0123456789abcdef",
+            }
+        )
+
+    def _send(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    runs = max(30, parser.parse_args().runs)
+    home = Path(tempfile.mkdtemp(prefix="kubejit-bench-"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubBroker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    broker = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        env = setup(home, broker)
+        report(measure(env, broker, runs), runs)
+    finally:
+        server.shutdown()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def setup(home: Path, broker: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBEJIT", "XDG_"))}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_CACHE_HOME=str(home / "cache"),
+        KUBECONFIG=str(home / "kubeconfig"),
+    )
+    session = home / "config" / "kubejit" / "session.json"
+    session.parent.mkdir(parents=True, mode=0o700)
+    session.write_text(json.dumps({"broker": broker, "token": "bench-session", "user": "bench"}))
+    session.chmod(0o600)
+    return env
+
+
+def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float]]:
+    from kubejit.exec_plugin import CachePaths
+
+    paths = CachePaths(GRANT, broker, root=str(Path(env["XDG_CACHE_HOME"]) / "kubejit" / "tokens"))
+    token = [str(BIN / "kubejit"), "token", "--grant", GRANT, "--broker", broker]
+    plugin_env = {**env, "KUBERNETES_EXEC_INFO": CLIENT_GO_EXEC_INFO}
+    timed(token, plugin_env)  # warms the cache (and the OS page cache)
+
+    def warm() -> float:
+        shutil.rmtree(paths.seen, ignore_errors=True)
+        return timed(token, plugin_env)
+
+    def cold() -> float:
+        for path in (paths.entry, paths.down):
+            Path(path).unlink(missing_ok=True)
+        shutil.rmtree(paths.seen, ignore_errors=True)
+        return timed(token, plugin_env)
+
+    cases: dict[str, Callable[[], float]] = {
+        "python -I -c pass": lambda: timed([sys.executable, "-I", "-c", "pass"], env),
+        "kubectl version --client": lambda: timed([str(BIN / "kubectl"), "version", "--client"], env),
+        "kubejit token (warm cache)": warm,
+        "kubejit token (cold: miss)": cold,
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(runs):
+        for name, run in cases.items():
+            times[name].append(run())
+    warm()  # the cache must still be valid and served after the cold runs refilled it
+    return times
+
+
+def report(times: dict[str, list[float]], runs: int) -> None:
+    floor = statistics.median(times["python -I -c pass"])
+    print(f"kubejit token benchmark: {runs} runs each, interleaved, median / p90 wall time")
+    for name, values in times.items():
+        median = statistics.median(values)
+        p90 = sorted(values)[int(0.9 * (len(values) - 1))]
+        print(
+            f"  {name:28s} {median * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms  "
+            f"(x{median / floor:4.2f} of python start, {1000 * (median - floor):+6.1f} ms)"
+        )
+    warm = statistics.median(times["kubejit token (warm cache)"])
+    verdict = "met" if warm <= floor + 0.010 else "NOT met"
+    print(f"goal warm <= python start + 10 ms: {verdict} ({1000 * (warm - floor):+.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""`kubejit token`: arguments, the cache entry format, expiry margins, messages, back-off, imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubejit import exec_plugin as plugin
+from kubejit import exec_refresh as refresh
+from kubejit.errors import (
+    AuthenticationFailed,
+    BrokerUnreachable,
+    Conflict,
+    InvalidInput,
+    KubejitError,
+    NotFound,
+)
+
+pytestmark = pytest.mark.unit
+
+BROKER = "http://127.0.0.1:8080"
+GRANT: dict[str, Any] = {
+    "id": "g1a2b3",
+    "state": "active",
+    "cluster": "dev",
+    "namespaces": ["team-a", "team-b"],
+    "role": "view",
+    "approvals": [],
+    "approvals_required": 2,
+    "ended_by": None,
+    "end_reason": "",
+}
+
+
+def entry(**overrides: str) -> dict[str, str]:
+    now = time.time()
+    fields = {
+        "kind": "token",
+        "refresh_at": repr(now + 600),
+        "not_after": repr(now + 700),
+        "minted_at": repr(now),
+        "session": "1-2-3",
+        "user": "alice",
+        "serial": "abc",
+        "body": '{"token":"t","expirationTimestamp":"2030-01-01T00:00:00Z"}',
+    }
+    return {**fields, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("argv", "grant", "broker"),
+    [
+        (["--grant", "g1", "--broker", "http://b:1/"], "g1", "http://b:1"),
+        (["--grant=g1", "--broker=https://b"], "g1", "https://b"),
+        (["--grant", "g1"], "g1", None),
+    ],
+)
+def test_arguments(argv: list[str], grant: str, broker: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBEJIT_BROKER", raising=False)
+    args = plugin.parse_args(argv)
+    assert args is not None and (args.grant, args.broker) == (grant, broker)
+    assert plugin.parse_args(["--help"]) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "--grant is required"),
+        (["--grant"], "--grant needs a value"),
+        (["--grant", "G1!"], "is not a grant id"),
+        (["--grant", "-x"], "is not a grant id"),
+        (["--grant", "g1", "--broker", "ftp://x"], "not an http"),
+        (["--grant", "g1", "--token", "x"], "unknown argument"),
+    ],
+)
+def test_bad_arguments_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        plugin.parse_args(argv)
+
+
+def test_exec_info_known_fast_unknown_validated() -> None:
+    known = '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+    assert plugin.exec_api_version(known) == ("client.authentication.k8s.io/v1", True)
+    assert plugin.exec_api_version(None) == ("client.authentication.k8s.io/v1", False)
+    spaced = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1"})
+    assert plugin.exec_api_version(spaced) == ("client.authentication.k8s.io/v1beta1", True)
+    for bad in ("{", '{"kind":"Pod"}', '{"kind":"ExecCredential","apiVersion":"v9"}'):
+        with pytest.raises(InvalidInput, match="KUBERNETES_EXEC_INFO"):
+            plugin.exec_api_version(bad)
+
+
+def test_entry_round_trip_and_damage_is_detected() -> None:
+    fields = entry()
+    text = plugin.render_entry(fields)
+    assert plugin.parse_entry(text) == fields
+    assert plugin.parse_entry(text.replace("kubejit-token-cache 1", "kubejit-token-cache 2")) is None
+    assert plugin.parse_entry(text.replace("refresh_at ", "refresh_at x")) is None
+    assert plugin.parse_entry(text.split("\n\n")[0]) is None
+    assert plugin.parse_entry("kubejit-token-cache 1\ngarbage") is None
+    tomb = {"kind": "ended", "state": "revoked", "body": "kubejit: revoked\n"}
+    assert plugin.parse_entry(plugin.render_entry(tomb)) == tomb
+
+
+def test_read_entry_refuses_files_others_could_read(tmp_path: Path) -> None:
+    path = tmp_path / "e.cred"
+    assert plugin.read_entry(str(path)) == (None, None)
+    plugin.write_private(str(path), plugin.render_entry(entry()))
+    assert path.stat().st_mode & 0o777 == 0o600
+    fields, problem = plugin.read_entry(str(path))
+    assert problem is None and fields is not None and fields["serial"] == "abc"
+    path.chmod(0o644)
+    assert plugin.read_entry(str(path)) == (None, "is not a private file of yours (mode 0600)")
+    path.chmod(0o600)
+    path.write_bytes(b"\xff\xfe")
+    assert plugin.read_entry(str(path)) == (None, "is corrupt")
+
+
+def test_served_once_per_kubectl_process_then_treated_as_rejected(tmp_path: Path) -> None:
+    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
+    assert plugin.mark_served(paths, "s1") is True
+    assert plugin.mark_served(paths, "s1") is False  # the same caller asks again: a 401
+    assert plugin.mark_served(paths, "s2") is True
+    plugin.forget_markers(paths, keep="s2")
+    assert plugin.mark_served(paths, "s1") is True
+
+
+def test_refresh_ahead_of_expiry_by_the_skew_margin() -> None:
+    now = 1000.0
+    assert refresh.refresh_time(now=now, token_end=now + 3600, grant_end=now + 7200) == now + 3600 - 60
+    assert refresh.refresh_time(now=now, token_end=now + 100, grant_end=now + 7200) == now + 90
+    # A token that outlives the grant is kept to the grant's end: a new one would end there too.
+    assert refresh.refresh_time(now=now, token_end=now + 3600, grant_end=now + 1800) == now + 1800
+
+
+def test_token_entry_tells_kubectl_when_to_ask_again() -> None:
+    token = {"token": "secret", "expiration_timestamp": "2030-01-01T01:00:00+00:00", "token_id": "ab-12"}
+    grant = {**GRANT, "expires_at": "2030-01-01T02:00:00+00:00"}
+    now = refresh.parse_time("2030-01-01T00:00:00+00:00")
+    fields = refresh.token_entry(grant, token, now=now, user="alice", stamp="s")
+    assert json.loads(fields["body"]) == {"token": "secret", "expirationTimestamp": "2030-01-01T00:59:00Z"}
+    assert fields["serial"] == "ab12" and float(fields["not_after"]) == now + 3600
+    assert plugin.parse_entry(plugin.render_entry(fields)) == fields
+
+
+@pytest.mark.parametrize(
+    ("state", "extra", "says", "next_step"),
+    [
+        ("pending", {}, "is waiting for approval (0/2 approvals)", "kubejit approve g1a2b3"),
+        ("approved", {}, "is approved and being activated", "again in a few seconds"),
+        ("revoked", {"ended_by": "bob", "end_reason": "done"}, "was revoked by bob: done", "kubejit request"),
+        ("expired", {}, "expired", "kubejit request"),
+        ("denied", {"ended_by": "bob"}, "was denied by bob", "kubejit request"),
+        ("failed", {"end_reason": "no cluster"}, "could not be activated: no cluster", "kubejit request"),
+        ("weird", {}, "unknown state 'weird'", "Upgrade kubejit"),
+    ],
+)
+def test_messages_say_what_to_do_next(state: str, extra: dict[str, str], says: str, next_step: str) -> None:
+    message = refresh.state_message({**GRANT, "state": state, **extra}, broker=BROKER)
+    assert message is not None
+    text, hint = message
+    assert text.startswith("grant g1a2b3 (view in team-a, team-b on cluster dev) ") and says in text
+    assert next_step in hint
+    assert refresh.state_message(GRANT, broker=BROKER) is None
+
+
+def test_the_request_command_asks_for_the_same_access_again() -> None:
+    assert refresh.request_command(GRANT) == (
+        "kubejit request --cluster dev --namespace team-a --namespace team-b --role view"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "says"),
+    [
+        (401, AuthenticationFailed, "no longer accepts your login"),
+        (404, NotFound, "is not yours or does not exist"),
+        (403, NotFound, "is not yours or does not exist"),
+        (409, Conflict, "not active"),
+        (503, BrokerUnreachable, "is unavailable"),
+        (500, KubejitError, "failed"),
+    ],
+)
+def test_broker_answers_become_kubejit_errors(status: int, kind: type[KubejitError], says: str) -> None:
+    error = refresh.broker_error(status, b'{"detail": "not active"}', broker=BROKER, grant_id="g1")
+    assert type(error) is kind and says in error.message
+    assert refresh.broker_error(502, b"<html>", broker=BROKER, grant_id="g1").message.endswith("(HTTP 502)")
+
+
+def test_back_off_fails_fast_and_grows_then_clears(tmp_path: Path) -> None:
+    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
+    refresh.wait_for_backoff(paths, BROKER, now=100.0)  # nothing noted: go ahead
+    refresh.note_broker_down(paths, "connection refused", now=100.0)
+    with pytest.raises(BrokerUnreachable, match=r"connection refused\); next try after"):
+        refresh.wait_for_backoff(paths, BROKER, now=100.5)
+    refresh.wait_for_backoff(paths, BROKER, now=101.0)
+    for _ in range(10):
+        refresh.note_broker_down(paths, "refused", now=200.0)
+    with pytest.raises(BrokerUnreachable):
+        refresh.wait_for_backoff(paths, BROKER, now=229.0)
+    refresh.wait_for_backoff(paths, BROKER, now=230.0)  # capped at 30 s
+    refresh.clear_backoff(paths)
+    refresh.wait_for_backoff(paths, BROKER, now=200.0)
+
+
+def test_forget_tokens_drops_entries_markers_and_back_off(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "tokens"
+    tmp_path.mkdir()
+    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
+    plugin.write_private(paths.entry, plugin.render_entry(entry()))
+    plugin.mark_served(paths, "abc")
+    refresh.note_broker_down(paths, "down", now=1.0)
+    Path(paths.lock).touch()
+    assert plugin.forget_tokens(str(tmp_path)) == 1
+    assert os.listdir(tmp_path) == [os.path.basename(paths.lock)]
+    assert plugin.forget_tokens(str(tmp_path / "none")) == 0
+
+
+def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
+    """A warm `kubejit token` imports the stdlib and kubejit's two tiny modules, nothing else."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    session = tmp_path / "cfg" / "kubejit" / "session.json"
+    session.parent.mkdir(parents=True)
+    session.write_text('{"broker": "http://127.0.0.1:1", "token": "x", "user": "alice"}')
+    probe = (
+        "import os, sys\n"
+        "from kubejit import exec_plugin as p\n"
+        "paths = p.CachePaths('g1', 'http://127.0.0.1:1')\n"
+        "os.makedirs(paths.root, mode=0o700)\n"
+        f"fields = {entry()!r}\n"
+        "fields['session'] = p.session_stamp()\n"
+        "p.write_private(paths.entry, p.render_entry(fields))\n"
+        "before = set(sys.modules)\n"
+        "sys.argv = ['kubejit', 'token', '--grant', 'g1', '--broker', 'http://127.0.0.1:1']\n"
+        "from kubejit.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "sys.stderr.write(repr((code, sorted(set(sys.modules) - before))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    code, loaded = eval(done.stderr)  # the probe's own repr
+    assert code == 0, done.stderr
+    assert json.loads(done.stdout)["status"]["token"] == "t"
+    assert set(loaded) <= {"kubejit.cli", "kubejit.cli.app", "typing", "collections.abc"}, loaded
+    heavy = {"typer", "rich", "httpx", "pydantic", "lightkube", "yaml", "json", "urllib.request"}
+    assert not heavy & set(loaded)
