@@ -10,7 +10,8 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -60,6 +61,31 @@ class BrokerSettings(_Model):
 
 class StoreSettings(_Model):
     url: str = ""
+
+
+class WorkloadIssuerSettings(_Model):
+    """A CI/CD system whose job tokens the broker exchanges for grants (docs/ci.md)."""
+
+    #: Named by the policy's workload rules, and the prefix of its principals (``github:repo:...``).
+    name: DnsLabel
+    #: Which claims the policy's rules may match: github, gitlab, or oidc (any other issuer).
+    kind: Literal["github", "gitlab", "oidc"]
+    #: Exactly the tokens' ``iss``, e.g. https://token.actions.githubusercontent.com.
+    issuer_url: str = Field(min_length=1)
+    #: The one ``aud`` job tokens must carry (exactly: a token for several audiences is refused).
+    audience: str = Field(min_length=1)
+    leeway_seconds: int = Field(default=30, ge=0, le=120)
+    jwks_min_refresh_seconds: float = Field(default=30, ge=0, le=3600)
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return url
+        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+            return url
+        raise ValueError("must be an https:// URL (http:// only on a loopback address)")
 
 
 class DevIssuerSettings(_Model):
@@ -158,6 +184,8 @@ class Settings(_Model):
     grant_namespace: DnsLabel = "kubejit-grants"
     clusters: list[ClusterSettings] = Field(min_length=1)
     policy_file: Path
+    #: CI/CD systems whose job tokens ``POST /v1/token-exchange`` accepts.
+    workload_issuers: list[WorkloadIssuerSettings] = Field(default_factory=list)
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
@@ -171,6 +199,16 @@ class Settings(_Model):
         if dupes:
             raise ValueError(f"duplicate cluster names: {', '.join(dupes)}")
         return clusters
+
+    @field_validator("workload_issuers")
+    @classmethod
+    def _distinct_workloads(cls, issuers: list[WorkloadIssuerSettings]) -> list[WorkloadIssuerSettings]:
+        for attr in ("name", "issuer_url"):
+            values = [getattr(i, attr) for i in issuers]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate workload issuer {attr}: {', '.join(dupes)}")
+        return issuers
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -30,9 +30,11 @@ from kubejit.grants.model import LIVE_STATES, Grant, GrantState
 from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, MintedToken
 from kubejit.grants.reconciler import Action, ActionKind, diff
 from kubejit.identity.principal import Principal
+from kubejit.identity.workload import audit_claims
 from kubejit.ids import ClusterName, GrantId, PrincipalName
 from kubejit.policy.evaluate import evaluate
 from kubejit.policy.model import AccessRequest, Decision, Policy
+from kubejit.policy.workloads import WorkloadTarget, evaluate_workload
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,46 @@ class GrantService:
         if grant.state is GrantState.APPROVED:
             grant = self._activate(grant)
         return grant
+
+    def request_workload(self, principal: Principal, target: WorkloadTarget) -> Grant:
+        """A CI/CD job's grant: decided by the policy's workload rules, auto-approved, active at once.
+
+        Refusals are audited with the job's identifying claims and create nothing.
+        """
+        verdict = evaluate_workload(self.policy, principal, target, now=self.clock.now())
+        decision, request = verdict.decision, verdict.request
+        if not decision.allowed or request is None:
+            details = {
+                "cluster": target.cluster,
+                "namespaces": list(target.namespaces),
+                "role": target.role,
+                "rule": decision.rule,
+                "message": decision.message,
+                "claims": audit_claims(principal),
+            }
+            event = AuditEvent(
+                action="grant.request_denied",
+                actor=principal.name,
+                at=self.clock.now(),
+                outcome="denied",
+                subject=principal.name,
+                cluster=target.cluster,
+                details=details,
+            )
+            self.store.record([event])
+            raise RequestDenied(
+                decision.message,
+                rule=decision.rule,
+                hint="Workload access comes from the policy's workloads:.",
+            )
+        self._cluster(request.cluster)
+        grant = lifecycle.new_grant(
+            self._new_id(), principal=principal, request=request, decision=decision, now=self.clock.now()
+        )
+        event = self._event(
+            "grant.requested", principal.name, grant, decision="auto", claims=audit_claims(principal)
+        )
+        return self._activate(self.store.add(grant, [event]))
 
     def approve(self, principal: Principal, grant_id: GrantId, *, comment: str = "") -> Grant:
         grant = self.store.get(grant_id)

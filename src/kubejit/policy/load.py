@@ -27,13 +27,13 @@ from kubejit.durations import format_duration, parse_duration
 from kubejit.errors import InvalidInput, PolicyError
 from kubejit.policy.evaluate import DEFAULT_DENY
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, is_name_pattern
-from kubejit.policy.model import SYSTEM_NAMESPACES, Policy, RoleRef, Rule
+from kubejit.policy.model import SYSTEM_NAMESPACES, Policy, RoleRef, Rule, WorkloadRule
 from kubejit.yamlsource import MAX_YAML_BYTES, read_text
 
 #: A policy is written by hand; anything bigger is a mistake (or an attack on the parser).
 MAX_POLICY_BYTES = MAX_YAML_BYTES
 
-_TOP_KEYS = ("roles", "adminGroups", "rules")
+_TOP_KEYS = ("roles", "adminGroups", "rules", "workloads")
 _ROLE_KEYS = ("clusterRole", "role", "clusterScope")
 _DENY_KEYS = ("name", "effect", "users", "groups", "clusters", "namespaces", "roles")
 _RULE_KEYS = (
@@ -88,7 +88,17 @@ def parse_policy(
         rules=_rules(reader, top["rules"], roles),
         admin_groups=frozenset(admin_groups),
         protected_namespaces=SYSTEM_NAMESPACES | protected_namespaces,
+        workloads=_workloads(reader, top, roles),
     )
+
+
+def _workloads(reader: _Reader, top: _Fields, roles: Mapping[str, RoleRef]) -> tuple[WorkloadRule, ...]:
+    """CI/CD workload rules (docs/ci.md); parsed in their own module, which reuses this one's reader."""
+    if "workloads" not in top:
+        return ()
+    from kubejit.policy.workload_load import parse_workloads  # it imports this module
+
+    return parse_workloads(reader, top["workloads"], roles)
 
 
 class _PolicyLoader(yaml.SafeLoader):

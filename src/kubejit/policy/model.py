@@ -52,10 +52,41 @@ class Rule:
     source: str = ""
 
 
+#: Claim-matched rules for CI/CD workloads, by the token's issuer (see ``policy.workloads``).
+Provider = Literal["github", "gitlab", "oidc"]
+
+
+@dataclass(frozen=True)
+class ClaimMatch:
+    """One claim of a workload token and the values it may have (any of; ``*`` globs where allowed)."""
+
+    claim: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkloadRule:
+    """Grants a CI/CD job whose token matches every claim: auto-approved, short, namespaced roles only."""
+
+    name: str
+    #: The workload issuer's name in the broker config (``workloadIssuers[].name``).
+    issuer: str
+    provider: Provider
+    claims: tuple[ClaimMatch, ...]
+    clusters: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    roles: tuple[str, ...]
+    default_duration: timedelta = timedelta(minutes=15)
+    max_duration: timedelta = timedelta(minutes=15)
+    source: str = ""
+
+
 @dataclass(frozen=True)
 class Policy:
     roles: Mapping[str, RoleRef] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
+    #: Rules for CI/CD workloads (token exchange); people's ``rules`` never apply to them.
+    workloads: tuple[WorkloadRule, ...] = ()
     #: Groups whose members may revoke anyone's grants and offboard users.
     admin_groups: frozenset[str] = frozenset()
     #: Namespaces a glob never matches (system namespaces plus the broker's own).

@@ -9,6 +9,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from kubejit.errors import AuthenticationFailed
+from kubejit.grants.exchange import WorkloadExchange
 from kubejit.grants.ports import AuditEvent
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
@@ -33,6 +34,8 @@ class Services:
     authenticator: Authenticator
     clusters: Sequence[ClusterOut]
     dev_issuer: DevIssuer | None = None
+    #: CI/CD token exchange; None when no workload issuer is configured.
+    exchange: WorkloadExchange | None = None
     users: UserDirectory | None = None
     #: Called when the app stops (workers, engine).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)

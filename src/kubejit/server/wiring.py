@@ -14,11 +14,13 @@ from kubejit.identity.issuers import build_issuers
 from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
 from kubejit.server.deps import Services
+from kubejit.server.exchange_wiring import build_exchange
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import start_workers
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
+from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
 
 
@@ -59,13 +61,17 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
             token_ttl_seconds=settings.dev_issuer.token_ttl_seconds,
         )
     issuers = build_issuers(settings.identity.issuers, clock=clock)
+    exchange, close_exchange = build_exchange(
+        settings, grants=service, spent=SqlSeenTokenIds(engine), clock=clock
+    )
     services = Services(
         grants=service,
         authenticator=IssuerSet(issuers.verifiers, dev=dev, dev_issuer_url=dev.rules.issuer if dev else None),
         clusters=[_cluster_out(adapters[c.name], c.audience) for c in settings.clusters],
         dev_issuer=dev,
+        exchange=exchange,
         users=SqlUserDirectory(engine, clock=clock),
-        on_shutdown=[*(a.close for a in adapters.values()), issuers.close, engine.dispose],
+        on_shutdown=[*(a.close for a in adapters.values()), issuers.close, close_exchange, engine.dispose],
     )
     if workers:
         running = start_workers(

@@ -1,0 +1,183 @@
+"""kubejit ci kubeconfig: a pipeline trades its OIDC job token for a short grant and a kubeconfig.
+
+No login and no stored secret: the job token (GitHub Actions, GitLab CI, a file or an environment
+variable) goes to the broker's ``POST /v1/token-exchange``; the answer's kubeconfig is written 0600.
+Neither token is ever printed. See docs/ci.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from kubejit.cli import render
+from kubejit.cli.client import BrokerClient
+from kubejit.cli.options import OutputOpt
+from kubejit.errors import AuthenticationFailed, InvalidInput
+
+app = typer.Typer(help="For CI/CD pipelines: exchange the job's OIDC token for access.", no_args_is_help=True)
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+@app.command()
+def kubeconfig(
+    broker: Annotated[str, typer.Option("--broker", envvar="KUBEJIT_BROKER", help="Broker URL.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the kubeconfig (mode 0600).")],
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", "-c", help="Cluster (default: the policy rule's only one).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Namespace; repeat for several.")
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", "-r", help="Role (default: the rule's only one).")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--for", help="How long, e.g. 10m (default: the rule's).")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Read the job token from a file.")
+    ] = None,
+    token_env: Annotated[
+        str | None, typer.Option("--token-env", help="Read the job token from this environment variable.")
+    ] = None,
+    github: Annotated[
+        bool,
+        typer.Option(
+            "--github", help="Fetch the job token from GitHub Actions (needs permissions: id-token: write)."
+        ),
+    ] = False,
+    audience: Annotated[
+        str | None,
+        typer.Option("--audience", envvar="KUBEJIT_AUDIENCE", help="With --github: the broker's audience."),
+    ] = None,
+    output: OutputOpt = render.Output.table,
+) -> None:
+    """Exchange this job's OIDC token for a short grant; write a ready kubeconfig to --out.
+
+    Example: kubejit ci kubeconfig --broker https://kubejit.example.com --github --audience kubejit \\
+        --cluster staging --namespace app --out "$RUNNER_TEMP/kubeconfig"
+    """
+    subject = _job_token(token_file=token_file, token_env=token_env, github=github, audience=audience)
+    scope = [f"namespace:{n}" for n in namespace or []]
+    scope += [f"role:{role}"] if role else []
+    scope += [f"duration:{duration}"] if duration else []
+    body: dict[str, str] = {
+        "grant_type": GRANT_TYPE,
+        "subject_token": subject,
+        "subject_token_type": JWT_TYPE,
+    }
+    if cluster:
+        body["audience"] = cluster
+    if scope:
+        body["scope"] = " ".join(scope)
+    with BrokerClient(broker.rstrip("/")) as client:
+        answer = client.call("POST", "/v1/token-exchange", json=body)
+    write_private(out, str(answer["kubeconfig"]))
+    summary = {
+        k: answer.get(k) for k in ("grant_id", "principal", "cluster", "namespaces", "role", "expires_in")
+    }
+    summary["kubeconfig"] = str(out)
+    _render(summary, output)
+
+
+def _render(summary: dict[str, Any], output: render.Output) -> None:
+    if output is render.Output.json:
+        render.as_json("CIKubeconfig", summary)
+        return
+    render.console.print(
+        f"Wrote {summary['kubeconfig']}: role {summary['role']} in {', '.join(summary['namespaces'])} "
+        f"on cluster {summary['cluster']} for {summary['expires_in']}s (grant {summary['grant_id']}, "
+        f"as {summary['principal']})."
+    )
+
+
+def _job_token(*, token_file: Path | None, token_env: str | None, github: bool, audience: str | None) -> str:
+    chosen = [
+        name
+        for name, on in (("--token-file", token_file), ("--token-env", token_env), ("--github", github))
+        if on
+    ]
+    if len(chosen) != 1:
+        raise InvalidInput(
+            "give exactly one job token source" + (f" (got {', '.join(chosen)})" if chosen else ""),
+            hint="Use --github in GitHub Actions, --token-env CI_JOB_JWT-style variables in GitLab, or --token-file.",
+        )
+    if github:
+        return github_job_token(audience)
+    if token_env:
+        value = os.environ.get(token_env, "").strip()
+        if not value:
+            raise InvalidInput(f"the environment variable {token_env} is empty or unset")
+        return _checked(value, f"${token_env}")
+    assert token_file is not None
+    try:
+        with token_file.open("rb") as stream:
+            data = stream.read(MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the token file {token_file}: {exc.strerror or exc}") from exc
+    return _checked(data.decode("utf-8", errors="replace").strip(), str(token_file))
+
+
+def _checked(token: str, where: str) -> str:
+    if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        # The value is not echoed: it may be a secret, just not the one expected.
+        raise InvalidInput(f"{where} does not hold a JWT", hint="Pass the CI system's OIDC job token.")
+    return token
+
+
+def github_job_token(audience: str | None) -> str:
+    """Ask the GitHub Actions runtime for this job's OIDC token, for the broker's audience."""
+    url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    request_token = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not request_token:
+        raise AuthenticationFailed(
+            "this job cannot get an OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set",
+            hint="Give the job `permissions: id-token: write` (pull requests from forks never get it).",
+        )
+    if not audience:
+        raise InvalidInput(
+            "--github needs --audience (the broker's workload audience)", hint="See docs/ci.md."
+        )
+    try:
+        response = httpx.get(
+            url,
+            params={"audience": audience},
+            headers={"authorization": f"bearer {request_token}", "accept": "application/json"},
+            timeout=30,
+        )
+    except httpx.TransportError as exc:
+        raise AuthenticationFailed(
+            f"cannot reach the GitHub OIDC token service: {type(exc).__name__}"
+        ) from exc
+    if response.status_code != 200:
+        raise AuthenticationFailed(f"the GitHub OIDC token service answered HTTP {response.status_code}")
+    try:
+        value = response.json().get("value")
+    except (ValueError, AttributeError) as exc:
+        raise AuthenticationFailed("the GitHub OIDC token service did not answer JSON") from exc
+    if not isinstance(value, str):
+        raise AuthenticationFailed("the GitHub OIDC token service sent no token")
+    return _checked(value, "the GitHub OIDC token")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write atomically with mode 0600 from the start: the file holds a bearer token."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
