@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from kubejit.testing.controlplane import ControlPlane
-from tests.broker_process import KUBECTL, Broker
+from tests.broker_process import KUBECTL, KUBEJIT, Broker
 
 POLL_SECONDS = 40  # the API server caches a token review for about 10 s
 
@@ -126,6 +126,13 @@ def test_context_works_where_granted_until_revoked_and_leaves_the_rest_alone(
     assert pods.returncode == 0, pods.stderr
     elsewhere = broker.kubectl("alice", "get", "pods", "-n", other)
     assert "(Forbidden)" in elsewhere.stderr, elsewhere.stderr
+    wanted = f"kubejit request --cluster {control_plane.name} --namespace {other} --role view"
+    why = broker.cli("alice", "why", "--", "get", "pods", "-n", other, check=False)
+    assert why.returncode == 3 and f"To get this access run: {wanted}" in why.stdout, why.stdout
+    piped = subprocess.run(
+        [KUBEJIT, "why"], input=elsewhere.stderr, env=broker.env_for("alice"), capture_output=True, text=True
+    )
+    assert f"not {other}" in piped.stdout and wanted in piped.stdout, piped.stdout
 
     (entry,) = cache_files(broker, "alice")
     assert entry.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,78 @@
+"""kubejit why: turn a kubectl Forbidden into the `kubejit request` that would allow it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kubejit.cli import render, session
+from kubejit.cli.client import BrokerClient
+from kubejit.cli.options import BrokerOpt
+from kubejit.denial import Denial, find_denials, request_for
+from kubejit.errors import InvalidInput, KubejitError
+
+
+def why(
+    kubectl_args: Annotated[
+        list[str] | None, typer.Argument(help="A kubectl command to run and explain (after --).")
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Explain kubectl's Forbidden and print the `kubejit request` that would allow it.
+
+    Examples: kubectl get pods -n other 2>&1 | kubectl jit why;  kubectl jit why -- get pods -n other
+    """
+    if kubectl_args:
+        text, code = _run_kubectl(kubectl_args)
+        if code == 0:
+            return
+    elif sys.stdin.isatty():
+        raise InvalidInput(
+            "give a kubectl command after --, or pipe kubectl's error output in",
+            hint="e.g. `kubectl get pods -n other 2>&1 | kubectl jit why`",
+        )
+    else:
+        text = sys.stdin.read(1024 * 1024)
+    denials = find_denials(text)
+    if not denials:
+        raise InvalidInput(
+            "no Forbidden error in kubectl's output",
+            hint="Only `... is forbidden: User ...` errors are explained.",
+        )
+    current = session.require()
+    with BrokerClient(session.broker_url(broker), token=current.token) as client:
+        for denial in denials:
+            _explain(client, denial)
+    raise typer.Exit(3)
+
+
+def _explain(client: BrokerClient, denial: Denial) -> None:
+    out = render.console
+    if denial.grant_id is None:
+        out.print(f"{denial.user} may not {denial.what}; that identity is not a kubejit grant.", markup=False)
+        return
+    try:
+        grant = client.call("GET", f"/v1/grants/{denial.grant_id}")
+    except KubejitError as exc:
+        out.print(f"{denial.what} was refused to grant {denial.grant_id}: {exc.message}", markup=False)
+        return
+    happened, command = request_for(grant, denial)
+    out.print(f"Forbidden: {denial.what}: {happened}.", markup=False)
+    out.print(f"To get this access run: {command}", markup=False)
+
+
+def _run_kubectl(args: list[str]) -> tuple[str, int]:
+    beside = Path(sys.executable).with_name("kubectl")
+    kubectl = str(beside) if beside.is_file() else shutil.which("kubectl") or "kubectl"
+    try:
+        done = subprocess.run([kubectl, *args], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise InvalidInput(f"cannot run kubectl: {exc.strerror}", hint="Is kubectl on PATH?") from exc
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.stderr, done.returncode
