@@ -24,4 +24,8 @@ def main() -> None:
     sys.argv = plugin_argv(sys.argv)
     from kubejit.cli.app import main as kubejit_main
 
-    kubejit_main()
+    kubejit_main(prog_name="kubectl jit")
+
+
+if __name__ == "__main__":  # the krew shim runs `python3 -m kubejit.cli.kubectl_plugin`
+    main()
