@@ -33,8 +33,9 @@ from typing import Any
 
 BIN = Path(sys.executable).parent
 GRANT = "gbench0000001"
+#: Byte for byte what kubectl v1.37 puts in KUBERNETES_EXEC_INFO for `interactiveMode: Never`.
 CLIENT_GO_EXEC_INFO = (
-    '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+    '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}\n'
 )
 FAKE_TOKEN = "bench." + "x" * 900  # the size of a real projected ServiceAccount token
 

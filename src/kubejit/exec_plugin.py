@@ -34,13 +34,15 @@ if TYPE_CHECKING:
 CACHE_MAGIC = "kubejit-token-cache 1"
 EXEC_API_V1 = "client.authentication.k8s.io/v1"
 EXEC_API_VERSIONS = (EXEC_API_V1, "client.authentication.k8s.io/v1beta1")
-#: What client-go sends, byte for byte: recognising it spares a json import on every call.
+#: What client-go sends (plus a newline), byte for byte: recognising it spares a json import per call.
 KNOWN_EXEC_INFO = {
     f'{{"kind":"ExecCredential","apiVersion":"{version}","spec":{{"interactive":{flag}}}}}': version
     for version in EXEC_API_VERSIONS
     for flag in ("false", "true")
 }
 MAX_ENTRY_BYTES = 64 * 1024
+#: One call in this many (by pid) removes the served-markers of kubectl processes that have exited.
+PRUNE_EVERY = 32
 USAGE = "usage: kubejit token --grant GRANT_ID [--broker URL]"
 _GRANT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -176,7 +178,7 @@ def exec_api_version(info: str | None) -> tuple[str, bool]:
     """The apiVersion to answer with, and whether a client-go exec authenticator is calling."""
     if not info:
         return EXEC_API_V1, False
-    known = KNOWN_EXEC_INFO.get(info)
+    known = KNOWN_EXEC_INFO.get(info.rstrip("\n"))  # client-go ends it with a newline
     if known is not None:
         return known, True
     return parse_exec_info(info), True
@@ -258,6 +260,8 @@ def mark_served(paths: CachePaths, serial: str) -> bool:
     for _ in range(2):
         try:
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            if os.getpid() % PRUNE_EVERY == 0:  # about one call in PRUNE_EVERY tidies up
+                forget_gone_callers(paths)
             return True
         except FileExistsError:
             return False
@@ -273,15 +277,35 @@ def mark_served(paths: CachePaths, serial: str) -> bool:
     return True
 
 
+def forget_gone_callers(paths: CachePaths) -> None:
+    """Drop the markers of kubectl processes that have exited, so a token used by thousands of kubectl
+    runs does not leave thousands of files. Linux only (it needs /proc); elsewhere they go at refresh."""
+    try:
+        names = os.listdir(paths.seen)
+    except OSError:
+        return
+    if not os.path.isdir("/proc/self"):
+        return
+    for name in names:
+        caller = name.partition(".")[2]
+        pid, _, started = caller.partition("-")
+        if pid.isdigit() and process_started(int(pid)) != started:
+            remove(os.path.join(paths.seen, name))
+
+
+def process_started(pid: int) -> str | None:
+    """The start time of a running process (field 22 of /proc/PID/stat), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as proc:
+            return proc.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
 def caller_id() -> str:
     """The parent process (kubectl), with its start time on Linux so a reused pid is not mistaken."""
     ppid = os.getppid()
-    try:
-        with open(f"/proc/{ppid}/stat", "rb") as proc:
-            started = proc.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        started = "0"
-    return f"{ppid}-{started}"
+    return f"{ppid}-{process_started(ppid) or '0'}"
 
 
 def credential(api_version: str, status: str) -> str:

@@ -26,6 +26,10 @@ from kubejit.errors import (
 pytestmark = pytest.mark.unit
 
 BROKER = "http://127.0.0.1:8080"
+#: Byte for byte what kubectl v1.37 sets for `interactiveMode: Never` (newline included).
+KUBECTL_EXEC_INFO = (
+    '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}\n'
+)
 GRANT: dict[str, Any] = {
     "id": "g1a2b3",
     "state": "active",
@@ -88,6 +92,10 @@ def test_bad_arguments_are_refused(argv: list[str], message: str) -> None:
 def test_exec_info_known_fast_unknown_validated() -> None:
     known = '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
     assert plugin.exec_api_version(known) == ("client.authentication.k8s.io/v1", True)
+    assert plugin.exec_api_version(known + "\n") == (
+        "client.authentication.k8s.io/v1",
+        True,
+    )  # as kubectl sends
     assert plugin.exec_api_version(None) == ("client.authentication.k8s.io/v1", False)
     spaced = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1"})
     assert plugin.exec_api_version(spaced) == ("client.authentication.k8s.io/v1beta1", True)
@@ -129,6 +137,20 @@ def test_served_once_per_kubectl_process_then_treated_as_rejected(tmp_path: Path
     assert plugin.mark_served(paths, "s2") is True
     plugin.forget_markers(paths, keep="s2")
     assert plugin.mark_served(paths, "s1") is True
+
+
+def test_markers_of_exited_kubectl_processes_are_dropped(tmp_path: Path) -> None:
+    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
+    assert plugin.mark_served(paths, "s1")
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    gone = Path(paths.seen) / f"s1.{exited.stdout.strip()}-12345"
+    gone.touch()
+    reused = Path(paths.seen) / f"s1.{os.getpid()}-0"  # our pid, but another start time: a reused pid
+    reused.touch()
+    plugin.forget_gone_callers(paths)
+    assert sorted(os.listdir(paths.seen)) == [f"s1.{plugin.caller_id()}"]
 
 
 def test_refresh_ahead_of_expiry_by_the_skew_margin() -> None:
@@ -224,7 +246,12 @@ def test_forget_tokens_drops_entries_markers_and_back_off(tmp_path: Path) -> Non
 
 def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
     """A warm `kubejit token` imports the stdlib and kubejit's two tiny modules, nothing else."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "KUBERNETES_EXEC_INFO": KUBECTL_EXEC_INFO,
+    }
     session = tmp_path / "cfg" / "kubejit" / "session.json"
     session.parent.mkdir(parents=True)
     session.write_text('{"broker": "http://127.0.0.1:1", "token": "x", "user": "alice"}')
