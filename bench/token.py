@@ -3,6 +3,7 @@
 Runs, interleaved round-robin in one process so machine load hits all alike (>= 30 each):
 
     python -I -c pass         the interpreter's own start (the floor)
+    python -c pass            the same with `site` (the venv's .pth files), as any console script runs
     kubectl version --client  kubectl's own start, for scale
     kubejit token (warm)      a cached token: the path every kubectl call takes
     kubejit token (cold)      a cache miss: lock, session, two HTTP calls to a local stub broker
@@ -105,8 +106,12 @@ def main() -> None:
 
 
 def setup(home: Path, broker: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBEJIT", "XDG_"))}
+    skip = ("KUBEJIT", "XDG_", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
     env.update(
+        # An installed kubejit has its .pyc files (pip compiles them); a source checkout run with
+        # PYTHONDONTWRITEBYTECODE would compile kubejit on every call. Keep them out of the tree.
+        PYTHONPYCACHEPREFIX=str(home / "pycache"),
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_CACHE_HOME=str(home / "cache"),
@@ -139,6 +144,7 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
 
     cases: dict[str, Callable[[], float]] = {
         "python -I -c pass": lambda: timed([sys.executable, "-I", "-c", "pass"], env),
+        "python -c pass (with site)": lambda: timed([sys.executable, "-c", "pass"], env),
         "kubectl version --client": lambda: timed([str(BIN / "kubectl"), "version", "--client"], env),
         "kubejit token (warm cache)": warm,
         "kubejit token (cold: miss)": cold,
