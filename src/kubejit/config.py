@@ -172,6 +172,16 @@ class IdentitySettings(_Model):
         return issuers
 
 
+class AuditSettings(_Model):
+    """The audit log's tamper evidence (docs/audit.md)."""
+
+    #: Ed25519 private key (PEM) that signs checkpoints; created on first start when missing.
+    #: Default: <dataDir>/audit-checkpoint-key.pem. Keep a copy of its public half off the broker.
+    checkpoint_key_file: Path | None = None
+    #: How often the head of the chain is signed (only when new events were appended).
+    checkpoint_interval_seconds: float = Field(default=60, ge=1, le=86400)
+
+
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
@@ -189,6 +199,7 @@ class Settings(_Model):
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -218,6 +229,10 @@ class Settings(_Model):
                 "listens on a loopback address (broker.host: 127.0.0.1)"
             )
         return self
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self.audit.checkpoint_key_file or self.data_dir / "audit-checkpoint-key.pem"
 
     @property
     def store_url(self) -> str:
@@ -251,6 +266,9 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
         if isinstance(issuer, dict) and "caFile" in issuer:
             issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
+    audit = data.get("audit")
+    if isinstance(audit, dict) and "checkpointKeyFile" in audit:
+        audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])
     for key in ("policyFile", "dataDir"):
         if key in data:
             data[key] = _resolve(base_dir, data[key])

@@ -87,6 +87,10 @@ class GrantStore(Protocol):
         """Keep only the hash and the id of a minted token, with its audit events, in one transaction."""
         ...
 
+    def tokens_issued(self, grant_id: GrantId) -> int:
+        """How many tokens were minted for the grant so far (a later one is a refresh)."""
+        ...
+
 
 class ClusterAdapter(Protocol):
     """One Kubernetes cluster, as the grant service uses it. Every call is idempotent."""

@@ -29,6 +29,7 @@ from kubejit.grants import lifecycle
 from kubejit.grants.model import LIVE_STATES, Grant, GrantState
 from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, MintedToken
 from kubejit.grants.reconciler import Action, ActionKind, diff
+from kubejit.grants.token_facts import service_account_uid
 from kubejit.identity.principal import Principal
 from kubejit.identity.workload import audit_claims
 from kubejit.ids import ClusterName, GrantId, PrincipalName
@@ -85,6 +86,8 @@ class GrantService:
                 "reason": grant.reason,
                 "ticket": grant.ticket,
                 "break_glass": grant.break_glass,
+                "approvers": [a.approver for a in grant.approvals],
+                "expires_at": grant.expires_at,
                 **details,
             }
         return AuditEvent(
@@ -108,9 +111,11 @@ class GrantService:
     def request(self, principal: Principal, request: AccessRequest) -> Grant:
         self._cluster(request.cluster)
         decision = evaluate(self.policy, principal, request, now=self.clock.now())
+        decided = self._decision_event(principal, request, decision)
         if not decision.allowed:
             self.store.record(
                 [
+                    decided,
                     AuditEvent(
                         action="grant.request_denied",
                         actor=principal.name,
@@ -125,7 +130,7 @@ class GrantService:
                             "message": decision.message,
                             "reason": request.reason,
                         },
-                    )
+                    ),
                 ]
             )
             raise RequestDenied(
@@ -134,7 +139,11 @@ class GrantService:
         grant = lifecycle.new_grant(
             self._new_id(), principal=principal, request=request, decision=decision, now=self.clock.now()
         )
-        events = [self._event("grant.requested", principal.name, grant, decision=str(decision.outcome))]
+        decided = replace(decided, grant_id=grant.id)
+        events = [
+            decided,
+            self._event("grant.requested", principal.name, grant, decision=str(decision.outcome)),
+        ]
         if grant.break_glass:
             events.append(self._event("grant.break_glass", principal.name, grant, review_required=True))
         grant = self.store.add(grant, events)
@@ -181,6 +190,27 @@ class GrantService:
             "grant.requested", principal.name, grant, decision="auto", claims=audit_claims(principal)
         )
         return self._activate(self.store.add(grant, [event]))
+
+    def _decision_event(self, principal: Principal, request: AccessRequest, decision: Decision) -> AuditEvent:
+        """The policy's decision on a request, recorded whether it allowed or refused."""
+        return AuditEvent(
+            action="policy.decided",
+            actor=SYSTEM_ACTOR,
+            at=self.clock.now(),
+            outcome=str(decision.outcome),
+            subject=principal.name,
+            cluster=request.cluster,
+            details={
+                "namespaces": list(request.namespaces),
+                "role": request.role,
+                "rule": decision.rule,
+                "message": decision.message,
+                "reason": request.reason,
+                "ticket": request.ticket,
+                "break_glass": request.break_glass,
+                "groups": sorted(principal.groups),
+            },
+        )
 
     def approve(self, principal: Principal, grant_id: GrantId, *, comment: str = "") -> Grant:
         grant = self.store.get(grant_id)
@@ -277,8 +307,15 @@ class GrantService:
         seconds = max(MIN_TOKEN_SECONDS, int(grant.time_left(now).total_seconds()))
         minted = self._cluster(grant.cluster).mint_token(grant, expiration_seconds=seconds)
         digest = hashlib.sha256(minted.token.encode()).hexdigest()
+        # A second token for the same grant is kubectl's exec plugin refreshing it.
+        action = "token.refreshed" if self.store.tokens_issued(grant.id) else "token.minted"
         event = self._event(
-            "token.minted", principal.name, grant, token_id=minted.token_id, token_sha256=digest
+            action,
+            principal.name,
+            grant,
+            token_id=minted.token_id,
+            service_account_uid=service_account_uid(minted.token),
+            token_expires_at=minted.expires_at,
         )
         self.store.record_token(
             grant.id,

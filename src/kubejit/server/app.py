@@ -17,6 +17,7 @@ from kubejit import __version__
 from kubejit.server import problems, routes_exchange, routes_grants, routes_identity
 from kubejit.server.deps import Services
 from kubejit.server.limits import BodySizeLimit
+from kubejit.server.origin import RecordOrigin
 
 
 def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
@@ -35,6 +36,7 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     app.state.services = services
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RecordOrigin)
     app.include_router(routes_grants.router)
     app.include_router(routes_identity.router)
     app.include_router(routes_exchange.router)

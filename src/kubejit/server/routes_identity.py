@@ -10,6 +10,7 @@ from kubejit.durations import format_duration
 from kubejit.errors import NotFound
 from kubejit.policy.evaluate import user_may_request
 from kubejit.policy.model import Rule
+from kubejit.server.audit_records import login_event
 from kubejit.server.deps import Svc, Who
 from kubejit.server.schemas import ClusterOut, DevLoginIn, DevLoginOut, WhoAmIOut
 
@@ -21,7 +22,9 @@ def dev_login(body: DevLoginIn, svc: Svc) -> DevLoginOut:
     """Issue a token for a configured dev user (only when the dev issuer is enabled)."""
     if svc.dev_issuer is None:
         raise NotFound("the dev issuer is not enabled on this broker", hint="Log in with your IdP.")
-    return DevLoginOut(token=svc.dev_issuer.issue(body.user), user=body.user)
+    token = svc.dev_issuer.issue(body.user)
+    svc.grants.store.record([login_event(body.user, issuer="dev", at=svc.grants.clock.now())])
+    return DevLoginOut(token=token, user=body.user)
 
 
 @router.get("/whoami", response_model=WhoAmIOut)

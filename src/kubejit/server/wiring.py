@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kubejit.audit.checkpoint import load_or_create_signing_key
 from kubejit.clock import Clock, SystemClock
 from kubejit.clusters.adapter import KubeClusterAdapter
 from kubejit.clusters.registry import build_adapter
@@ -13,10 +14,12 @@ from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
 from kubejit.identity.issuers import build_issuers
 from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
+from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import start_workers
+from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
@@ -73,12 +76,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         users=SqlUserDirectory(engine, clock=clock),
         on_shutdown=[*(a.close for a in adapters.values()), issuers.close, close_exchange, engine.dispose],
     )
+    record_start(store, settings, clock=clock)
+    checkpointer = Checkpointer(engine, load_or_create_signing_key(settings.checkpoint_key_path), clock=clock)
+    # The last thing before the engine closes: sign the head the broker leaves behind.
+    services.on_shutdown.insert(-1, checkpointer.final)
     if workers:
         running = start_workers(
             service,
             sweep_interval=settings.workers.sweep_interval_seconds,
             reconcile_interval=settings.workers.reconcile_interval_seconds,
         )
+        interval = settings.audit.checkpoint_interval_seconds
+        running.append(checkpoint_worker(checkpointer, interval=interval))
+        running[-1].start()
         services.on_shutdown[:0] = [w.stop for w in running]
     return services
 

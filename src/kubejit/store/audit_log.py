@@ -7,16 +7,18 @@ and inserting after it cannot interleave with another writer, on SQLite or Postg
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kubejit.audit.chain import GENESIS, canonical_json, link
-from kubejit.audit.event import StoredEvent
+from kubejit.audit.chain import GENESIS, seal
+from kubejit.audit.event import StoredEvent, rfc3339
+from kubejit.grants.origin import current_origin
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
 from kubejit.store.tables import audit_events
@@ -32,18 +34,54 @@ def tail(conn: Connection) -> tuple[int, str]:
 
 
 def append(conn: Connection, events: Sequence[AuditEvent]) -> list[StoredEvent]:
-    """Chain ``events`` after the tail and insert them; the caller's transaction commits them."""
+    """Chain ``events`` after the tail and insert them; the caller's transaction commits them.
+
+    The hot path of every write: each value is encoded once (``seal``), and the rows go to the
+    driver's ``executemany`` with a prebuilt INSERT, past SQLAlchemy's per-row type processing.
+    Within an HTTP request, each event's details gain its ``source_ip`` and ``user_agent``
+    (``grants.origin``) unless the event names them itself.
+    """
     if not events:
         return []
+    origin = current_origin()
+    if origin is not None:  # inside an HTTP request: every event it causes names its origin
+        events = [replace(e, details={**origin.details(), **e.details}) for e in events]
     seq, prev_hash = tail(conn)
-    stored = []
+    sqlite = conn.dialect.name == "sqlite"
+    stored, rows = [], []
     for event in events:
         seq += 1
-        linked = link(event, seq=seq, event_id=uuid.uuid4().hex, prev_hash=prev_hash)
+        sealed = seal(event, seq=seq, event_id=secrets.token_hex(16), prev_hash=prev_hash)
+        linked = sealed.event
         stored.append(linked)
         prev_hash = linked.hash
-    conn.execute(sa.insert(audit_events), [_to_row(e) for e in stored])
+        rows.append(
+            (
+                seq, linked.event_id, _sqlite_time(sealed.at) if sqlite else linked.at,
+                linked.action, linked.actor, linked.outcome, linked.grant_id, linked.subject,
+                linked.cluster, sealed.details_json, linked.prev_hash, linked.hash,
+            )
+        )  # fmt: skip
+    conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, rows)
     return stored
+
+
+_COLUMNS = "seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details, prev_hash, hash"
+_INSERT_SQLITE = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
+_INSERT_PYFORMAT = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
+
+
+def _sqlite_time(rfc3339_text: str) -> str:
+    """SQLAlchemy's SQLite DATETIME spelling (``2026-03-01 12:00:00.000000``) of an RFC 3339 UTC time."""
+    return f"{rfc3339_text[:10]} {rfc3339_text[11:26]}"
+
+
+def sqlite_time_to_rfc3339(stored: str) -> str:
+    """The inverse of ``_sqlite_time`` for a well-formed value; anything else is parsed and respelled."""
+    if len(stored) == 26 and stored[10] == " ":
+        return f"{stored[:10]}T{stored[11:]}Z"
+    moment = datetime.fromisoformat(stored)
+    return rfc3339(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def iter_events(engine: Engine, *, after_seq: int = 0, batch: int = 5000) -> Iterator[StoredEvent]:
@@ -101,21 +139,49 @@ def search(
         return [_from_row(row._mapping) for row in conn.execute(query)]
 
 
-def _to_row(event: StoredEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "event_id": event.event_id,
-        "at": event.at,
-        "action": event.action,
-        "actor": event.actor,
-        "outcome": event.outcome,
-        "grant_id": event.grant_id,
-        "subject": event.subject,
-        "cluster": event.cluster,
-        "details": canonical_json(event.details),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+def find(
+    engine: Engine,
+    *,
+    person: str | None = None,
+    cluster: str | None = None,
+    grant_id: str | None = None,
+    actions: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    newest_first: bool = True,
+    batch: int = 2000,
+) -> Iterator[StoredEvent]:
+    """Every matching event, streamed in keyset pages; ``person`` matches the actor or the subject.
+
+    Callers filter further in Python (a namespace inside ``details``) and stop when they have enough.
+    """
+    c = audit_events.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if person is not None:
+        conditions.append(sa.or_(c.actor == person, c.subject == person))
+    if cluster is not None:
+        conditions.append(c.cluster == cluster)
+    if grant_id is not None:
+        conditions.append(c.grant_id == grant_id)
+    if actions:
+        conditions.append(c.action.in_(list(actions)))
+    if since is not None:
+        conditions.append(c.at >= since)
+    if until is not None:
+        conditions.append(c.at < until)
+    order = c.seq.desc() if newest_first else c.seq
+    cursor: int | None = None
+    while True:
+        page = list(conditions)
+        if cursor is not None:
+            page.append(c.seq < cursor if newest_first else c.seq > cursor)
+        query = sa.select(audit_events).where(*page).order_by(order).limit(batch)
+        with read_transaction(engine) as conn:
+            rows = conn.execute(query).all()
+        yield from (_from_row(row._mapping) for row in rows)
+        if len(rows) < batch:
+            return
+        cursor = int(rows[-1].seq)
 
 
 def _from_row(row: Any) -> StoredEvent:

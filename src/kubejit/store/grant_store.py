@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kubejit.audit.chain import GENESIS, VerifyResult, verify_chain
+from kubejit.audit.chain import GENESIS, VerifyResult
 from kubejit.audit.event import StoredEvent
 from kubejit.clock import Clock, SystemClock
 from kubejit.errors import Conflict, InvalidInput, NotFound
@@ -25,6 +25,7 @@ from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import ClusterName, GrantId, PrincipalName
 from kubejit.store import audit_log
+from kubejit.store.audit_verify import verify_stored
 from kubejit.store.grant_rows import grant_to_row, row_to_grant
 from kubejit.store.tables import grants, tokens
 from kubejit.store.transactions import read_transaction, write_transaction
@@ -167,6 +168,11 @@ class SqlGrantStore:
             conn.execute(sa.insert(tokens), row)
             audit_log.append(conn, events)
 
+    def tokens_issued(self, grant_id: GrantId) -> int:
+        query = sa.select(sa.func.count()).select_from(tokens).where(tokens.c.grant_id == grant_id)
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(query).scalar_one())
+
     # -- listings for admins and metrics -------------------------------------------------------
     def list_requesters(self) -> builtins.list[RequesterSummary]:
         """Everyone who has requested access: last request time and how many grants are active now."""
@@ -237,8 +243,7 @@ class SqlGrantStore:
                 f"verifying from seq {after_seq} needs the hash of event {after_seq}",
                 hint="Pass prev_hash (the hash you recorded for that event), or verify from the start.",
             )
-        events = self.iter_events(after_seq=after_seq)
-        return verify_chain(events, after_seq=after_seq, prev_hash=prev_hash)
+        return verify_stored(self.engine, after_seq=after_seq, prev_hash=prev_hash)
 
 
 def _due_query(

@@ -212,3 +212,55 @@ def test_verification_streams_and_stops_at_the_first_bad_event() -> None:
     result = verify_chain(stream())
     assert (result.first_bad_seq, result.problem, result.checked) == (50, EDITED, 50)
     assert consumed == 50
+
+
+# -- the fast paths: hand-spelled payloads and raw-row verification ------------------------------
+def test_payload_json_is_byte_identical_to_canonical_json() -> None:
+    from kubejit.audit.chain import payload_json
+
+    for event in [*chain(3), link(
+        AuditEvent(action="x\u00e9\"", actor="a\\b", at=AT, grant_id=GrantId("g1"), subject="s", cluster="c",
+                   details={"z": [1, None, "\u2603"], "a": {"b": True}}),
+        seq=4, event_id="f" * 32, prev_hash=GENESIS,
+    )]:  # fmt: skip
+        spelled = payload_json(
+            seq=event.seq, event_id=event.event_id, at=rfc3339(event.at), action=event.action,
+            actor=event.actor, outcome=event.outcome, grant_id=event.grant_id, subject=event.subject,
+            cluster=event.cluster, details_json=canonical_json(event.details),
+        )  # fmt: skip
+        assert spelled == canonical_json(event.payload())
+        assert hashlib.sha256((event.prev_hash + spelled).encode()).hexdigest() == event.hash
+
+
+def _raw(e: StoredEvent) -> tuple[Any, ...]:
+    return (
+        e.seq, e.event_id, rfc3339(e.at), e.action, e.actor, e.outcome, e.grant_id, e.subject, e.cluster,
+        canonical_json(e.details), e.prev_hash, e.hash,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda rows: rows,
+        lambda rows: rows[:1] + rows[2:],
+        lambda rows: [rows[0], rows[2], rows[1], *rows[3:]],
+        lambda rows: [rows[0], (*rows[1][:4], "mallory", *rows[1][5:]), *rows[2:]],
+        lambda rows: [rows[0], (*rows[1][:9], '{"n": 2}', *rows[1][10:]), *rows[2:]],  # same JSON, respelled
+    ],
+    ids=["intact", "deleted", "swapped", "edited", "respelled"],
+)
+def test_verify_rows_agrees_with_verify_chain(tamper: Any) -> None:
+    from kubejit.audit.chain import verify_rows
+
+    events = chain(5)
+    rows = tamper([_raw(e) for e in events])
+    fast = verify_rows(rows)
+    by_seq = {e.seq: e for e in events}
+    if fast.ok or fast.problem != EDITED or rows[1][9] == canonical_json(by_seq[rows[1][0]].details):
+        slow_events = [
+            by_seq[r[0]] if r[4] != "mallory" else replace(by_seq[r[0]], actor="mallory") for r in rows
+        ]
+        assert fast == verify_chain(slow_events)
+    else:  # a respelled-but-equal details text: only the raw check can see it
+        assert (fast.first_bad_seq, fast.problem) == (2, EDITED)

@@ -77,7 +77,7 @@ def test_auto_grant_is_active_with_objects_and_audited(world) -> None:  # type: 
     grant = service.request(ALICE, VIEW)
     assert grant.state is GrantState.ACTIVE and grant.expires_at == clock.now() + timedelta(hours=1)
     assert {o.kind for o in cluster.objects[grant.id]} == {"ServiceAccount", "RoleBinding"}
-    assert store.actions() == ["grant.requested", "grant.activated"]
+    assert store.actions() == ["policy.decided", "grant.requested", "grant.activated"]
 
 
 def test_refused_request_creates_nothing_and_names_the_rule(world) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +88,7 @@ def test_refused_request_creates_nothing_and_names_the_rule(world) -> None:  # t
         )
     assert err.value.rule == "default-deny"
     assert cluster.objects == {} and store.grants == {}
-    assert store.actions() == ["grant.request_denied"]
+    assert store.actions() == ["policy.decided", "grant.request_denied"]
 
 
 def test_unknown_cluster_is_not_found(world) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,376 @@
+"""kubejit audit: verify, search, correlate, who — read straight from the broker's store.
+
+These commands open the store themselves (``--config`` or ``--store-url``), read only, instead of
+asking the broker's API: verification must work when the broker is down or compromised, and
+streaming a million rows from the database is faster than paging them through HTTP. See
+docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kubejit.audit.access_history import GRANT_ACTIONS, GrantRecord, grant_records, who_had_access
+from kubejit.audit.event import StoredEvent, rfc3339
+from kubejit.audit.k8s_correlation import (
+    Correlated,
+    GrantIndex,
+    MalformedAuditLine,
+    correlate,
+    parse_audit_log,
+)
+from kubejit.audit.ocsf import to_ocsf
+from kubejit.cli import render
+from kubejit.durations import parse_duration
+from kubejit.errors import ConfigError, InvalidInput
+
+app = typer.Typer(
+    help="The tamper-evident audit log: verify it, search it, join it to the API server's audit log.",
+    no_args_is_help=True,
+)
+
+#: `verify` found the log edited, cut or reordered (sysexits EX_DATAERR).
+EXIT_TAMPERED = 65
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's config (names the store)."),
+]
+StoreUrlOpt = Annotated[
+    str | None,
+    typer.Option("--store-url", envvar="KUBEJIT_STORE_URL", help="The store's URL (instead of --config)."),
+]
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    ocsf = "ocsf"
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    url: str
+    checkpoint_key: Path | None = None
+    grant_namespace: str | None = None
+
+
+def _target(config: Path | None, store_url: str | None) -> StoreTarget:
+    if store_url:
+        return StoreTarget(store_url)
+    if config is None:
+        raise InvalidInput(
+            "which store? pass the broker's config or its store URL",
+            hint="kubejit audit verify --config /etc/kubejit/config.yaml (or --store-url URL).",
+        )
+    from kubejit.config import load_settings
+
+    settings = load_settings(config)
+    return StoreTarget(settings.store_url, settings.checkpoint_key_path, settings.grant_namespace)
+
+
+def _engine(target: StoreTarget) -> Any:
+    from kubejit.store.audit_access import open_audit_store
+
+    return open_audit_store(target.url)
+
+
+# -- verify ----------------------------------------------------------------------------------------
+@app.command()
+def verify(
+    config: ConfigOpt = None,
+    store_url: StoreUrlOpt = None,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help="Checkpoint public key (PEM); repeat for rotated keys. Default: the config's key file.",
+        ),
+    ] = None,
+    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.table,
+) -> None:
+    """Check every event's hash and link, and every signed checkpoint; exit 65 on any finding.
+
+    Finds an edited, deleted or reordered event (naming the first bad seq) and a cut tail (the log
+    ends before a signed checkpoint). Example: kubejit audit verify --config config.yaml
+    """
+    from kubejit.audit.checkpoint import load_public_key
+    from kubejit.store.audit_verify import verify_log
+
+    target = _target(config, store_url)
+    keys = [load_public_key(p) for p in public_key or []]
+    if not keys and target.checkpoint_key is not None and target.checkpoint_key.exists():
+        keys = [load_public_key(target.checkpoint_key)]
+    engine = _engine(target)
+    try:
+        verdict = verify_log(engine, public_keys=keys or None)
+    finally:
+        engine.dispose()
+    if output is Format.json:
+        render.as_json("AuditVerification", verdict.to_dict())
+    elif verdict.ok:
+        render.console.print(
+            f"[green]OK[/]: {verdict.checked:,} events, {verdict.checkpoints} signed checkpoints; "
+            f"head seq {verdict.last_seq} hash {verdict.head_hash}"
+        )
+    else:
+        render.console.print(
+            f"[bold red]TAMPERED[/]: first bad seq {verdict.first_bad_seq}: {escape(verdict.message)}"
+        )
+        render.console.print(f"  events before it are intact (last good seq {verdict.last_seq})")
+    if verdict.warning and output is not Format.json:
+        render.console.print(f"[yellow]warning[/]: {escape(verdict.warning)}")
+    if not verdict.ok:
+        raise typer.Exit(EXIT_TAMPERED)
+
+
+# -- search ----------------------------------------------------------------------------------------
+def parse_when(value: str, *, now: datetime, what: str) -> datetime:
+    """``24h``/``30m``/``7d`` ago, or an RFC 3339 / ISO 8601 time (UTC when no zone is given)."""
+    try:
+        return now - parse_duration(value)
+    except InvalidInput:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{what}: {value!r} is neither a duration nor a time",
+            hint="Use e.g. 24h, 30m, 7d, or 2026-03-01T12:00:00Z.",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _namespaces(event: StoredEvent) -> list[str]:
+    found = event.details.get("namespaces")
+    return [str(n) for n in found] if isinstance(found, list) else []
+
+
+@app.command()
+def search(
+    config: ConfigOpt = None,
+    store_url: StoreUrlOpt = None,
+    person: Annotated[str | None, typer.Option(help="Actor or subject, e.g. alice.")] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", "-c")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    grant: Annotated[str | None, typer.Option("--grant", "-g", help="Grant id.")] = None,
+    action: Annotated[list[str] | None, typer.Option(help="e.g. grant.activated; repeatable.")] = None,
+    since: Annotated[str | None, typer.Option(help="24h (ago) or a time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Exclusive; 1h (ago) or a time.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events, newest first (0: all).")] = 100,
+    output: Annotated[
+        Format, typer.Option("--output", "-o", help="table, json (lines), csv or ocsf (json lines).")
+    ] = Format.table,
+) -> None:
+    """Find audit events by person, cluster, namespace, grant and time.
+
+    Example: kubejit audit search -f config.yaml --person alice --since 24h -o csv > alice.csv
+    """
+    from kubejit.store.audit_log import find
+
+    if limit < 0:
+        raise InvalidInput(f"--limit must be 0 or more, not {limit}")
+    now = datetime.now(UTC)
+    start = parse_when(since, now=now, what="--since") if since else None
+    end = parse_when(until, now=now, what="--until") if until else None
+    engine = _engine(_target(config, store_url))
+    try:
+        found = find(
+            engine,
+            person=person,
+            cluster=cluster,
+            grant_id=grant,
+            actions=action or (),
+            since=start,
+            until=end,
+        )
+        if namespace is not None:
+            found = (
+                e for e in found if namespace in _namespaces(e) or e.details.get("namespace") == namespace
+            )
+        events = _first(found, limit)
+        _print_events(events, output)
+    finally:
+        engine.dispose()
+
+
+def _first(events: Iterable[StoredEvent], limit: int) -> Iterator[StoredEvent]:
+    for n, event in enumerate(events):
+        if limit and n >= limit:
+            return
+        yield event
+
+
+CSV_COLUMNS = (
+    "seq", "at", "action", "outcome", "actor", "subject", "grant_id", "cluster", "namespaces", "role",
+    "reason", "ticket", "approvers", "source_ip", "user_agent", "event_id", "details",
+)  # fmt: skip
+
+
+def csv_row(event: StoredEvent) -> list[str]:
+    d = event.details
+    return [
+        str(event.seq), rfc3339(event.at), event.action, event.outcome, event.actor, event.subject or "",
+        event.grant_id or "", event.cluster or "", " ".join(_namespaces(event)), str(d.get("role") or ""),
+        str(d.get("reason") or ""), str(d.get("ticket") or ""), " ".join(map(str, d.get("approvers") or [])),
+        str(d.get("source_ip") or ""), str(d.get("user_agent") or ""), event.event_id,
+        json.dumps(d, sort_keys=True, default=str),
+    ]  # fmt: skip
+
+
+def _print_events(events: Iterator[StoredEvent], output: Format) -> None:
+    if output is Format.json or output is Format.ocsf:
+        encode = to_ocsf if output is Format.ocsf else StoredEvent.to_dict
+        for event in events:
+            sys.stdout.write(json.dumps(encode(event), sort_keys=True) + "\n")
+        return
+    if output is Format.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(e) for e in events)
+        return
+    table = Table(title="Audit events (newest first)", title_justify="left")
+    for column in ("SEQ", "AT", "ACTION", "OUTCOME", "ACTOR", "SUBJECT", "GRANT", "CLUSTER", "NAMESPACES"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(
+            str(e.seq), rfc3339(e.at)[:19] + "Z", e.action, e.outcome, escape(e.actor),
+            escape(e.subject or "-"), e.grant_id or "-", e.cluster or "-", escape(", ".join(_namespaces(e))),
+        )  # fmt: skip
+    render.console.print(table)
+
+
+# -- correlate and who -----------------------------------------------------------------------------
+def _grant_records(target: StoreTarget, *, cluster: str | None) -> dict[str, GrantRecord]:
+    from kubejit.store.audit_log import find
+
+    engine = _engine(target)
+    try:
+        events = find(engine, cluster=cluster, actions=GRANT_ACTIONS, newest_first=False)
+        return grant_records(events)
+    finally:
+        engine.dispose()
+
+
+def _requests(paths: list[Path], index: GrantIndex) -> list[Correlated]:
+    found: list[Correlated] = []
+    for path in paths:
+        try:
+            with path.open(encoding="utf-8") as lines:
+                found.extend(correlate(parse_audit_log(lines), index))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read {path}: {exc.strerror or exc}",
+                hint="Pass the API server's --audit-log-path file.",
+            ) from exc
+        except MalformedAuditLine as exc:
+            raise InvalidInput(
+                f"{path}: {exc}", hint="Pass the API server's JSON audit log (--audit-log-format=json)."
+            ) from exc
+    return found
+
+
+K8sLogOpt = Annotated[
+    list[Path],
+    typer.Option("--k8s-audit-log", help="The API server's JSON audit log file; repeat for rotated files."),
+]
+
+
+@app.command(name="correlate")
+def correlate_command(
+    k8s_audit_log: K8sLogOpt,
+    config: ConfigOpt = None,
+    store_url: StoreUrlOpt = None,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", "-c", help="The cluster this log belongs to.")
+    ] = None,
+    output: Annotated[Format, typer.Option("--output", "-o", help="table or json (lines).")] = Format.table,
+) -> None:
+    """Show each request made with a kubejit grant's token: person, grant, reason and approvers.
+
+    Example: kubejit audit correlate -f config.yaml --k8s-audit-log /var/log/kube-apiserver/audit.log
+    """
+    target = _target(config, store_url)
+    records = _grant_records(target, cluster=cluster)
+    matched = _requests(k8s_audit_log, GrantIndex(records.values(), grant_namespace=target.grant_namespace))
+    if output is Format.json:
+        for item in matched:
+            sys.stdout.write(json.dumps(item.to_dict(), sort_keys=True) + "\n")
+        return
+    if output is not Format.table:
+        raise InvalidInput(f"correlate prints table or json, not {output}")
+    table = Table(title=f"{len(matched)} requests made with kubejit grants", title_justify="left")
+    for column in ("AT", "PERSON", "GRANT", "VERB", "RESOURCE", "NAMESPACE", "CODE", "REASON", "APPROVERS"):
+        table.add_column(column)
+    for item in matched:
+        r, g = item.request, item.grant
+        table.add_row(
+            r.at, escape(g.person), g.grant_id, r.verb, escape(r.resource or r.uri), escape(r.namespace or "-"),
+            str(r.code or "-"), escape(g.reason or "-"), escape(", ".join(g.approvers) or "-"),
+        )  # fmt: skip
+    render.console.print(table)
+
+
+@app.command()
+def who(
+    cluster: Annotated[str, typer.Option("--cluster", "-c")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")],
+    since: Annotated[str, typer.Option(help="24h (ago) or a time.")] = "24h",
+    until: Annotated[str | None, typer.Option(help="Default: now.")] = None,
+    k8s_audit_log: Annotated[
+        list[Path] | None,
+        typer.Option("--k8s-audit-log", help="Add what each did, from the cluster's API server audit log."),
+    ] = None,
+    config: ConfigOpt = None,
+    store_url: StoreUrlOpt = None,
+    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.table,
+) -> None:
+    """Who had access to a namespace in a time window, why, approved by whom, and what they did.
+
+    Example: kubejit audit who -f config.yaml -c prod -n payments --since 24h --k8s-audit-log audit.log
+    """
+    now = datetime.now(UTC)
+    start = parse_when(since, now=now, what="--since")
+    end = parse_when(until, now=now, what="--until") if until else now + timedelta(seconds=1)
+    target = _target(config, store_url)
+    records = _grant_records(target, cluster=cluster)
+    held = who_had_access(records.values(), cluster=cluster, namespace=namespace, since=start, until=end)
+    did: dict[str, Counter[str]] = {g.grant_id: Counter() for g in held}
+    if k8s_audit_log:
+        index = GrantIndex(held, grant_namespace=target.grant_namespace)
+        for item in _requests(k8s_audit_log, index):
+            r = item.request
+            did[item.grant.grant_id][
+                f"{r.verb} {r.resource or r.uri}" + (f" ({r.code})" if r.code else "")
+            ] += 1
+    if output is Format.json:
+        data = [{**g.to_dict(), "did": dict(did[g.grant_id])} for g in held]
+        render.as_json("AccessHistory", data)
+        return
+    table = Table(
+        title=f"Access to {namespace} on {cluster} since {rfc3339(start)[:19]}Z", title_justify="left"
+    )
+    for column in ("PERSON", "GRANT", "ROLE", "FROM", "UNTIL", "REASON", "APPROVERS", "DID"):
+        table.add_column(column)
+    for g in held:
+        until_text = rfc3339(g.ended_at)[:19] + "Z" if g.ended_at else "active"
+        actions = ", ".join(f"{what} x{n}" for what, n in did[g.grant_id].most_common(5)) or "-"
+        table.add_row(
+            escape(g.person), g.grant_id, g.role, rfc3339(g.activated_at)[:19] + "Z" if g.activated_at else "-",
+            until_text, escape(g.reason or "-"), escape(", ".join(g.approvers) or "-"), escape(actions),
+        )  # fmt: skip
+    render.console.print(table if held else f"Nobody held access to {namespace} on {cluster} then.")
