@@ -207,6 +207,18 @@ def test_clear_errors_for_a_corrupt_cache_a_bad_kubeconfig_and_an_unreachable_br
     grant_id, _ = request_with_context(broker, control_plane, granted)
     assert broker.kubectl("alice", "get", "pods").returncode == 0
 
+    # A pending grant: no context, and the plugin says who must act; it never prompts.
+    pending = broker.json(
+        "alice", "request", "-c", control_plane.name, "-n", granted, "-r", "admin", "--reason", "x"
+    )
+    assert pending["state"] == "pending"
+    refused = broker.cli("alice", "kubeconfig", "--grant", pending["id"], check=False)
+    assert refused.returncode != 0 and f"grant {pending['id']} is pending, not active" in refused.stderr
+    waiting = broker.cli("alice", "token", "--grant", pending["id"], "--broker", broker.url, check=False)
+    assert waiting.returncode == 1 and waiting.stdout == ""
+    assert "is waiting for approval (0/2 approvals)" in waiting.stderr
+    assert f"kubejit approve {pending['id']}" in waiting.stderr
+
     # A corrupt cache entry is reported, removed and replaced; kubectl still works.
     (entry,) = cache_files(broker, "alice")
     entry.write_text("kubejit-token-cache 1\ngarbage")
