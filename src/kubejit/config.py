@@ -99,6 +99,8 @@ class OidcLoginSettings(_Model):
     """What `kubejit login` needs: the CLI's public client at the IdP and the scopes it asks for."""
 
     client_id: str = Field(min_length=1)
+    #: The loopback redirect's host (RFC 8252 prefers the IP literal; Dex only accepts "localhost").
+    redirect_host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
     #: e.g. Dex's cross-client scope ``audience:server:client_id:<broker audience>``.
     scopes: list[str] = Field(
         default_factory=lambda: ["openid", "profile", "email", "groups", "offline_access"]

@@ -33,6 +33,25 @@ def issuer_from_settings(s: OidcIssuerSettings) -> OIDCIssuer:
     )
 
 
+@dataclass(frozen=True)
+class LoginOffer:
+    """What the CLI needs to log a person in at one issuer (served by ``GET /v1/login-config``)."""
+
+    name: str
+    issuer_url: str
+    client_id: str
+    scopes: tuple[str, ...]
+    redirect_host: str
+
+
+def login_offers(settings: Sequence[OidcIssuerSettings]) -> list[LoginOffer]:
+    return [
+        LoginOffer(s.name, s.issuer_url, s.login.client_id, tuple(s.login.scopes), s.login.redirect_host)
+        for s in settings
+        if s.login is not None
+    ]
+
+
 @dataclass
 class Issuers:
     verifiers: list[OIDCVerifier] = field(default_factory=list)

@@ -13,9 +13,11 @@ from kubejit.grants.exchange import WorkloadExchange
 from kubejit.grants.ports import AuditEvent
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
+from kubejit.identity.issuers import LoginOffer
 from kubejit.identity.principal import Principal
 from kubejit.identity.tokens import unverified_claims
 from kubejit.server.schemas import ClusterOut
+from kubejit.store.users import PersonSeen
 
 
 class Authenticator(Protocol):
@@ -27,6 +29,8 @@ class UserDirectory(Protocol):
 
     def seen(self, who: Principal) -> bool: ...
 
+    def list(self) -> Sequence[PersonSeen]: ...
+
 
 @dataclass
 class Services:
@@ -37,6 +41,8 @@ class Services:
     #: CI/CD token exchange; None when no workload issuer is configured.
     exchange: WorkloadExchange | None = None
     users: UserDirectory | None = None
+    #: Issuers people can log in at with `kubejit login` (public information).
+    login_offers: Sequence[LoginOffer] = ()
     #: Called when the app stops (workers, engine).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 

@@ -1,10 +1,11 @@
-"""Who am I, dev login and the cluster list."""
+"""Who am I, how to log in (issuers, dev login) and the cluster list."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from kubejit.durations import format_duration
 from kubejit.errors import NotFound
@@ -15,6 +16,37 @@ from kubejit.server.deps import Svc, Who
 from kubejit.server.schemas import ClusterOut, DevLoginIn, DevLoginOut, WhoAmIOut
 
 router = APIRouter(prefix="/v1", tags=["identity"])
+
+
+class LoginIssuerOut(BaseModel):
+    name: str
+    issuer_url: str
+    client_id: str
+    scopes: list[str]
+    redirect_host: str
+
+
+class LoginConfigOut(BaseModel):
+    issuers: list[LoginIssuerOut]
+    dev_issuer: bool
+
+
+@router.get("/login-config", response_model=LoginConfigOut)
+def login_config(svc: Svc) -> LoginConfigOut:
+    """Where people log in (public: issuer URLs and public client ids, no secret); read by `kubejit login`."""
+    return LoginConfigOut(
+        issuers=[
+            LoginIssuerOut(
+                name=o.name,
+                issuer_url=o.issuer_url,
+                client_id=o.client_id,
+                scopes=list(o.scopes),
+                redirect_host=o.redirect_host,
+            )
+            for o in svc.login_offers
+        ],
+        dev_issuer=svc.dev_issuer is not None,
+    )
 
 
 @router.post("/dev/login", response_model=DevLoginOut)

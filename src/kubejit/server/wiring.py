@@ -11,7 +11,7 @@ from kubejit.errors import ConfigError
 from kubejit.grants.ports import ClusterAdapter
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
-from kubejit.identity.issuers import build_issuers
+from kubejit.identity.issuers import build_issuers, login_offers
 from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
 from kubejit.server.audit_records import checkpoint_worker, record_start
@@ -74,6 +74,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         dev_issuer=dev,
         exchange=exchange,
         users=SqlUserDirectory(engine, clock=clock),
+        login_offers=login_offers(settings.identity.issuers),
         on_shutdown=[*(a.close for a in adapters.values()), issuers.close, close_exchange, engine.dispose],
     )
     record_start(store, settings, clock=clock)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
+import httpx
 import typer
+from rich.markup import escape
 
-from kubejit.cli import render, session
+from kubejit.cli import credentials, login_flows, render, session
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.errors import InvalidInput
@@ -16,18 +19,109 @@ def login(
     dev_user: Annotated[
         str | None, typer.Option("--dev-user", help="Log in as a user of the broker's embedded dev issuer.")
     ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="Which identity provider (when the broker trusts several).")
+    ] = None,
+    device: Annotated[
+        bool,
+        typer.Option(
+            "--device", help="Device authorization: get a code, approve it in any browser (RFC 8628)."
+        ),
+    ] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the login URL instead of opening a browser.")
+    ] = False,
     broker: BrokerOpt = None,
 ) -> None:
-    """Log in to the kubejit broker and keep the session in ~/.config/kubejit (mode 0600)."""
-    if not dev_user:
-        raise InvalidInput(
-            "say who to log in as", hint="On a dev broker: `kubejit login --dev-user alice` (see its config)."
-        )
+    """Log in to the kubejit broker through your identity provider (or --dev-user on a dev broker).
+
+    The session is kept in ~/.config/kubejit (mode 0600); the refresh token in the OS keyring when one
+    is available, else in ~/.config/kubejit/refresh-tokens.json (mode 0600).
+    """
     url = session.broker_url(broker)
+    if dev_user:
+        with BrokerClient(url) as client:
+            answer = client.call("POST", "/v1/dev/login", json={"user": dev_user})
+        path = session.save(session.Session(broker=url, token=answer["token"], user=answer["user"]))
+        render.console.print(f"Logged in to {url} as [bold]{answer['user']}[/] (session: {path}).")
+        return
     with BrokerClient(url) as client:
-        answer = client.call("POST", "/v1/dev/login", json={"user": dev_user})
-    path = session.save(session.Session(broker=url, token=answer["token"], user=answer["user"]))
-    render.console.print(f"Logged in to {url} as [bold]{answer['user']}[/] (session: {path}).")
+        offered = client.call("GET", "/v1/login-config")
+    chosen = _choose_issuer(offered, issuer)
+    with httpx.Client(timeout=login_flows.HTTP_TIMEOUT) as http:
+        meta = login_flows.metadata(http, chosen)
+        if device:
+            tokens = login_flows.device_login(http, meta, chosen, show=_show_device_code, waiting=_spinner)
+        else:
+            tokens = login_flows.browser_login(
+                http, meta, chosen, open_url=_print_url if no_browser else _open_browser
+            )
+    with BrokerClient(url, token=tokens.id_token) as client:
+        me = client.call("GET", "/v1/whoami")
+    current = session.Session(
+        broker=url,
+        token=tokens.id_token,
+        user=me["name"],
+        issuer_url=chosen.issuer_url,
+        client_id=chosen.client_id,
+        token_endpoint=meta.token_endpoint,
+    )
+    kept = credentials.store(current.credential_key, tokens.refresh_token) if tokens.refresh_token else None
+    path = session.save(current)
+    render.console.print(
+        f"Logged in to {url} as [bold]{escape(me['name'])}[/] via {chosen.name} (session: {path})."
+    )
+    if me["groups"]:
+        render.console.print(f"groups: {escape(', '.join(me['groups']))}")
+    if kept:
+        render.console.print(f"refresh token kept in {escape(kept)}")
+
+
+def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.IssuerLogin:
+    issuers = [login_flows.IssuerLogin(**i) for i in offered.get("issuers", [])]
+    if not issuers:
+        hint = (
+            "This broker runs the dev issuer: `kubejit login --dev-user NAME`."
+            if offered.get("dev_issuer")
+            else ("Ask an administrator to set identity.issuers[].login in the broker config.")
+        )
+        raise InvalidInput("the broker offers no identity provider to log in with", hint=hint)
+    if name is None and len(issuers) == 1:
+        return issuers[0]
+    names = ", ".join(i.name for i in issuers)
+    found = next((i for i in issuers if i.name == name), None)
+    if found is None:
+        raise InvalidInput(
+            f"say which identity provider with --issuer ({names})"
+            if name is None
+            else f"no identity provider '{name}' (offered: {names})"
+        )
+    return found
+
+
+def _show_device_code(verification_uri: str, user_code: str, complete: str | None) -> None:
+    render.console.print(
+        f"To log in, open [bold]{escape(verification_uri)}[/] and enter the code [bold]{escape(user_code)}[/]"
+    )
+    if complete:
+        render.console.print(f"(or open {escape(complete)})")
+    sys.stdout.flush()
+
+
+def _spinner() -> Any:
+    return render.console.status("Waiting for you to approve the login in the browser...")
+
+
+def _print_url(url: str) -> None:
+    render.console.print("Open this URL in a browser to log in:")
+    print(url, flush=True)  # plain: a long URL must not be wrapped or styled
+
+
+def _open_browser(url: str) -> None:
+    import webbrowser
+
+    if not webbrowser.open(url):
+        _print_url(url)
 
 
 def logout() -> None:

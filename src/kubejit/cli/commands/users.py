@@ -1,0 +1,40 @@
+"""kubejit users: the people the broker has seen (admins only)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from kubejit.cli import render, session
+from kubejit.cli.client import BrokerClient
+from kubejit.cli.options import BrokerOpt, OutputOpt
+
+
+def users(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> None:
+    """People who used the broker: issuer, groups, first and last login, grants held now.
+
+    Kubernetes keeps no user list; this is kubejit's. End everything one person holds with
+    `kubejit revoke --user NAME`.
+    """
+    current = session.require()
+    with BrokerClient(session.broker_url(broker), token=current.token) as client:
+        people = client.call("GET", "/v1/users")
+    if output is render.Output.json:
+        render.as_json("UserList", people)
+        return
+    if not people:
+        render.console.print("No one has used this broker yet.")
+        return
+    table = Table(title="Users", title_justify="left")
+    for column in ("USER", "ISSUER", "GROUPS", "FIRST SEEN", "LAST LOGIN", "ACTIVE GRANTS"):
+        table.add_column(column)
+    for p in people:
+        table.add_row(
+            escape(p["username"]),
+            escape(p["issuer"]),
+            escape(", ".join(p["groups"]) or "-"),
+            p["first_seen"][:19].replace("T", " "),
+            p["last_login"][:19].replace("T", " "),
+            escape(", ".join(p["active_grants"]) or "-"),
+        )
+    render.console.print(table)

@@ -1,0 +1,44 @@
+"""People seen by the broker, for offboarding and review (admins only): Kubernetes has no user list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from kubejit.errors import PermissionDenied
+from kubejit.server.deps import Svc, Who
+
+router = APIRouter(prefix="/v1", tags=["users"])
+
+
+class UserOut(BaseModel):
+    username: str
+    issuer: str
+    groups: list[str]
+    first_seen: datetime
+    last_login: datetime
+    active_grants: list[str]
+
+
+@router.get("/users", response_model=list[UserOut])
+def users(who: Who, svc: Svc) -> list[UserOut]:
+    """Everyone who authenticated, most recent first, with the grants each holds now."""
+    if not svc.grants.is_admin(who):
+        raise PermissionDenied(
+            "only admins may list users", hint="Admins are the members of the policy's adminGroups."
+        )
+    if svc.users is None:
+        return []
+    return [
+        UserOut(
+            username=p.username,
+            issuer=p.issuer,
+            groups=list(p.groups),
+            first_seen=p.first_seen,
+            last_login=p.last_login,
+            active_grants=list(p.active_grants),
+        )
+        for p in svc.users.list()
+    ]

@@ -1,0 +1,46 @@
+"""Refresh tokens without a keyring: a 0600 file in a 0700 directory, removed on logout."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from kubejit.cli import credentials
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def no_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEJIT_KEYRING", "0")
+
+
+def test_file_fallback_is_private_and_keyed(isolated_home: Path) -> None:
+    where = credentials.store("http://b|https://idp", "rt-1")
+    credentials.store("http://b|https://other", "rt-2")
+    path = Path(where)
+    assert path == isolated_home / ".config" / "kubejit" / "refresh-tokens.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert credentials.load("http://b|https://idp") == "rt-1"
+    assert credentials.load("http://b|https://nowhere") is None
+
+
+def test_forget_removes_the_entry_and_then_the_file(isolated_home: Path) -> None:
+    credentials.store("k1", "a")
+    credentials.store("k2", "b")
+    assert credentials.forget("k1") and credentials.load("k1") is None and credentials.load("k2") == "b"
+    assert credentials.forget("k2")
+    assert not (isolated_home / ".config" / "kubejit" / "refresh-tokens.json").exists()
+    assert not credentials.forget("k2")
+
+
+def test_a_corrupt_file_reads_as_empty(isolated_home: Path) -> None:
+    path = isolated_home / ".config" / "kubejit" / "refresh-tokens.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert credentials.load("k") is None
+    credentials.store("k", "v")
+    assert credentials.load("k") == "v"
