@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from kubejit.errors import ConfigError
+from kubejit.sink_settings import SINK_TYPES, AuditDeliverySettings, resolve_paths
 from kubejit.yamlsource import parse_yaml, read_text, where
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -174,8 +175,8 @@ class IdentitySettings(_Model):
         return issuers
 
 
-class AuditSettings(_Model):
-    """The audit log's tamper evidence (docs/audit.md)."""
+class AuditSettings(AuditDeliverySettings):
+    """The audit log's tamper evidence (docs/audit.md); delivery to sinks (docs/audit-delivery.md)."""
 
     #: Ed25519 private key (PEM) that signs checkpoints; created on first start when missing.
     #: Default: <dataDir>/audit-checkpoint-key.pem. Keep a copy of its public half off the broker.
@@ -274,11 +275,13 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for key in ("policyFile", "dataDir"):
         if key in data:
             data[key] = _resolve(base_dir, data[key])
+    resolve_paths(data.get("audit"), lambda value: _resolve(base_dir, value))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = [p for p in first["loc"] if isinstance(p, (str, int))]
+        # A sink's type tag appears in pydantic's location but is not a key of the YAML.
+        loc = [p for p in first["loc"] if isinstance(p, (str, int)) and p not in SINK_TYPES]
         field = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(

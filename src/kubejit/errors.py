@@ -20,6 +20,8 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     │   ├── ClusterForbidden        the broker's own RBAC lacks a permission: fail loudly, name the verb
     │   └── ClusterConflict         409 from the API server: re-read and retry
     ├── StoreUnavailable            the database did not answer: transient, retried
+    ├── AuditUnavailable            fail-closed: a required audit sink is behind, nothing activated (503)
+    ├── SinkUnavailable             an audit sink did not acknowledge a batch: retried with backoff
     ├── BrokerUnreachable           the CLI cannot reach the broker
     └── DevClusterError             the local control plane cannot start (port in use, missing binary, …)
 """
@@ -130,6 +132,26 @@ class StoreUnavailable(KubejitError):
     exit_code = 10
     code = "store-unavailable"
     default_hint = "Check that the database is reachable and not locked by another program, then retry."
+
+
+class AuditUnavailable(KubejitError):
+    """Fail-closed audit: a required sink has not acknowledged the record, so nothing is activated."""
+
+    http_status = 503
+    exit_code = 11
+    code = "audit-unavailable"
+    default_hint = (
+        "The grant stays approved and is activated once the audit sink catches up; "
+        "see `kubejit audit status`."
+    )
+
+
+class SinkUnavailable(KubejitError):
+    """An audit sink did not acknowledge a batch (down, refused, timed out): the batch is sent again."""
+
+    http_status = 502
+    exit_code = 12
+    code = "sink-unavailable"
 
 
 class BrokerUnreachable(KubejitError):

@@ -23,6 +23,7 @@ for _cls in (
     errors.ClusterForbidden,
     errors.ClusterConflict,
     errors.ConfigError,
+    errors.AuditUnavailable,
 ):
     _BY_CODE[_cls.code] = _cls
 _BY_STATUS = {

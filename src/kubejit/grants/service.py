@@ -59,12 +59,15 @@ class GrantService:
         policy: Policy,
         clock: Clock,
         id_factory: Callable[[], GrantId] = new_grant_id,
+        activation_gate: Callable[[Grant], None] | None = None,
     ) -> None:
         self.store = store
         self.clusters = clusters
         self.policy = policy
         self.clock = clock
         self._new_id = id_factory
+        #: Fail-closed audit: raises (AuditUnavailable) to refuse an activation before anything is created.
+        self._activation_gate = activation_gate
 
     # -- helpers -------------------------------------------------------------------------------
     def _cluster(self, name: str) -> ClusterAdapter:
@@ -257,6 +260,8 @@ class GrantService:
     def _activate(self, grant: Grant) -> Grant:
         """Create the grant's objects, then mark it active; a permanent failure leaves nothing behind."""
         adapter = self._cluster(grant.cluster)
+        if self._activation_gate is not None:
+            self._activation_gate(grant)
         try:
             adapter.ensure_grant_objects(grant)
         except ClusterUnavailable:

@@ -14,11 +14,13 @@ from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
 from kubejit.identity.issuers import build_issuers, login_offers
 from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
+from kubejit.server.audit_delivery import AuditDelivery
 from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import start_workers
+from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
@@ -47,7 +49,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         for c in settings.clusters
     }
     clusters: dict[str, ClusterAdapter] = dict(adapters)
-    service = GrantService(store=store, clusters=clusters, policy=policy, clock=clock)
+    delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
+    service = GrantService(
+        store=store, clusters=clusters, policy=policy, clock=clock, activation_gate=delivery.gate
+    )
     if not settings.dev_issuer.enabled and not settings.identity.issuers:
         raise ConfigError(
             "no identity issuer is configured",
@@ -91,6 +96,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         running.append(checkpoint_worker(checkpointer, interval=interval))
         running[-1].start()
         services.on_shutdown[:0] = [w.stop for w in running]
+        delivery.start()
+    services.on_shutdown.insert(0, delivery.close)
     return services
 
 

@@ -145,6 +145,10 @@ audit_sink_cursors = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("last_attempt_at", UTCDateTime, nullable=True),
     sa.Column("last_delivered_at", UTCDateTime, nullable=True),
+    # Backoff and the lease that keeps two replicas from sending the same batch at once.
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
 )
 
 #: People seen by the broker: Kubernetes has no user database, so kubejit keeps this one.

@@ -34,6 +34,7 @@ from kubejit.audit.k8s_correlation import (
 )
 from kubejit.audit.ocsf import to_ocsf
 from kubejit.cli import render
+from kubejit.cli.commands import audit_delivery
 from kubejit.durations import parse_duration
 from kubejit.errors import ConfigError, InvalidInput
 
@@ -41,6 +42,7 @@ app = typer.Typer(
     help="The tamper-evident audit log: verify it, search it, join it to the API server's audit log.",
     no_args_is_help=True,
 )
+app.command("status")(audit_delivery.status)  # delivery to sinks: docs/audit-delivery.md
 
 #: `verify` found the log edited, cut or reordered (sysexits EX_DATAERR).
 EXIT_TAMPERED = 65

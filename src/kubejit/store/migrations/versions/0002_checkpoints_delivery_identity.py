@@ -37,6 +37,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_attempt_at", UTC_DATETIME, nullable=True),
         sa.Column("last_delivered_at", UTC_DATETIME, nullable=True),
+        sa.Column("next_attempt_at", UTC_DATETIME, nullable=True),
+        sa.Column("lease_owner", sa.String(128), nullable=True),
+        sa.Column("lease_until", UTC_DATETIME, nullable=True),
         sa.PrimaryKeyConstraint("sink", name="pk_audit_sink_cursors"),
     )
     op.create_table(

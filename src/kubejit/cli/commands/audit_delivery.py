@@ -1,0 +1,79 @@
+"""kubejit audit status: how far each audit sink has got, read from the broker's store.
+
+It reads the same config file as `kubejit serve` (so it names the same store and sinks) and
+needs no running broker: after an outage it tells how much is waiting and when the next try is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kubejit.audit.delivery.ports import SinkCursor
+from kubejit.audit.delivery.status import SinkStatus, sink_status
+from kubejit.cli import render
+from kubejit.cli.options import OutputOpt
+from kubejit.clock import SystemClock
+from kubejit.config import Settings, load_settings
+from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.engine import create_store_engine
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
+]
+
+
+def delivery_status(settings: Settings) -> list[SinkStatus]:
+    """One row per configured sink, in config order; a sink the broker never started with is at 0."""
+    engine = create_store_engine(settings.store_url)
+    try:
+        cursors = SqlCursorStore(engine)
+        by_sink = {c.sink: c for c in cursors.cursors()}
+        tail, now = cursors.tail(), SystemClock().now()
+        rows = []
+        for spec in settings.audit.sinks:
+            cursor = by_sink.get(spec.name)
+            if cursor is None:
+                cursor = SinkCursor(sink=spec.name, delivered_seq=0)
+            oldest = (
+                cursors.oldest_undelivered_at(cursor.delivered_seq)
+                if cursor.delivered_seq < tail.seq
+                else None
+            )
+            rows.append(
+                sink_status(cursor, tail=tail, oldest_undelivered_at=oldest, now=now, required=spec.required)
+            )
+        return rows
+    finally:
+        engine.dispose()
+
+
+def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
+    """Per audit sink: delivered seq, lag (events and seconds), last error and next retry."""
+    rows = delivery_status(load_settings(config))
+    if output is render.Output.json:
+        render.as_json("AuditSinkStatusList", [r.to_dict() for r in rows])
+        return
+    if not rows:
+        render.console.print("No audit sinks are configured (audit.sinks in the config).")
+        return
+    table = Table(title="Audit delivery", title_justify="left")
+    for column in ("SINK", "DELIVERED", "LAG", "LAG AGE", "ATTEMPTS", "NEXT RETRY", "LAST ERROR"):
+        table.add_column(column)
+    for r in rows:
+        style = "green" if r.lag_events == 0 else ("red" if r.attempts else "yellow")
+        name = r.sink + (" (required)" if r.required else "")
+        table.add_row(
+            escape(name),
+            str(r.delivered_seq),
+            f"[{style}]{r.lag_events}[/]",
+            f"{r.lag_seconds:.1f}s",
+            str(r.attempts),
+            render._when(r.next_attempt_at.isoformat()) if r.next_attempt_at else "-",
+            escape(r.last_error or "-"),
+        )
+    render.console.print(table)
