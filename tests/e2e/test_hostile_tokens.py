@@ -95,7 +95,7 @@ def hostile_tokens(idp: LocalIssuer) -> dict[str, str]:
     good_header = {"alg": "RS256", "kid": key.kid, "typ": "JWT"}
     claims = idp.claims(_person())
     attacker = RSAKey.generate_key(2048, parameters={"kid": "attacker-1"}, private=True)
-    impostor = RSAKey.generate_key(2048, parameters={"kid": key.kid}, private=True)
+    impostor = RSAKey.generate_key(2048, parameters={"kid": str(key.kid)}, private=True)
     hs_input = f"{_segment({'alg': 'HS256', 'kid': key.kid, 'typ': 'JWT'})}.{_segment(claims)}"
     hs_mac = hmac.new(key.as_pem(private=False), hs_input.encode(), hashlib.sha256).digest()
     header, _, signature = idp.issue(_person()).split(".")
