@@ -11,26 +11,33 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
 Goal: warm median <= interpreter start + 10 ms. The cold figure is the plugin's own cost; a real
 broker adds its TokenRequest round trip to the cluster on top. Each warm run first removes the
 "served" marker of the previous run (outside the timing), so every run is a first call from a new
-kubectl process, as in real use. Usage: .venv/bin/python bench/token.py [--runs 40]
+kubectl process, as in real use. Usage: .venv/bin/python bench/token.py [--runs 40] [--grant ID]
+(--grant: also against the real broker of your login, e.g. after `kubejit up`, login and request).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+
+# This file shares its name with the stdlib's `token` (which `inspect` and `tokenize` import), and
+# Python puts the script's folder first on sys.path: take it off before anything else is imported.
+_HERE = os.path.realpath(os.path.dirname(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 BIN = Path(sys.executable).parent
 GRANT = "gbench0000001"
@@ -92,14 +99,23 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
-    runs = max(30, parser.parse_args().runs)
+    parser.add_argument(
+        "--grant",
+        help="also time a cold and a warm call for this active grant of your current kubejit login "
+        "(the real broker and cluster: each cold call mints a token)",
+    )
+    options = parser.parse_args()
+    runs = max(30, options.runs)
     home = Path(tempfile.mkdtemp(prefix="kubejit-bench-"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), StubBroker)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     broker = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         env = setup(home, broker)
-        report(measure(env, broker, runs), runs)
+        times = measure(env, broker, runs)
+        if options.grant:
+            times.update(measure_real(options.grant, home, runs))
+        report(times, runs)
     finally:
         server.shutdown()
         shutil.rmtree(home, ignore_errors=True)
@@ -154,6 +170,29 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
         for name, run in cases.items():
             times[name].append(run())
     warm()  # the cache must still be valid and served after the cold runs refilled it
+    return times
+
+
+def measure_real(grant: str, home: Path, runs: int) -> dict[str, list[float]]:
+    """Cold and warm against the broker of the caller's own login, with a private cache folder."""
+    from kubejit.cli import session
+    from kubejit.exec_plugin import CachePaths
+
+    login = session.require()
+    cache = home / "real-cache"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(XDG_CACHE_HOME=str(cache), PYTHONPYCACHEPREFIX=str(home / "pycache"))
+    env["KUBERNETES_EXEC_INFO"] = CLIENT_GO_EXEC_INFO
+    paths = CachePaths(grant, login.broker, root=str(cache / "kubejit" / "tokens"))
+    token = [str(BIN / "kubejit"), "token", "--grant", grant, "--broker", login.broker]
+    times: dict[str, list[float]] = {"real broker: warm": [], "real broker: cold (mint)": []}
+    timed(token, env)
+    for _ in range(runs):
+        shutil.rmtree(paths.seen, ignore_errors=True)
+        times["real broker: warm"].append(timed(token, env))
+        Path(paths.entry).unlink()
+        shutil.rmtree(paths.seen, ignore_errors=True)
+        times["real broker: cold (mint)"].append(timed(token, env))
     return times
 
 
