@@ -157,29 +157,39 @@ class GrantService:
     def request_workload(self, principal: Principal, target: WorkloadTarget) -> Grant:
         """A CI/CD job's grant: decided by the policy's workload rules, auto-approved, active at once.
 
-        Refusals are audited with the job's identifying claims and create nothing.
+        The decision is recorded like people's (``policy.decided``), with the job's identifying
+        claims; refusals are audited and create nothing.
         """
         verdict = evaluate_workload(self.policy, principal, target, now=self.clock.now())
         decision, request = verdict.decision, verdict.request
+        cluster = request.cluster if request else target.cluster
+        details = {
+            "namespaces": list(request.namespaces if request else target.namespaces),
+            "role": request.role if request else target.role,
+            "rule": decision.rule,
+            "message": decision.message,
+            "claims": audit_claims(principal),
+        }
+        decided = AuditEvent(
+            action="policy.decided",
+            actor=SYSTEM_ACTOR,
+            at=self.clock.now(),
+            outcome=str(decision.outcome),
+            subject=principal.name,
+            cluster=cluster,
+            details={**details, "workload": True},
+        )
         if not decision.allowed or request is None:
-            details = {
-                "cluster": target.cluster,
-                "namespaces": list(target.namespaces),
-                "role": target.role,
-                "rule": decision.rule,
-                "message": decision.message,
-                "claims": audit_claims(principal),
-            }
-            event = AuditEvent(
+            denied = AuditEvent(
                 action="grant.request_denied",
                 actor=principal.name,
                 at=self.clock.now(),
                 outcome="denied",
                 subject=principal.name,
-                cluster=target.cluster,
+                cluster=cluster,
                 details=details,
             )
-            self.store.record([event])
+            self.store.record([decided, denied])
             raise RequestDenied(
                 decision.message,
                 rule=decision.rule,
@@ -189,10 +199,10 @@ class GrantService:
         grant = lifecycle.new_grant(
             self._new_id(), principal=principal, request=request, decision=decision, now=self.clock.now()
         )
-        event = self._event(
+        requested = self._event(
             "grant.requested", principal.name, grant, decision="auto", claims=audit_claims(principal)
         )
-        return self._activate(self.store.add(grant, [event]))
+        return self._activate(self.store.add(grant, [replace(decided, grant_id=grant.id), requested]))
 
     def _decision_event(self, principal: Principal, request: AccessRequest, decision: Decision) -> AuditEvent:
         """The policy's decision on a request, recorded whether it allowed or refused."""

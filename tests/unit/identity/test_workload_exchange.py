@@ -165,7 +165,7 @@ def test_a_job_token_becomes_an_active_grant_and_a_ready_kubeconfig(world: World
     }
     grant = world.store.grants[GrantId("g1")]
     assert grant.state == "active" and grant.requester == body["principal"]
-    assert world.store.actions()[:2] == ["token_exchange.accepted", "grant.requested"]
+    assert world.store.actions()[:3] == ["token_exchange.accepted", "policy.decided", "grant.requested"]
     assert "secret-token" not in repr(world.store.events)
 
 
@@ -219,6 +219,13 @@ def test_bad_job_tokens_are_401_audited_and_create_nothing(
     assert world.store.actions() == ["token_exchange.refused"]
 
 
+def test_an_unsigned_token_is_refused_before_any_key_is_looked_at(world: World) -> None:
+    payload = world.job_token().split(".")[1]
+    none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"  # {"alg":"none","typ":"JWT"}
+    body = refused(world, world.exchange(f"{none_header}.{payload}."), 401, "invalid_grant")
+    assert "not allowed" in body["detail"]
+
+
 def test_a_token_signed_by_another_key_is_refused(world: World) -> None:
     other = RSAKey.generate_key(2048, parameters={"kid": "k1"}, private=True)
     claims = {"iss": ISS, "aud": AUD, "sub": "x", "jti": "j", "iat": 1, "exp": 2**31}
@@ -244,6 +251,8 @@ def test_jobs_policy_refuses_get_403_with_the_rule_and_an_audit_record(
     assert body["rule"] == rule
     denied = [e for e in world.store.events if e.action == "grant.request_denied"]
     assert len(denied) == 1 and denied[0].details["claims"]["repository"] == "acme/app"
+    (decided,) = [e for e in world.store.events if e.action == "policy.decided"]
+    assert decided.outcome == "deny" and decided.details["rule"] == rule and decided.details["workload"]
 
 
 @pytest.mark.parametrize(
