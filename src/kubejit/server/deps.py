@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from kubejit.errors import AuthenticationFailed
+from kubejit.errors import AuthenticationFailed, StoreUnavailable
 from kubejit.grants.exchange import WorkloadExchange
 from kubejit.grants.ports import AuditEvent
 from kubejit.grants.service import GrantService
@@ -18,6 +19,8 @@ from kubejit.identity.principal import Principal
 from kubejit.identity.tokens import unverified_claims
 from kubejit.server.schemas import ClusterOut
 from kubejit.store.users import PersonSeen
+
+log = logging.getLogger(__name__)
 
 
 class Authenticator(Protocol):
@@ -76,7 +79,11 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
         svc.grants.store.record([event])
         raise
     if svc.users is not None:
-        svc.users.seen(who)
+        try:
+            svc.users.seen(who)
+        except StoreUnavailable:
+            # Accounting must not lock people out while the database is busy; the next request retries.
+            log.warning("could not record that %s was seen: the store is unavailable", who.name)
     return who
 
 

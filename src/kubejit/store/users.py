@@ -52,7 +52,6 @@ class SqlUserDirectory:
             last = self._written.get(who.name)
             if last is not None and last[0] == who.groups and now - last[1] < self.min_interval:
                 return False
-            self._written[who.name] = (who.groups, now)
         values = {"issuer": who.issuer, "groups": sorted(who.groups), "last_login": now}
         with write_transaction(self.engine) as conn:
             updated = conn.execute(sa.update(users).where(users.c.username == who.name).values(**values))
@@ -62,6 +61,8 @@ class SqlUserDirectory:
                         conn.execute(sa.insert(users).values(username=who.name, first_seen=now, **values))
                 except IntegrityError:  # another replica inserted first
                     conn.execute(sa.update(users).where(users.c.username == who.name).values(**values))
+        with self._lock:  # only once written: a failed write is retried on the next request
+            self._written[who.name] = (who.groups, now)
         return True
 
     def list(self) -> Sequence[PersonSeen]:
