@@ -85,6 +85,7 @@ def _objects(sfx: str, team: str, vault: str, marker: str) -> list[Any]:
     agg_label = {f"scan.kubejit.io/agg-{sfx}": "true"}
     grant = f"g{sfx}"
     grant_labels = {"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": grant}
+    lookalike_labels = {**grant_labels, "kubejit.io/grant": f"h{sfx}"}
     token = {
         "metadata": {
             "name": "builder-token",
@@ -102,6 +103,7 @@ def _objects(sfx: str, team: str, vault: str, marker: str) -> list[Any]:
         cluster_role(f"scan-{sfx}-cm-writer", [rule(["update"], ["configmaps"])]),
         cluster_role(f"scan-{sfx}-binder", [rule(["bind"], ["clusterroles"], ["rbac.authorization.k8s.io"])]),
         cluster_role(f"scan-{sfx}-impersonator", [rule(["impersonate"], ["users", "groups"])]),
+        cluster_role(f"scan-{sfx}-escalator", [rule(["escalate"], ["roles"], ["rbac.authorization.k8s.io"])]),
         cluster_role(f"scan-{sfx}-secret-reader", [rule(["get", "list"], ["secrets"])]),
         cluster_role(f"scan-{sfx}-agg", [], aggregate=[agg_label]),
         cluster_role(f"scan-{sfx}-agg-part", [rule(["get", "list"], ["secrets"])], labels=agg_label),
@@ -112,6 +114,7 @@ def _objects(sfx: str, team: str, vault: str, marker: str) -> list[Any]:
         crb(f"scan-{sfx}-cm-writer", f"scan-{sfx}-cm-writer", sa(team, "deployer")),
         crb(f"scan-{sfx}-binder", f"scan-{sfx}-binder", user(f"bob-{sfx}")),
         crb(f"scan-{sfx}-impersonator", f"scan-{sfx}-impersonator", sa(team, "robot")),
+        crb(f"scan-{sfx}-escalator", f"scan-{sfx}-escalator", user(f"dave-{sfx}")),
     ]
     bindings = [
         rb(team, "devs-edit", "edit", group(f"devs-{sfx}")),
@@ -119,6 +122,8 @@ def _objects(sfx: str, team: str, vault: str, marker: str) -> list[Any]:
         rb(team, "everyone-view", "view", group("system:authenticated")),
         rb(team, f"kubejit-{grant}", "view", sa("kubejit-grants", f"kubejit-{grant}"), labels=grant_labels),
         rb(team, "forged", "view", user(f"mallory-{sfx}"), labels=grant_labels),
+        # kubejit's name and labels, but the account is not in kubejit's grant namespace
+        rb(team, f"kubejit-h{sfx}", "edit", sa(team, f"kubejit-h{sfx}"), labels=lookalike_labels),
         rb(vault, "carol-secrets", f"scan-{sfx}-secret-reader", user(f"carol-{sfx}")),
         rb("kube-system", f"scan-{sfx}-pod-maker", f"scan-{sfx}-pod-maker", sa(team, "robot"), kind="Role"),
     ]
@@ -148,6 +153,8 @@ def _expected(sfx: str, team: str, vault: str) -> frozenset[tuple[str, str, str]
             ("escalation-path", "high", f"{crb_}-binder"),
             ("user-binding", "medium", f"{crb_}-binder"),
             ("escalation-path", "high", f"{crb_}-impersonator"),
+            ("escalation-path", "high", f"{crb_}-escalator"),
+            ("user-binding", "medium", f"{crb_}-escalator"),
             ("escalation-path", "high", f"RoleBinding kube-system/scan-{sfx}-pod-maker"),
             ("escalation-path", "high", f"RoleBinding {vault}/carol-secrets"),
             ("user-binding", "low", f"RoleBinding {vault}/carol-secrets"),
@@ -161,6 +168,8 @@ def _expected(sfx: str, team: str, vault: str) -> frozenset[tuple[str, str, str]
             ("user-binding", "low", f"RoleBinding {team}/forged"),
             ("unmanaged-binding", "medium", f"RoleBinding {team}/forged"),
             ("legacy-token", "medium", f"Secret {team}/builder-token"),
+            ("escalation-path", "medium", f"RoleBinding {team}/kubejit-h{sfx}"),
+            ("unmanaged-binding", "medium", f"RoleBinding {team}/kubejit-h{sfx}"),
         }
     )
 
@@ -294,6 +303,7 @@ _RESOURCES = (
     "serviceaccounts/token",
     "deployments.apps",
     "clusterroles.rbac.authorization.k8s.io",
+    "roles.rbac.authorization.k8s.io",
     "rolebindings.rbac.authorization.k8s.io",
     "users",
     "groups",

@@ -76,7 +76,13 @@ def test_kubejit_grant_bindings_are_recognised_by_their_full_shape() -> None:
         "team-a", "kubejit-g1a2b3", "edit", sa("kubejit-grants", "kubejit-g1a2b3"), user("x"), labels=KUBEJIT
     )
     assert not is_kubejit_grant_binding(binding(extra))
+    elsewhere = rb("team-a", "kubejit-g1a2b3", "admin", sa("team-a", "kubejit-g1a2b3"), labels=KUBEJIT)
+    assert not is_kubejit_grant_binding(binding(elsewhere))
+    moved = rb("team-a", "kubejit-g1a2b3", "edit", sa("jit", "kubejit-g1a2b3"), labels=KUBEJIT)
+    assert not is_recognised(binding(moved)) and is_recognised(binding(moved), grant_namespace="jit")
     bad_id = {**KUBEJIT, "kubejit.io/grant": "NOT_AN_ID"}
     assert not is_kubejit_grant_binding(
-        binding(rb("a", "kubejit-NOT_AN_ID", "edit", sa("k", "kubejit-NOT_AN_ID"), labels=bad_id))
+        binding(
+            rb("a", "kubejit-NOT_AN_ID", "edit", sa("kubejit-grants", "kubejit-NOT_AN_ID"), labels=bad_id)
+        )
     )

@@ -106,6 +106,12 @@ def scan(
         list[str] | None,
         typer.Option("--privileged-namespace", help="Treat as privileged like kube-system; repeat."),
     ] = None,
+    grant_namespace: Annotated[
+        str,
+        typer.Option(
+            "--grant-namespace", help="Where kubejit keeps grant ServiceAccounts (config grantNamespace)."
+        ),
+    ] = "kubejit-grants",
     suggest_policy: Annotated[
         bool, typer.Option("--suggest-policy", help="Print a kubejit policy replacing the standing bindings.")
     ] = False,
@@ -126,6 +132,7 @@ def scan(
     options = ScanOptions(
         managed_namespaces=frozenset(managed_namespace or ()),
         privileged_namespaces=frozenset({"kube-system", *(privileged_namespace or ())}),
+        grant_namespace=grant_namespace,
     )
     snapshot = _read_cluster(kubeconfig, context)
     now = SystemClock().now()

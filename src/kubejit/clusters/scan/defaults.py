@@ -209,8 +209,13 @@ def is_system_subject(subject: Subject) -> bool:
     return subject.name.startswith("system:")
 
 
-def is_kubejit_grant_binding(binding: Binding) -> bool:
-    """A binding kubejit made for one grant: labelled, named for the grant, bound to its account only."""
+#: Where kubejit creates its per-grant ServiceAccounts (config ``grantNamespace``).
+GRANT_NAMESPACE = "kubejit-grants"
+
+
+def is_kubejit_grant_binding(binding: Binding, *, grant_namespace: str = GRANT_NAMESPACE) -> bool:
+    """A binding kubejit made for one grant: labelled, named for the grant, bound to its account only
+    (which lives in the grant namespace: an account of that name elsewhere is someone else's)."""
     if binding.labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
         return False
     grant = binding.labels.get(GRANT_LABEL, "")
@@ -222,9 +227,10 @@ def is_kubejit_grant_binding(binding: Binding) -> bool:
         and len(binding.subjects) == 1
         and binding.subjects[0].kind == "ServiceAccount"
         and binding.subjects[0].name == name
+        and binding.subjects[0].namespace == grant_namespace
     )
 
 
-def is_recognised(binding: Binding) -> bool:
+def is_recognised(binding: Binding, *, grant_namespace: str = GRANT_NAMESPACE) -> bool:
     """Not standing privilege a person should review: a Kubernetes default or a kubejit grant."""
-    return is_default_binding(binding) or is_kubejit_grant_binding(binding)
+    return is_default_binding(binding) or is_kubejit_grant_binding(binding, grant_namespace=grant_namespace)

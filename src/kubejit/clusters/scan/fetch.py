@@ -1,8 +1,8 @@
 """The scanner's only I/O: read a cluster's RBAC objects, ServiceAccounts and token-Secret metadata.
 
 Six lists run in parallel (one API call per 500 objects each), with whatever identity the kubeconfig
-context holds; reading needs only `list` on those kinds. Legacy token Secrets are listed
-metadata-only: the request asks the API server for ``PartialObjectMetadataList`` (filtered to
+context holds; reading needs only `list` on those kinds. The answers stay plain JSON (the scanner
+parses them into its own model). ServiceAccounts and legacy token Secrets are listed metadata-only: the request asks the API server for ``PartialObjectMetadataList`` (filtered to
 ``type=kubernetes.io/service-account-token``), so Secret data never crosses the wire, and of that
 metadata only name, namespace, age and owner are kept (an annotation such as
 ``kubectl.kubernetes.io/last-applied-configuration`` could hold the token).
@@ -10,23 +10,21 @@ metadata only name, namespace, age and owner are kept (an annotation such as
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import yaml
-from lightkube import ALL_NS, ApiError, Client, KubeConfig
 from lightkube import ConfigError as LightkubeConfigError
+from lightkube import KubeConfig
 from lightkube.config.client_adapter import Client as HttpClient
 from lightkube.config.client_adapter import ConnectionParams
 from lightkube.config.kubeconfig import SingleConfig
-from lightkube.resources.core_v1 import ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
-from kubejit.clusters.errors import MAX_MESSAGE_CHARS, cluster_error, status_code
+from kubejit.clusters.errors import MAX_MESSAGE_CHARS, cluster_error
 from kubejit.clusters.objects import truncate
 from kubejit.clusters.scan.model import Json, Snapshot, snapshot_from_objects
 from kubejit.errors import ClusterError, ClusterForbidden, ClusterUnavailable, ConfigError
@@ -95,22 +93,23 @@ def fetch_snapshot(config: SingleConfig, *, progress: Progress | None = None) ->
     """Everything a scan needs from the cluster of ``config``, read in parallel."""
     say = progress or (lambda _message: None)
     cluster = config.context_name
-    client = Client(config=config, trust_env=True)
     http = HttpClient(config, ConnectionParams(trust_env=True))
     jobs: dict[str, Callable[[], list[Json]]] = {
-        "cluster_roles": lambda: _list(client, ClusterRole),
-        "roles": lambda: _list(client, Role, namespace=ALL_NS),
-        "cluster_role_bindings": lambda: _list(client, ClusterRoleBinding),
-        "role_bindings": lambda: _list(client, RoleBinding, namespace=ALL_NS),
-        "service_accounts": lambda: _list(client, ServiceAccount, namespace=ALL_NS),
-        "token_secrets": lambda: list(_token_secret_metadata(http)),
+        "cluster_roles": lambda: list(_pages(http, f"{_RBAC}/clusterroles")),
+        "roles": lambda: list(_pages(http, f"{_RBAC}/roles")),
+        "cluster_role_bindings": lambda: list(_pages(http, f"{_RBAC}/clusterrolebindings")),
+        "role_bindings": lambda: list(_pages(http, f"{_RBAC}/rolebindings")),
+        "service_accounts": lambda: list(_pages(http, "api/v1/serviceaccounts", metadata_only=True)),
+        "token_secrets": lambda: [
+            _kept_metadata(item)
+            for item in _pages(http, "api/v1/secrets", metadata_only=True, field_selector=_TOKEN_SECRETS)
+        ],
     }
     try:
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="kubejit-scan") as pool:
             futures = {name: pool.submit(_reporting(name, job, say, cluster)) for name, job in jobs.items()}
             lists = {name: future.result() for name, future in futures.items()}
     finally:
-        client.close()
         http.close()
     return snapshot_from_objects(cluster, **lists)
 
@@ -123,8 +122,10 @@ def _reporting(
     def run() -> list[Json]:
         try:
             items = job()
-        except (ApiError, httpx2.HTTPError) as e:
-            raise scan_error(e, context=cluster, what=what) from e
+        except _ApiAnswer as e:
+            raise scan_error(e.code, e.message, context=cluster, what=what) from None
+        except httpx2.HTTPError as e:
+            raise connection_error(e, context=cluster, what=what) from e
         say(f"{len(items)} {what}")
         return items
 
@@ -138,66 +139,85 @@ _READ_HINT = (
 )
 
 
-def scan_error(error: httpx2.HTTPError, *, context: str, what: str) -> ClusterError:
-    """An API failure while reading, worded for the person scanning with their own credentials."""
-    code = status_code(error)
+def scan_error(code: int, message: str, *, context: str, what: str) -> ClusterError:
+    """An API refusal while reading, worded for the person scanning with their own credentials."""
+    said = truncate(message, MAX_MESSAGE_CHARS) or "no message"
     if code == 403:
-        return ClusterForbidden(f"context '{context}' may not list {what}: {_said(error)}", hint=_READ_HINT)
+        return ClusterForbidden(f"context '{context}' may not list {what}: {said}", hint=_READ_HINT)
     if code == 401:
         return ClusterError(
-            f"the cluster of context '{context}' did not accept its credentials: {_said(error)}",
+            f"the cluster of context '{context}' did not accept its credentials: {said}",
             hint="Log in again or refresh the credentials of that kubeconfig context.",
         )
+    if code == 429 or code >= 500:
+        return ClusterUnavailable(
+            f"the cluster of context '{context}' could not list {what} now ({code}): {said}"
+        )
+    return ClusterError(f"the cluster of context '{context}' answered {code} to list {what}: {said}")
+
+
+def connection_error(error: httpx2.HTTPError, *, context: str, what: str) -> ClusterError:
+    """No answer: unreachable (``ClusterUnavailable``), or a TLS certificate that does not verify."""
     translated = cluster_error(error, cluster=context, action=f"list {what}")
-    if code is None and not isinstance(translated, ClusterUnavailable):  # TLS verification failed
+    if not isinstance(translated, ClusterUnavailable):  # TLS verification failed
         translated.hint = "Check the certificate authority of that kubeconfig context."
     return translated
 
 
-def _said(error: httpx2.HTTPError) -> str:
-    if isinstance(error, ApiError) and error.status.message:
-        return truncate(error.status.message, MAX_MESSAGE_CHARS)
-    return "no message"
+class _ApiAnswer(Exception):
+    """An error answer of the API server: its HTTP status and the message of its Status, if any."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+        self.code, self.message = code, message
 
 
-def _list(client: Client, kind: Any, *, namespace: str | None = None) -> list[Json]:
-    if namespace is None:
-        found = client.list(kind, chunk_size=CHUNK_SIZE)
-    else:
-        found = client.list(kind, namespace=namespace, chunk_size=CHUNK_SIZE)
-    return [item.to_dict() for item in found]
+_RBAC = "apis/rbac.authorization.k8s.io/v1"
+_TOKEN_SECRETS = f"type={TOKEN_SECRET_TYPE}"
 
 
-def _token_secret_metadata(http: httpx2.Client) -> Iterator[Json]:
-    """Metadata of every legacy token Secret, page by page; data is never requested."""
-    params = {"fieldSelector": f"type={TOKEN_SECRET_TYPE}", "limit": str(CHUNK_SIZE)}
+def _pages(
+    http: httpx2.Client, path: str, *, metadata_only: bool = False, field_selector: str = ""
+) -> Iterator[Json]:
+    """Every item of a cluster-wide list, page by page, as plain JSON.
+
+    Plain JSON rather than lightkube's models: the scanner wants dicts anyway, and decoding models
+    in several threads at once crashed the interpreter (msgspec builds its type information lazily).
+    """
+    params = {"limit": str(CHUNK_SIZE)}
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    headers = {"Accept": _METADATA_ONLY if metadata_only else "application/json"}
     while True:
-        response = http.get("api/v1/secrets", params=params, headers={"Accept": _METADATA_ONLY})
+        response = http.get(path, params=params, headers=headers)
         if response.is_error:
-            _raise_api_error(response)
-        page = response.json()
-        if page.get("kind") != "PartialObjectMetadataList":
-            # Never fall back to full objects: they would carry the tokens.
+            raise _ApiAnswer(response.status_code, _status_message(response))
+        page = json.loads(response.content)
+        if metadata_only and page.get("kind") != "PartialObjectMetadataList":
+            # Never fall back to full objects: Secrets would carry their tokens.
             raise ClusterError(
-                f"the API server answered a metadata-only list of Secrets with {page.get('kind')!r}",
+                f"the API server answered a metadata-only list of {path} with {page.get('kind')!r}",
                 hint="kubejit only reads Secret metadata; this needs Kubernetes 1.15 or later.",
             )
-        for item in page.get("items") or ():
-            yield _kept_metadata(item.get("metadata") or {})
+        yield from page.get("items") or ()
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return
         params["continue"] = token
 
 
-def _raise_api_error(response: httpx2.Response) -> None:
-    """As lightkube does: a JSON Status answer becomes an ``ApiError`` (whose message says why)."""
-    if response.headers.get("Content-Type", "").startswith("application/json"):
-        raise ApiError(request=response.request, response=response)
-    response.raise_for_status()
+def _status_message(response: httpx2.Response) -> str:
+    try:
+        status = json.loads(response.content)
+    except ValueError:
+        return response.reason_phrase
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message) if message else response.reason_phrase
 
 
-def _kept_metadata(metadata: Json) -> Json:
+def _kept_metadata(item: Json) -> Json:
+    """Name, namespace, age and owner of a token Secret; nothing else of its metadata is kept."""
+    metadata = item.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     return {
         "metadata": {

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from kubejit.clusters.scan import escalation
 from kubejit.clusters.scan.broker import is_broker_binding
-from kubejit.clusters.scan.defaults import is_recognised, reaches_everyone
+from kubejit.clusters.scan.defaults import GRANT_NAMESPACE, is_recognised, reaches_everyone
 from kubejit.clusters.scan.model import Binding, ObjectRef, Rule, Snapshot, Subject, TokenSecret
 from kubejit.clusters.scan.rbac import RbacIndex
 
@@ -129,6 +129,8 @@ class ScanOptions:
     managed_namespaces: frozenset[str] = frozenset()
     #: Namespaces where creating pods or reading Secrets amounts to the cluster's own privileges.
     privileged_namespaces: frozenset[str] = frozenset({"kube-system"})
+    #: Where kubejit keeps its per-grant ServiceAccounts (config ``grantNamespace``).
+    grant_namespace: str = GRANT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def scan(
 
 def binding_findings(binding: Binding, index: RbacIndex, options: ScanOptions) -> Iterator[Finding]:
     rules = index.rules_for(binding)
-    if is_recognised(binding) or is_broker_binding(binding, rules):
+    if is_recognised(binding, grant_namespace=options.grant_namespace) or is_broker_binding(binding, rules):
         return
     yield from _unmanaged(binding, options)
     if not binding.subjects:
