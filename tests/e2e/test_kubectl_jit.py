@@ -84,11 +84,14 @@ def eventually(
 
 
 def with_kubectl_jit(env: dict[str, str], folder: Path) -> dict[str, str]:
-    """PATH with a `kubectl-jit` as pip installs it (the console script), so kubectl finds the plugin."""
-    folder.mkdir(exist_ok=True)
-    script = folder / "kubectl-jit"
-    script.write_text(f"#!{sys.executable}\nfrom kubejit.cli.kubectl_plugin import main\nmain()\n")
-    script.chmod(0o755)
+    """PATH with `kubectl-jit` and `kubectl_complete-jit` as pip installs them (console scripts)."""
+    folder.mkdir(exist_ok=True, parents=True)
+    for name, function in (("kubectl-jit", "main"), ("kubectl_complete-jit", "complete")):
+        script = folder / name
+        script.write_text(
+            f"#!{sys.executable}\nfrom kubejit.cli.kubectl_plugin import {function}\n{function}()\n"
+        )
+        script.chmod(0o755)
     return {**env, "PATH": f"{folder}{os.pathsep}{env['PATH']}"}
 
 
@@ -257,3 +260,23 @@ def test_clear_errors_for_a_corrupt_cache_a_bad_kubeconfig_and_an_unreachable_br
     out = broker.kubectl("alice", "get", "pods")
     assert "kubejit: you are not logged in to kubejit" in out.stderr
     assert f"kubejit login --broker {broker.url}" in out.stderr
+
+
+def test_kubectl_completes_kubectl_jit_commands_and_options(tmp_path: Path) -> None:
+    env = with_kubectl_jit(dict(os.environ), tmp_path / "bin")
+
+    def complete(*words: str) -> list[str]:
+        done = subprocess.run(
+            [KUBECTL, "__complete", "jit", *words],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    assert complete("kubec") == ["kubeconfig", ":4"]
+    assert complete("l") == ["login", "logout", "ls", ":4"]
+    assert complete("kubeconfig", "--pr") == ["--prune", ":4"]

@@ -2,7 +2,8 @@
 
 kubectl finds any ``kubectl-<name>`` executable on PATH and runs it with the remaining arguments.
 This is the kubejit CLI under another name: ``ls`` is short for ``grants``; everything else (request,
-kubeconfig, revoke, completion, …) is passed through unchanged.
+kubeconfig, revoke, completion, …) is passed through unchanged. ``kubectl_complete-jit`` is what
+kubectl (1.26+) runs to complete ``kubectl jit …`` on the command line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import sys
 
 ALIASES = {"ls": "grants"}
+#: Cobra's ShellCompDirectiveNoFileComp: offer only these words, not file names.
+NO_FILE_COMPLETION = ":4"
 
 
 def plugin_argv(argv: list[str]) -> list[str]:
@@ -25,6 +28,33 @@ def main() -> None:
     from kubejit.cli.app import main as kubejit_main
 
     kubejit_main(prog_name="kubectl jit")
+
+
+def complete() -> None:
+    """``kubectl_complete-jit WORD… PARTIAL``: kubectl passes the words after ``kubectl jit``, the last
+    one being the word to complete (empty for a new word), and reads one completion per line. The
+    answers come from the CLI's own completion (the ``_KUBEJIT_COMPLETE`` protocol), so they match
+    `kubejit` completion exactly."""
+    import contextlib
+    import io
+    import os
+    import shlex
+
+    from kubejit.cli import app as kubejit_app
+
+    *words, partial = sys.argv[1:] or [""]
+    args = plugin_argv(["kubectl-jit", *words])[1:]
+    line = ["kubejit", *args, *([partial] if partial else [])]
+    os.environ.update(
+        _KUBEJIT_COMPLETE="complete_bash", COMP_WORDS=shlex.join(line), COMP_CWORD=str(len(args) + 1)
+    )
+    answer = io.StringIO()
+    with contextlib.redirect_stdout(answer), contextlib.suppress(SystemExit):
+        kubejit_app.app(prog_name="kubejit")
+    choices = [choice for choice in answer.getvalue().splitlines() if choice]
+    if not words and "ls".startswith(partial):
+        choices.append("ls")
+    sys.stdout.write("".join(f"{choice}\n" for choice in choices) + NO_FILE_COMPLETION + "\n")
 
 
 if __name__ == "__main__":  # the krew shim runs `python3 -m kubejit.cli.kubectl_plugin`
