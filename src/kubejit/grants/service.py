@@ -170,6 +170,8 @@ class GrantService:
             "message": decision.message,
             "claims": audit_claims(principal),
         }
+        if verdict.near_miss:
+            details["near_miss"] = verdict.near_miss
         decided = AuditEvent(
             action="policy.decided",
             actor=SYSTEM_ACTOR,

@@ -47,6 +47,9 @@ class WorkloadDecision:
     decision: Decision
     #: The target made complete; None when refused before it could be resolved.
     request: AccessRequest | None = None
+    #: For the audit record only: which pinned claim kept the nearest rule from matching. Never sent
+    #: to the caller, who may be any job of any repository: the policy's pins are not its business.
+    near_miss: str | None = None
 
 
 def claim_map(principal: Principal) -> dict[str, str]:
@@ -94,8 +97,10 @@ def evaluate_workload(
         if rule.issuer == principal.issuer and claims_match(rule, claims) is None
     ]
     if not candidates:
-        message = f"no workload rule matches {principal.name}{_near_miss(policy, principal, claims)}"
-        return WorkloadDecision(Decision(Outcome.DENY, DEFAULT_DENY, message))
+        message = f"no workload rule matches {principal.name}"
+        return WorkloadDecision(
+            Decision(Outcome.DENY, DEFAULT_DENY, message), near_miss=_near_miss(policy, principal, claims)
+        )
     first_failure: tuple[WorkloadRule, str] | None = None
     for rule in candidates:
         request, failure = _resolve(policy, rule, target)
@@ -112,8 +117,8 @@ def _near_miss(policy: Policy, principal: Principal, claims: Mapping[str, str]) 
     """Say why the first rule of this issuer did not match: the operator fixing policy needs it."""
     for rule in policy.workloads:
         if rule.issuer == principal.issuer:
-            return f" (rule '{rule.name}': {claims_match(rule, claims)})"
-    return f" (no workload rule names the issuer '{principal.issuer}')"
+            return f"rule '{rule.name}': {claims_match(rule, claims)}"
+    return f"no workload rule names the issuer '{principal.issuer}'"
 
 
 def _resolve(

@@ -253,6 +253,9 @@ def test_jobs_policy_refuses_get_403_with_the_rule_and_an_audit_record(
     assert len(denied) == 1 and denied[0].details["claims"]["repository"] == "acme/app"
     (decided,) = [e for e in world.store.events if e.action == "policy.decided"]
     assert decided.outcome == "deny" and decided.details["rule"] == rule and decided.details["workload"]
+    if rule == "default-deny":
+        assert "'42'" not in body["detail"] and "deploy" not in body["detail"]  # pins stay private
+        assert "is not" in decided.details["near_miss"]  # ...but the operator sees the mismatch
 
 
 @pytest.mark.parametrize(

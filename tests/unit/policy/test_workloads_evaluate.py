@@ -119,8 +119,10 @@ def test_jobs_policy_does_not_name_are_denied_by_default(principal: Principal, r
     verdict = decide(principal)
     assert verdict.decision.outcome is Outcome.DENY
     assert verdict.decision.rule == rule
-    assert words in verdict.decision.message
+    assert words in str(verdict.near_miss)
     assert verdict.request is None
+    # The caller learns that it was refused, not what the policy pins.
+    assert verdict.decision.message == f"no workload rule matches {principal.name}"
 
 
 @pytest.mark.parametrize(
