@@ -205,6 +205,9 @@ def test_browser_login_with_pkce_refresh_and_logout(oidc_broker: OidcBroker, dex
 def test_dev_users_still_log_in_next_to_oidc(oidc_broker: OidcBroker) -> None:
     oidc_broker.login("alice")
     assert oidc_broker.json("alice", "whoami")["name"] == "alice"  # the dev issuer: no prefix
+    wrong = oidc_broker.cli("bob", "login", "--device", "--issuer", "corp", check=False)
+    assert wrong.returncode == 2 and "no identity provider 'corp' (offered: dex)" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
 
 
 def _b64json(data: dict[str, Any]) -> str:
