@@ -7,7 +7,7 @@ and inserting after it cannot interleave with another writer, on SQLite or Postg
 from __future__ import annotations
 
 import json
-import secrets
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kubejit.audit.chain import GENESIS, seal
+from kubejit.audit.chain import GENESIS, seal_row
 from kubejit.audit.event import StoredEvent, rfc3339
 from kubejit.grants.origin import current_origin
 from kubejit.grants.ports import AuditEvent
@@ -33,37 +33,36 @@ def tail(conn: Connection) -> tuple[int, str]:
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
 
-def append(conn: Connection, events: Sequence[AuditEvent]) -> list[StoredEvent]:
+def append(conn: Connection, events: Sequence[AuditEvent]) -> tuple[int, str]:
     """Chain ``events`` after the tail and insert them; the caller's transaction commits them.
 
-    The hot path of every write: each value is encoded once (``seal``), and the rows go to the
-    driver's ``executemany`` with a prebuilt INSERT, past SQLAlchemy's per-row type processing.
-    Within an HTTP request, each event's details gain its ``source_ip`` and ``user_agent``
-    (``grants.origin``) unless the event names them itself.
+    Returns the new tail (seq, hash). The hot path of every write: each value is encoded once
+    (``seal_row``), and the rows go to the driver's ``executemany`` with a prebuilt INSERT, past
+    SQLAlchemy's per-row type processing. Within an HTTP request, each event's details gain its
+    ``source_ip`` and ``user_agent`` (``grants.origin``) unless the event names them itself.
     """
+    seq, prev_hash = tail(conn)
     if not events:
-        return []
+        return seq, prev_hash
     origin = current_origin()
     if origin is not None:  # inside an HTTP request: every event it causes names its origin
         events = [replace(e, details={**origin.details(), **e.details}) for e in events]
-    seq, prev_hash = tail(conn)
     sqlite = conn.dialect.name == "sqlite"
-    stored, rows = [], []
-    for event in events:
+    ids = os.urandom(16 * len(events)).hex()
+    rows = []
+    for n, event in enumerate(events):
         seq += 1
-        sealed = seal(event, seq=seq, event_id=secrets.token_hex(16), prev_hash=prev_hash)
-        linked = sealed.event
-        stored.append(linked)
-        prev_hash = linked.hash
+        event_id = ids[32 * n : 32 * n + 32]
+        at, details_json, digest = seal_row(event, seq=seq, event_id=event_id, prev_hash=prev_hash)
         rows.append(
             (
-                seq, linked.event_id, _sqlite_time(sealed.at) if sqlite else linked.at,
-                linked.action, linked.actor, linked.outcome, linked.grant_id, linked.subject,
-                linked.cluster, sealed.details_json, linked.prev_hash, linked.hash,
+                seq, event_id, _sqlite_time(at) if sqlite else event.at, event.action, event.actor,
+                event.outcome, event.grant_id, event.subject, event.cluster, details_json, prev_hash, digest,
             )
         )  # fmt: skip
+        prev_hash = digest
     conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, rows)
-    return stored
+    return seq, prev_hash
 
 
 _COLUMNS = "seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details, prev_hash, hash"

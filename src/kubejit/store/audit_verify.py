@@ -28,9 +28,10 @@ _AT_SQL = {
 _COLUMNS = "seq, event_id, {at}, action, actor, outcome, grant_id, subject, cluster, details, prev_hash, hash"
 
 
-def _select(dialect: str) -> sa.TextClause:
+def _select(dialect: str) -> str:
     columns = _COLUMNS.format(at=_AT_SQL[dialect])
-    return sa.text(f"SELECT {columns} FROM audit_events WHERE seq > :after ORDER BY seq LIMIT :n")
+    mark = "?" if dialect == "sqlite" else "%s"
+    return f"SELECT {columns} FROM audit_events WHERE seq > {mark} ORDER BY seq LIMIT {mark}"
 
 
 def iter_rows(engine: Engine, *, after_seq: int = 0, batch: int = 20_000) -> Iterator[RawRow]:
@@ -47,9 +48,15 @@ def iter_rows(engine: Engine, *, after_seq: int = 0, batch: int = 20_000) -> Ite
         after_seq = int(rows[-1][0])
 
 
-def _fetch(conn: Connection, query: sa.TextClause, after_seq: int, batch: int) -> list[RawRow]:
-    # Rows are tuples already; verify_rows only unpacks them, so they are not copied.
-    return cast(list[RawRow], conn.execute(query, {"after": after_seq, "n": batch}).all())
+def _fetch(conn: Connection, query: str, after_seq: int, batch: int) -> list[RawRow]:
+    # The driver's own cursor: its tuples go straight to verify_rows, which only unpacks them,
+    # without SQLAlchemy building a Row per event (a third of the time of a plain execute()).
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(query, (after_seq, batch))
+        return cast(list[RawRow], cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def verify_stored(engine: Engine, *, after_seq: int = 0, prev_hash: str = GENESIS) -> VerifyResult:

@@ -264,3 +264,20 @@ def test_verify_rows_agrees_with_verify_chain(tamper: Any) -> None:
         assert fast == verify_chain(slow_events)
     else:  # a respelled-but-equal details text: only the raw check can see it
         assert (fast.first_bad_seq, fast.problem) == (2, EDITED)
+
+
+@pytest.mark.parametrize("odd", ["plain", "\x7f", "\x1f", "\\", '"', "\u00e9", "\u2028", "~ !#[]", ""])
+def test_the_plain_ascii_fast_path_and_the_escaping_path_agree_with_json(odd: str) -> None:
+    from kubejit.audit.chain import payload_json
+
+    fields = {
+        "action": f"a{odd}",
+        "actor": odd,
+        "outcome": "success",
+        "grant_id": None,
+        "subject": odd,
+        "cluster": odd,
+    }
+    spelled = payload_json(seq=1, event_id=odd, at="2026-03-01T12:00:00.000000Z", details_json="{}", **fields)
+    expected = {**fields, "seq": 1, "event_id": odd, "at": "2026-03-01T12:00:00.000000Z", "details": {}}
+    assert spelled == canonical_json(expected)
