@@ -37,7 +37,7 @@ from tests.e2e.conftest import owned_objects
 pytestmark = pytest.mark.e2e
 
 AUDIENCE = "https://kubejit.e2e.example"
-POLL_SECONDS = 60  # grant end + the API server's 10 s token review cache
+POLL_SECONDS = 90  # a 30 s grant's end + the API server's 10 s token review cache
 REPOSITORY_ID, OWNER_ID = "690001234", "4200"
 WORKLOADS = f"""
 workloads:
@@ -228,7 +228,7 @@ def test_a_github_job_token_becomes_a_kubeconfig_that_works_only_in_its_namespac
         }
         done = ci_kubeconfig(
             workload_broker, short, "--github", "--audience", AUDIENCE, "-c", control_plane.name,
-            "-n", granted, "-r", "edit", "--for", "20s", "-o", "json", env=env,
+            "-n", granted, "-r", "edit", "--for", "30s", "-o", "json", env=env,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     assert actions.audiences == [AUDIENCE]
