@@ -2,7 +2,7 @@
 
 Checked at start, so a mistake stops the broker instead of refusing the first pipeline: every
 workload rule must name a configured workload issuer of its own kind, and no workload issuer may
-share its name (its principals' prefix) with an issuer of people.
+share its name (its principals' prefix) or its URL with an issuer of people.
 """
 
 from __future__ import annotations
@@ -76,10 +76,16 @@ def check_workload_setup(settings: Settings, policy: Policy) -> None:
                 f"but the issuer '{rule.issuer}' is of kind {kind}",
                 hint="Use the claims key of the issuer's kind (github:, gitlab: or claims:).",
             )
-    people = {i.effective_prefix for i in settings.identity.issuers}
+    prefixes = {i.effective_prefix for i in settings.identity.issuers}
+    urls = {i.issuer_url for i in settings.identity.issuers}
     for s in settings.workload_issuers:
-        if f"{s.name}:" in people:
+        if f"{s.name}:" in prefixes:
             raise ConfigError(
                 f"workload issuer '{s.name}' has the same prefix as an issuer of people",
                 hint="Rename one: principals of two issuers must never collide.",
+            )
+        if s.issuer_url in urls:
+            raise ConfigError(
+                f"{s.issuer_url} is configured for people and for workloads",
+                hint="A job token must never pass as a person's login: trust an issuer for one or the other.",
             )

@@ -53,9 +53,21 @@ def test_a_rule_whose_issuer_is_missing_or_of_another_kind_stops_the_broker(
     assert caught.value.message.startswith("p.yaml:5: ")
 
 
-def test_a_workload_issuer_may_not_share_a_prefix_with_people() -> None:
-    people = {"issuers": [{"name": "github", "issuerUrl": "https://idp.example", "audience": "kubejit"}]}
-    with pytest.raises(ConfigError, match="same prefix"):
+@pytest.mark.parametrize(
+    ("person", "words"),
+    [
+        ({"name": "github", "issuerUrl": "https://idp.example"}, "same prefix"),
+        (
+            {"name": "corp", "issuerUrl": "https://token.actions.githubusercontent.com"},
+            "for people and for workloads",
+        ),
+    ],
+)
+def test_a_workload_issuer_shares_neither_prefix_nor_url_with_people(
+    person: dict[str, str], words: str
+) -> None:
+    people = {"issuers": [{**person, "audience": "kubejit"}]}
+    with pytest.raises(ConfigError, match=words):
         check_workload_setup(settings(workloadIssuers=[github()], identity=people), parse_policy(POLICY))
 
 
