@@ -13,7 +13,7 @@ from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
 from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.durations import parse_duration
-from kubejit.errors import InvalidInput
+from kubejit.errors import InvalidInput, KubejitError
 
 Output = render.Output
 
@@ -76,10 +76,15 @@ def request(
         grant = client.call("POST", "/v1/grants", json=body)
         if wait and grant["state"] == "pending":
             grant = _wait_for_decision(client, grant, timeout=wait_timeout, quiet=output is Output.json)
-        written = _use(client, grant) if use else None
+        try:
+            written, failed = (_use(client, grant) if use else None), None
+        except KubejitError as exc:  # the grant exists: show it first, then why no context was written
+            written, failed = None, exc
     render.grant(grant, output, headline=_headline(grant))
     if output is Output.table and grant["state"] == "pending" and not wait:
         render.console.print(f"Waiting for approval. Approvers run: kubejit approve {grant['id']}")
+    if failed is not None:
+        raise failed
     if use and output is Output.table:
         _show_use(grant, written)
     if grant["state"] in ("denied", "expired", "failed"):
