@@ -97,7 +97,10 @@ def _fields(body: bytes, content_type: str) -> dict[str, list[str]]:
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ExchangeError("the JSON body must be an object of strings")
         return {key: [value] for key, value in data.items()}
-    return parse_qs(text, keep_blank_values=False, strict_parsing=False, max_num_fields=32)
+    try:
+        return parse_qs(text, keep_blank_values=False, strict_parsing=False, max_num_fields=32)
+    except ValueError as exc:  # more fields than any exchange has
+        raise ExchangeError("the request has too many fields") from exc
 
 
 def _one(fields: dict[str, list[str]], name: str, *, required: bool = False) -> str | None:

@@ -278,6 +278,14 @@ def test_malformed_requests_are_422_with_the_oauth_error(
 def test_a_missing_subject_token_and_a_broker_without_exchange(world: World) -> None:
     r = world.http.post("/v1/token-exchange", data=FORM)
     refused(world, r, 422, "invalid_request")
+    crowded = "&".join(f"f{n}=x" for n in range(40))
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    refused(
+        world, world.http.post("/v1/token-exchange", content=crowded, headers=headers), 422, "invalid_request"
+    )
+    refused(
+        world, world.http.post("/v1/token-exchange", json=["not", "an", "object"]), 422, "invalid_request"
+    )
     world.http.app.state.services.exchange = None  # type: ignore[attr-defined]
     refused(world, world.exchange(world.job_token()), 404, "invalid_target")
 
