@@ -58,10 +58,33 @@ class ExchangeError(InvalidInput):
         self.error = error
 
 
+_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["grant_type", "subject_token", "subject_token_type"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+        "subject_token": {"type": "string", "description": "The CI job's OIDC token."},
+        "subject_token_type": {"type": "string", "enum": list(SUBJECT_TOKEN_TYPES)},
+        "audience": {"type": "string", "description": "The cluster."},
+        "scope": {"type": "string", "description": "namespace:<name> ... role:<name> duration:<10m>"},
+        "requested_token_type": {"type": "string"},
+    },
+}
+
+
 @router.post(
     "/token-exchange",
     summary="Exchange a CI/CD job's OIDC token for a short grant and a kubeconfig (RFC 8693)",
     response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+                "application/json": {"schema": _FORM_SCHEMA},
+            },
+        }
+    },
 )
 async def token_exchange(request: Request) -> Response:
     services: Services = request.app.state.services
