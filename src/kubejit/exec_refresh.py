@@ -112,7 +112,7 @@ def _from_broker(
         wait_for_backoff(paths, session.broker, now=now)
     except BrokerUnreachable as exc:
         return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
-    api = BrokerApi(session.broker, session.token)
+    api = BrokerApi(session.broker, fresh_login(session).token)
     try:
         grant = api.get_grant(paths.grant)
         message = state_message(grant, broker=session.broker)
@@ -130,6 +130,16 @@ def _from_broker(
     write_private(paths.entry, render_entry(fresh))
     forget_markers(paths, keep=fresh["serial"])
     return _emit(paths, fresh, api_version, from_client_go=from_client_go)
+
+
+def fresh_login(session: Session) -> Session:
+    """An OIDC login's ID token is renewed (with its refresh token) before the broker sees it, as every
+    CLI command does; only on the way to the broker, never when a cached token is served."""
+    if not session.issuer_url:
+        return session
+    from kubejit.cli import session as sessions
+
+    return sessions.require()
 
 
 def _mint(api: BrokerApi, grant: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +16,7 @@ import pytest
 
 from kubejit import exec_plugin as plugin
 from kubejit import exec_refresh as refresh
+from kubejit.cli import session
 from kubejit.errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -276,3 +279,29 @@ def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
     assert set(loaded) <= {"kubejit.cli", "kubejit.cli.app", "typing", "collections.abc"}, loaded
     heavy = {"typer", "rich", "httpx", "pydantic", "lightkube", "yaml", "json", "urllib.request"}
     assert not heavy & set(loaded)
+
+
+def _jwt(exp: float) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part({'exp': int(exp), 'sub': 'alice'})}.c2ln"
+
+
+def test_an_oidc_login_is_renewed_only_when_the_broker_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEJIT_KEYRING", "0")
+    dev = session.Session(broker=BROKER, token="dev-token", user="alice")
+    assert refresh.fresh_login(dev) is dev
+    oidc = session.Session(
+        broker=BROKER,
+        token=_jwt(time.time() + 3600),
+        user="alice",
+        issuer_url="https://idp.example",
+        client_id="kubejit",
+        token_endpoint="https://idp.example/token",
+    )
+    session.save(oidc)
+    assert refresh.fresh_login(oidc) == oidc  # still valid: used as it is
+    session.save(dataclasses.replace(oidc, token=_jwt(time.time() - 10)))
+    with pytest.raises(AuthenticationFailed, match="your login expired"):  # no refresh token kept
+        refresh.fresh_login(oidc)
