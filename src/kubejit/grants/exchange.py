@@ -116,6 +116,8 @@ class WorkloadExchange:
                 )
             return principal
         except AuthenticationFailed as exc:
+            if exc.hint == AuthenticationFailed.default_hint:  # "log in again" means nothing to a pipeline
+                exc.hint = "Exchange a fresh job token issued for this broker's audience (docs/ci.md)."
             self._refused(exc, client=client, issuer=issuer.name if issuer else None)
             raise
 

@@ -216,6 +216,7 @@ def test_bad_job_tokens_are_401_audited_and_create_nothing(
 ) -> None:
     body = refused(world, world.exchange(world.job_token(**claims)), 401, "invalid_grant")
     assert words in body["detail"]
+    assert "kubejit login" not in body["hint"]  # a pipeline cannot log in
     assert world.store.actions() == ["token_exchange.refused"]
 
 

@@ -25,6 +25,7 @@ app = typer.Typer(help="For CI/CD pipelines: exchange the job's OIDC token for a
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 MAX_TOKEN_BYTES = 16 * 1024
+_RUNTIME_HINT = "A GitHub Actions runtime problem: re-run the job; if it persists, see githubstatus.com."
 
 
 @app.command()
@@ -116,7 +117,10 @@ def _job_token(*, token_file: Path | None, token_env: str | None, github: bool, 
     if token_env:
         value = os.environ.get(token_env, "").strip()
         if not value:
-            raise InvalidInput(f"the environment variable {token_env} is empty or unset")
+            raise InvalidInput(
+                f"the environment variable {token_env} is empty or unset",
+                hint="In GitLab CI, declare it under id_tokens: with the broker's audience (docs/ci.md).",
+            )
         return _checked(value, f"${token_env}")
     assert token_file is not None
     try:
@@ -156,16 +160,20 @@ def github_job_token(audience: str | None) -> str:
         )
     except httpx.TransportError as exc:
         raise AuthenticationFailed(
-            f"cannot reach the GitHub OIDC token service: {type(exc).__name__}"
+            f"cannot reach the GitHub OIDC token service: {type(exc).__name__}", hint=_RUNTIME_HINT
         ) from exc
     if response.status_code != 200:
-        raise AuthenticationFailed(f"the GitHub OIDC token service answered HTTP {response.status_code}")
+        raise AuthenticationFailed(
+            f"the GitHub OIDC token service answered HTTP {response.status_code}", hint=_RUNTIME_HINT
+        )
     try:
         value = response.json().get("value")
     except (ValueError, AttributeError) as exc:
-        raise AuthenticationFailed("the GitHub OIDC token service did not answer JSON") from exc
+        raise AuthenticationFailed(
+            "the GitHub OIDC token service did not answer JSON", hint=_RUNTIME_HINT
+        ) from exc
     if not isinstance(value, str):
-        raise AuthenticationFailed("the GitHub OIDC token service sent no token")
+        raise AuthenticationFailed("the GitHub OIDC token service sent no token", hint=_RUNTIME_HINT)
     return _checked(value, "the GitHub OIDC token")
 
 
