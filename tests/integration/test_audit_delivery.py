@@ -21,9 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from kubejit.audit.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from kubejit.cli.commands import audit as audit_cli
 from kubejit.config import parse_settings
+from kubejit.errors import ConfigError
 from kubejit.grants.ports import AuditEvent
 from kubejit.server.audit_delivery import AuditDelivery
 from kubejit.store.audit_cursors import SqlCursorStore
@@ -362,3 +365,50 @@ def test_a_syslog_receiver_that_drops_the_connection_unread_gets_the_batch_again
     finally:
         listener.close()
         delivery.close()
+
+
+def test_audit_status_shows_each_sinks_lag_error_and_next_retry(tmp_path: Path, store: SqlGrantStore) -> None:
+    (tmp_path / "hmac.key").write_bytes(HMAC_KEY)
+    sinks = [
+        {"name": "jsonl", "type": "file", "path": str(tmp_path / "audit.jsonl")},
+        {"name": "siem", "type": "webhook", "url": f"http://127.0.0.1:{free_port()}/hook", "required": True,
+         "hmacKey": {"fromFile": str(tmp_path / "hmac.key")}, "timeoutSeconds": 2},
+    ]  # fmt: skip
+    config = {
+        "clusters": [{"name": "dev", "kubeconfig": "k.yaml", "audience": "https://dev"}],
+        "policyFile": "policy.yaml",
+        "store": {"url": str(store.engine.url)},
+        "audit": {"sinks": sinks, "failClosed": True},
+    }
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    delivery = AuditDelivery.build(
+        delivery_settings(sinks, tmp_path), cursors=SqlCursorStore(store.engine), clock=store.clock
+    )
+    record(store, 1, 3)
+    try:
+        assert [d.tick() for d in delivery.deliveries] == [3, 0]  # nothing listens for the webhook
+    finally:
+        delivery.close()
+    runner = CliRunner()
+
+    answer = runner.invoke(audit_cli.app, ["status", "--config", str(config_path), "-o", "json"])
+    assert answer.exit_code == 0, answer.output
+    rows = {row["sink"]: row for row in json.loads(answer.stdout)["data"]}
+    assert rows["jsonl"]["delivered_seq"] == 3 and rows["jsonl"]["lag_events"] == 0
+    siem = rows["siem"]
+    assert (siem["delivered_seq"], siem["lag_events"], siem["attempts"], siem["required"]) == (0, 3, 1, True)
+    assert (
+        siem["lag_seconds"] > 0 and siem["next_attempt_at"] and "POST http://127.0.0.1" in siem["last_error"]
+    )
+
+    table = runner.invoke(audit_cli.app, ["status", "--config", str(config_path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "siem (required)" in table.stdout and "ConnectError" in table.stdout
+
+    config["audit"] = {}
+    config_path.write_text(yaml.safe_dump(config))
+    empty = runner.invoke(audit_cli.app, ["status", "--config", str(config_path)])
+    assert "No audit sinks are configured" in empty.stdout
+
+    missing = runner.invoke(audit_cli.app, ["status", "--config", str(tmp_path / "nope.yaml")])
+    assert isinstance(missing.exception, ConfigError) and "config file not found" in missing.exception.message
