@@ -52,6 +52,14 @@ workloads:
     clusters: [kubejit-test-a]
     namespaces: ["e2e-*"]
     roles: [edit]
+  - name: gitlab-read
+    issuer: gitlab
+    gitlab:
+      project_id: "42"
+      ref_protected: true
+    clusters: [kubejit-test-a]
+    namespaces: ["e2e-*"]
+    roles: [view]
 """
 EXCHANGE_FORM = {
     "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
@@ -99,12 +107,14 @@ class WorkloadBroker(Broker):
     """The e2e broker with the local issuer configured as the `github` workload issuer."""
 
     issuer_url: str = ""
+    gitlab_url: str = ""
 
     def write_config(self) -> Path:
         path = super().write_config()
         config = yaml.safe_load(path.read_text())
         config["workloadIssuers"] = [
-            {"name": "github", "kind": "github", "issuerUrl": self.issuer_url, "audience": AUDIENCE}
+            {"name": "github", "kind": "github", "issuerUrl": self.issuer_url, "audience": AUDIENCE},
+            {"name": "gitlab", "kind": "gitlab", "issuerUrl": self.gitlab_url, "audience": AUDIENCE},
         ]
         path.write_text(yaml.safe_dump(config))
         return path
@@ -128,9 +138,16 @@ def github_issuer() -> Iterator[LocalIssuer]:
 
 
 @pytest.fixture(scope="module")
+def gitlab_issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer(kty="EC") as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="module")
 def workload_broker(
     tmp_path_factory: pytest.TempPathFactory,
     github_issuer: LocalIssuer,
+    gitlab_issuer: LocalIssuer,
     broker_identity: BrokerIdentity,
     second_broker_identity: BrokerIdentity,
 ) -> Iterator[WorkloadBroker]:
@@ -140,6 +157,7 @@ def workload_broker(
         policy=E2E_POLICY + WORKLOADS,
     )
     running.issuer_url = github_issuer.url
+    running.gitlab_url = gitlab_issuer.url
     running.start()
     yield running
     running.stop()
@@ -433,3 +451,56 @@ def test_the_composite_action_exports_a_working_kubeconfig(
     assert f"edit in {granted} on {control_plane.name}" in output
     assert kubectl(kubeconfig, "auth", "can-i", "create", "deployments").ok
     assert kubectl(kubeconfig, "get", "pods", "-n", "default").forbidden
+
+
+def test_a_gitlab_job_token_from_an_environment_variable_gets_its_own_rule(
+    workload_broker: WorkloadBroker,
+    gitlab_issuer: LocalIssuer,
+    github_issuer: LocalIssuer,
+    control_plane: ControlPlane,
+    namespaces: Callable[..., list[str]],
+    tmp_path: Path,
+) -> None:
+    (granted,) = namespaces(control_plane, 1)
+    claims = {
+        "aud": AUDIENCE,
+        "jti": secrets.token_hex(16),
+        "sub": "project_path:acme/reports:ref_type:branch:ref:main",
+        "namespace_id": "7",
+        "namespace_path": "acme",
+        "project_id": "42",
+        "project_path": "acme/reports",
+        "user_id": "3",
+        "user_login": "gitlab-user",
+        "pipeline_id": "1001",
+        "pipeline_source": "push",
+        "job_id": "5005",
+        "ref": "main",
+        "ref_type": "branch",
+        "ref_path": "refs/heads/main",
+        "ref_protected": "true",
+        "runner_id": 9,
+        "runner_environment": "gitlab-hosted",
+        "sha": "e" * 40,
+        "project_visibility": "private",
+        "ci_config_ref_uri": "gitlab.com/acme/reports//.gitlab-ci.yml@refs/heads/main",
+        "ci_config_sha": "e" * 40,
+    }
+    out = tmp_path / "kubeconfig"
+    env = {"KUBEJIT_ID_TOKEN": gitlab_issuer.issue(claims)}
+    done = ci_kubeconfig(
+        workload_broker, out, "--token-env", "KUBEJIT_ID_TOKEN", "-n", granted, "-o", "json", env=env
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    grant = json.loads(done.stdout)["data"]
+    assert grant["principal"] == "gitlab:project_path:acme/reports:ref_type:branch:ref:main"
+    assert grant["role"] == "view"
+    assert kubectl(out, "get", "pods").ok
+    assert kubectl(out, "create", "configmap", "nope").forbidden  # view, not edit
+
+    # The same claims signed by the GitHub issuer are no GitLab job: issuers never stand in for each other.
+    forged = github_issuer.issue({**claims, "jti": secrets.token_hex(16)})
+    done = ci_kubeconfig(
+        workload_broker, tmp_path / "kc2", "--token-env", "T", "-n", granted, env={"T": forged}
+    )
+    assert done.returncode == 3, done.stderr
