@@ -1,40 +1,84 @@
-"""The ``kubejit`` entry point: builds the Typer app and prints KubejitError without a traceback."""
+"""The ``kubejit`` entry point: builds the Typer app and prints KubejitError without a traceback.
+
+Importing this module must stay cheap: kubectl runs `kubejit token` (its exec credential plugin) on
+every call, and ``main`` hands it to ``kubejit.exec_plugin`` before Typer, Rich or pydantic load.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import typer
-from rich.console import Console
-from rich.markup import escape
+TYPE_CHECKING = False  # `typing` alone costs ~10 ms of start-up
+if TYPE_CHECKING:
+    import typer
 
-from kubejit.errors import KubejitError, RequestDenied
+    from kubejit.errors import KubejitError
 
-app = typer.Typer(
-    name="kubejit",
-    help="Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app: typer.Typer  # built by _build() on first use (see __getattr__)
+
+
+def _build() -> typer.Typer:
+    import typer
+
+    global app
+    app = typer.Typer(
+        name="kubejit",
+        help="Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    _register()
+    return app
+
+
+def __getattr__(name: str) -> object:
+    """``kubejit.cli.app.app`` keeps working for importers (PEP 562), built when first asked for."""
+    if name == "app":
+        return _build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _register() -> None:
-    from kubejit.cli.commands import auth, dev_cluster, grants, policy, scan, serve, up
+    from kubejit.cli.commands import (
+        audit,
+        auth,
+        ci,
+        dev_cluster,
+        grants,
+        kubeconfig,
+        policy,
+        scan,
+        serve,
+        up,
+        users,
+        why,
+    )
 
+    app.command()(up.up)
     app.command()(auth.login)
     app.command()(auth.logout)
     app.command()(auth.whoami)
     grants.register(app)
+    app.command()(kubeconfig.kubeconfig)
+    app.command()(kubeconfig.token)
+    app.command()(why.why)
+    app.command()(users.users)
     app.command()(serve.serve)
-    app.command()(up.up)
     app.add_typer(policy.app, name="policy")
-    app.add_typer(dev_cluster.app, name="dev-cluster")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(ci.app, name="ci")
     scan.register(app)
+    app.add_typer(dev_cluster.app, name="dev-cluster")
 
 
 def print_error(exc: KubejitError) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from kubejit.errors import RequestDenied
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     rule = f" (policy rule: {exc.rule})" if isinstance(exc, RequestDenied) and exc.rule else ""
     err.print(f"[bold red]Error:[/] {escape(exc.message + rule)}", markup=True)
@@ -42,10 +86,17 @@ def print_error(exc: KubejitError) -> None:
         err.print(f"[bold]Hint:[/] {escape(exc.hint)}", markup=True)
 
 
-def main() -> None:
-    _register()
+def main(prog_name: str | None = None) -> None:
+    """``prog_name``: how usage lines name the command (``kubectl jit`` when run as a kubectl plugin)."""
+    if sys.argv[1:2] == ["token"]:  # kubectl's exec plugin: stdlib only when its cache is warm
+        from kubejit.exec_plugin import main as token
+
+        sys.exit(token(sys.argv[2:]))
+    from kubejit.errors import KubejitError
+
+    _build()
     try:
-        app()
+        app(prog_name=prog_name)
     except KubejitError as exc:
         if os.environ.get("KUBEJIT_DEBUG"):
             raise
