@@ -2,7 +2,7 @@
 per algorithm (keys cached), the dev issuer for comparison, a refused token (alg none, unknown kid),
 and per-person accounting with and without its once-a-minute throttle. Prints figures; never fails.
 
-    .venv/bin/python -P bench/oidc_verify.py [--n 2000]   # -P: bench/token.py would shadow stdlib token
+    .venv/bin/python bench/oidc_verify.py [--n 2000]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
 Goal: warm median <= interpreter start + 10 ms. The cold figure is the plugin's own cost; a real
 broker adds its TokenRequest round trip to the cluster on top. Each warm run first removes the
 "served" marker of the previous run (outside the timing), so every run is a first call from a new
-kubectl process, as in real use. Usage: .venv/bin/python bench/token.py [--runs 40] [--grant ID]
+kubectl process, as in real use. Usage: .venv/bin/python bench/exec_token.py [--runs 40] [--grant ID]
 (--grant: also against the real broker of your login, e.g. after `kubejit up`, login and request).
 """
 
