@@ -9,7 +9,7 @@
    the jti ledger insert on SQLite, per call.
 3. Workload policy evaluation with 10 and 1,000 workload rules (the matching rule last).
 
-    .venv/bin/python -P bench/token_exchange.py [--rounds 30] [--calls 300]   # -P: bench/token.py shadows the stdlib
+    .venv/bin/python bench/token_exchange.py [--rounds 30] [--calls 300]
 """
 
 from __future__ import annotations
