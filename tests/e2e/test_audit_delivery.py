@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from lightkube import Client
@@ -67,6 +68,11 @@ class AuditBroker(Broker):
             return [(e.event_id, e.seq) for e in audit_log.iter_events(engine)]
         finally:
             engine.dispose()
+
+
+def metric(text: str, name: str, sink: str) -> float:
+    prefix = f'{name}{{sink="{sink}"}} '
+    return float(next(line for line in text.splitlines() if line.startswith(prefix))[len(prefix) :])
 
 
 @pytest.fixture
@@ -172,6 +178,10 @@ def test_grants_made_while_receivers_are_down_all_arrive_in_order_once_they_are_
         assert status[sink]["lag_events"] > 0 and status[sink]["lag_seconds"] > 0, status[sink]
         assert status[sink]["last_error"] and status[sink]["next_attempt_at"], status[sink]
     assert status["jsonl"]["lag_events"] == 0 and status["jsonl"]["last_error"] is None
+    metrics = httpx.get(f"{broker.url}/metrics", timeout=10).text
+    assert metric(metrics, "kubejit_audit_sink_lag_events", "webhook") >= status["webhook"]["lag_events"]
+    assert metric(metrics, "kubejit_audit_sink_failed_attempts", "splunk") >= 2
+    assert metric(metrics, "kubejit_audit_sink_lag_events", "jsonl") == 0
 
     rsyslog.start()
     http.start()

@@ -43,6 +43,7 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     app.include_router(routes_exchange.router)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
+    sink_gauges = _audit_sink_gauges(registry)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -52,6 +53,32 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     def metrics() -> PlainTextResponse:
         for state, count in services.grants.store.count_by_state().items():
             by_state.labels(state=state).set(count)
+        for row in services.audit_status() if services.audit_status else ():
+            for gauge, value in zip(
+                sink_gauges, (row.lag_events, row.lag_seconds, row.attempts), strict=True
+            ):
+                gauge.labels(sink=row.sink).set(value)
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _audit_sink_gauges(registry: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge]:
+    """Delivery lag per audit sink: alert on these when a SIEM stops receiving."""
+    return (
+        Gauge(
+            "kubejit_audit_sink_lag_events", "Audit events not yet acknowledged", ["sink"], registry=registry
+        ),
+        Gauge(
+            "kubejit_audit_sink_lag_seconds",
+            "Age of the oldest unacknowledged event",
+            ["sink"],
+            registry=registry,
+        ),
+        Gauge(
+            "kubejit_audit_sink_failed_attempts",
+            "Failed deliveries since the last success",
+            ["sink"],
+            registry=registry,
+        ),
+    )

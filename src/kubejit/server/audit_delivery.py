@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kubejit.audit.delivery.gate import RequiredSinksGate
 from kubejit.audit.delivery.ports import Sink
 from kubejit.audit.delivery.sinks import build_sink
+from kubejit.audit.delivery.status import SinkStatus, delivery_status
 from kubejit.audit.delivery.worker import DeliveryOptions, SinkDelivery
 from kubejit.clock import Clock
 from kubejit.grants.model import Grant
@@ -33,6 +34,8 @@ def replica_id() -> str:
 class AuditDelivery:
     deliveries: list[SinkDelivery]
     interval: float
+    cursors: SqlCursorStore
+    required: frozenset[str] = frozenset()
     gate: Callable[[Grant], None] | None = None
     workers: list[Worker] = field(default_factory=list)
 
@@ -70,7 +73,18 @@ class AuditDelivery:
             gate = RequiredSinksGate(
                 cursors, settings.required_sinks, wait_seconds=settings.required_wait_seconds
             )
-        return cls(deliveries, settings.delivery_interval_seconds, gate)
+        return cls(
+            deliveries,
+            settings.delivery_interval_seconds,
+            cursors,
+            required=frozenset(settings.required_sinks),
+            gate=gate,
+        )
+
+    def status(self) -> list[SinkStatus]:
+        """Each sink's lag, for /metrics (the same figures as `kubejit audit status`)."""
+        sinks = [(d.sink.name, d.sink.name in self.required) for d in self.deliveries]
+        return delivery_status(self.cursors, sinks, now=self.cursors.clock.now())
 
     def start(self) -> list[Worker]:
         for delivery in self.deliveries:

@@ -9,6 +9,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
+from kubejit.audit.delivery.status import SinkStatus
 from kubejit.errors import AuthenticationFailed, StoreUnavailable
 from kubejit.grants.exchange import WorkloadExchange
 from kubejit.grants.ports import AuditEvent
@@ -46,6 +47,8 @@ class Services:
     users: UserDirectory | None = None
     #: Issuers people can log in at with `kubejit login` (public information).
     login_offers: Sequence[LoginOffer] = ()
+    #: Each audit sink's delivery lag, for /metrics (docs/audit-delivery.md).
+    audit_status: Callable[[], Sequence[SinkStatus]] | None = None
     #: Called when the app stops (workers, engine).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 

@@ -98,6 +98,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         services.on_shutdown[:0] = [w.stop for w in running]
         delivery.start()
     services.on_shutdown.insert(0, delivery.close)
+    services.audit_status = delivery.status
     return services
 
 

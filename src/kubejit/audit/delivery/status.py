@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubejit.audit.delivery.ports import LogTail, SinkCursor
+from kubejit.audit.delivery.ports import CursorStore, LogTail, SinkCursor
 from kubejit.audit.event import rfc3339
 
 
@@ -62,3 +63,19 @@ def sink_status(
         next_attempt_at=cursor.next_attempt_at if lag else None,
         required=required,
     )
+
+
+def delivery_status(
+    cursors: CursorStore, sinks: Sequence[tuple[str, bool]], *, now: datetime
+) -> list[SinkStatus]:
+    """One row per ``(sink, required)`` in that order; a sink without a cursor yet counts from 0."""
+    by_sink = {c.sink: c for c in cursors.cursors()}
+    tail = cursors.tail()
+    rows = []
+    for name, required in sinks:
+        cursor = by_sink.get(name) or SinkCursor(sink=name, delivered_seq=0)
+        oldest = (
+            cursors.oldest_undelivered_at(cursor.delivered_seq) if cursor.delivered_seq < tail.seq else None
+        )
+        rows.append(sink_status(cursor, tail=tail, oldest_undelivered_at=oldest, now=now, required=required))
+    return rows

@@ -13,8 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kubejit.audit.delivery.ports import SinkCursor
-from kubejit.audit.delivery.status import SinkStatus, sink_status
+from kubejit.audit.delivery.status import SinkStatus, delivery_status
 from kubejit.cli import render
 from kubejit.cli.options import OutputOpt
 from kubejit.clock import SystemClock
@@ -27,34 +26,19 @@ ConfigOpt = Annotated[
 ]
 
 
-def delivery_status(settings: Settings) -> list[SinkStatus]:
+def sink_statuses(settings: Settings) -> list[SinkStatus]:
     """One row per configured sink, in config order; a sink the broker never started with is at 0."""
     engine = create_store_engine(settings.store_url)
     try:
-        cursors = SqlCursorStore(engine)
-        by_sink = {c.sink: c for c in cursors.cursors()}
-        tail, now = cursors.tail(), SystemClock().now()
-        rows = []
-        for spec in settings.audit.sinks:
-            cursor = by_sink.get(spec.name)
-            if cursor is None:
-                cursor = SinkCursor(sink=spec.name, delivered_seq=0)
-            oldest = (
-                cursors.oldest_undelivered_at(cursor.delivered_seq)
-                if cursor.delivered_seq < tail.seq
-                else None
-            )
-            rows.append(
-                sink_status(cursor, tail=tail, oldest_undelivered_at=oldest, now=now, required=spec.required)
-            )
-        return rows
+        sinks = [(s.name, s.required) for s in settings.audit.sinks]
+        return delivery_status(SqlCursorStore(engine), sinks, now=SystemClock().now())
     finally:
         engine.dispose()
 
 
 def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
     """Per audit sink: delivered seq, lag (events and seconds), last error and next retry."""
-    rows = delivery_status(load_settings(config))
+    rows = sink_statuses(load_settings(config))
     if output is render.Output.json:
         render.as_json("AuditSinkStatusList", [r.to_dict() for r in rows])
         return
