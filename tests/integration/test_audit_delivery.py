@@ -412,3 +412,35 @@ def test_audit_status_shows_each_sinks_lag_error_and_next_retry(tmp_path: Path, 
 
     missing = runner.invoke(audit_cli.app, ["status", "--config", str(tmp_path / "nope.yaml")])
     assert isinstance(missing.exception, ConfigError) and "config file not found" in missing.exception.message
+
+
+@pytest.mark.parametrize(
+    ("tls", "why"),
+    [
+        ({"serverName": "siem.example.com"}, "certificate verify failed"),  # not the name on the cert
+        ({}, "certificate verify failed"),  # the receiver's CA is not in the system trust store
+    ],
+)
+def test_tls_syslog_refuses_a_receiver_it_cannot_verify(
+    tmp_path: Path, store: SqlGrantStore, rsyslog: RsyslogReceiver, tls: dict[str, str], why: str
+) -> None:
+    sink = {
+        "name": "tls",
+        "type": "syslog",
+        "transport": "tls",
+        "host": "127.0.0.1",
+        "port": rsyslog.tls_port,
+    }
+    if tls:
+        sink |= {"caFile": str(rsyslog.ca_path), **tls}
+    delivery = AuditDelivery.build(
+        delivery_settings([sink], tmp_path), cursors=SqlCursorStore(store.engine), clock=store.clock
+    )
+    record(store, 1, 1)
+    try:
+        assert delivery.deliveries[0].tick() == 0
+    finally:
+        delivery.close()
+    cursor = SqlCursorStore(store.engine).cursors()[0]
+    assert cursor.delivered_seq == 0 and why in (cursor.last_error or "").lower()
+    assert syslog_seqs(rsyslog.messages(), app="kubejit") == []
