@@ -22,7 +22,7 @@ from kubejit.audit.chain import seal
 from kubejit.audit.checkpoint import load_or_create_signing_key, public_pem
 from kubejit.cli.commands.audit import EXIT_TAMPERED, app
 from kubejit.grants.ports import AuditEvent
-from kubejit.store import SqlGrantStore
+from kubejit.store import SqlGrantStore, audit_verify
 from kubejit.store.audit_verify import verify_log
 from kubejit.store.checkpoints import list_checkpoints, write_checkpoint
 from kubejit.store.tables import audit_events
@@ -233,3 +233,22 @@ def _insert(engine: Engine, event: dict[str, object], details_json: str) -> None
     at = T0 + timedelta(seconds=int(str(event["seq"])))
     with engine.begin() as conn:
         conn.execute(sa.insert(audit_events), {**row, "details": details_json, "at": at})
+
+
+@pytest.mark.parametrize(
+    ("statements", "bad_seq"),
+    [
+        ([], None),
+        (["UPDATE audit_events SET actor = 'mallory' WHERE seq = 8"], 8),
+        (["DELETE FROM audit_events WHERE seq = 5"], 6),  # the range boundary itself
+    ],
+    ids=["intact", "edited-second-range", "deleted-boundary"],
+)
+def test_parallel_verification_finds_what_one_pass_finds(
+    signed: Engine, monkeypatch: pytest.MonkeyPatch, statements: list[str], bad_seq: int | None
+) -> None:
+    _sql(signed, *statements)
+    monkeypatch.setattr(audit_verify, "PARALLEL_FROM", 0)
+    one_pass = audit_verify.verify_stored(signed)
+    assert audit_verify.verify_parallel(signed, jobs=2) == one_pass
+    assert one_pass.first_bad_seq == bad_seq
