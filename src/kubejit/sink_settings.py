@@ -97,6 +97,8 @@ class SyslogSinkSettings(_Sink):
             raise ValueError("caFile, serverName, certFile and keyFile apply to transport: tls only")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("set both certFile and keyFile for TLS client authentication, or neither")
+        if self.required and self.transport == "udp":
+            raise ValueError("a UDP sink cannot be required: UDP never acknowledges (use tcp or tls)")
         return self
 
 

@@ -196,6 +196,9 @@ def test_grants_made_while_receivers_are_down_all_arrive_in_order_once_they_are_
         what="audit status to show every sink caught up",
     )
     assert not http.refused
+    broker_log = broker.log_path.read_text()
+    assert HMAC_KEY.decode() not in broker_log and HEC_TOKEN not in broker_log
+    assert "audit sink webhook" in broker_log  # the failures were logged, without the secrets
 
 
 def test_fail_closed_refuses_activation_until_the_required_sink_has_the_record(

@@ -93,6 +93,17 @@ def test_bad_sink_settings_name_file_line_and_setting(
     assert "s3cr3t" not in info.value.message  # an inline secret is never echoed back
 
 
+def test_a_udp_sink_cannot_be_required(tmp_path: Path) -> None:
+    text = BASE.replace("transport: tls", "transport: udp").replace("      caFile: pki/ca.pem\n", "")
+    with pytest.raises(ConfigError, match=r"c\.yaml:14:7: .*UDP sink cannot be required"):
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    parse_settings(
+        text.replace("required: true", "required: false").replace("failClosed: true", ""),
+        source="c.yaml",
+        base_dir=tmp_path,
+    )
+
+
 def test_tls_options_are_refused_on_plain_transports(tmp_path: Path) -> None:
     text = BASE.replace("transport: tls", "transport: tcp")
     with pytest.raises(ConfigError, match="apply to transport: tls only"):
