@@ -252,3 +252,30 @@ def test_parallel_verification_finds_what_one_pass_finds(
     one_pass = audit_verify.verify_stored(signed)
     assert audit_verify.verify_parallel(signed, jobs=2) == one_pass
     assert one_pass.first_bad_seq == bad_seq
+
+
+def test_an_unreadable_config_key_warns_and_still_checks_the_log(
+    signed: Engine, store_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "brokerdata").mkdir()
+    (tmp_path / "brokerdata" / "audit-checkpoint-key.pem").write_text("not a key")
+    (tmp_path / "policy.yaml").write_text("rules: []\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "store": {"url": store_url},
+                "dataDir": str(tmp_path / "brokerdata"),
+                "policyFile": "policy.yaml",
+                "clusters": [{"name": "dev", "kubeconfig": "kc", "audience": "a"}],
+            }
+        )
+    )
+    _sql(signed, "DELETE FROM audit_events WHERE seq > 8")
+    done = _kubejit("audit", "verify", "--config", str(config), "-o", "json")
+    assert done.returncode == EXIT_TAMPERED, done.stderr
+    assert "is not a readable PEM key; pass --public-key" in done.stderr
+    verdict = json.loads(done.stdout)["data"]
+    assert verdict["first_bad_seq"] == 9 and verdict["warning"].startswith(
+        "checkpoint signatures not checked"
+    )

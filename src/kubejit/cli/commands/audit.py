@@ -124,7 +124,10 @@ def verify(
     target = _target(config, store_url)
     keys = [load_public_key(p) for p in public_key or []]
     if not keys and target.checkpoint_key is not None and target.checkpoint_key.exists():
-        keys = [load_public_key(target.checkpoint_key)]
+        try:
+            keys = [load_public_key(target.checkpoint_key)]
+        except ConfigError as exc:  # an auditor may read the store but not the broker's key
+            typer.echo(f"warning: {exc.message}; pass --public-key", err=True)
     engine = _engine(target)
     try:
         verdict = verify_log(engine, public_keys=keys or None, jobs=jobs)
