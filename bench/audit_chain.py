@@ -3,9 +3,7 @@ and batched), and `kubejit audit verify` over the whole log (1,000,000 events by
 the older ORM-and-parse verification on the same rows. Prints figures measured in this run; it never
 fails on a time. Goals (issue 6): append >= 10,000 events/s, verify 1,000,000 events <= 10 s.
 
-    .venv/bin/python -P bench/audit_chain.py [--events 1000000] [--single 2000] [--batch 1000] [--compare 100000]
-
-(-P: bench/ holds a token.py that would shadow the standard library's ``token`` module.)
+    .venv/bin/python bench/audit_chain.py [--events 1000000] [--single 2000] [--batch 1000] [--compare 100000]
 """
 
 from __future__ import annotations
