@@ -2,8 +2,8 @@
 
 Starts its own control plane (etcd + kube-apiserver on loopback, as the tests do), seeds it, then
 measures in one run: the read (`fetch_snapshot`, six parallel paged lists), the analysis (findings,
-pure), `who-can` and one namespace's matrix, the whole `kubejit scan -o json` process, and, side by
-side, `kubectl get` of the same kinds as a reference for what merely listing them costs. Prints
+pure), `who-can` and one namespace's matrix, the whole `kubejit scan -o json` process (and the CLI's
+bare start-up, `kubejit --help`, for what is not the scan's), and, side by side, `kubectl get` of the same kinds as a reference for what merely listing them costs. Prints
 figures; it never fails on a time.
 
     .venv/bin/python bench/scan.py [--rolebindings 5000] [--serviceaccounts 1000] [--namespaces 100]
@@ -149,6 +149,7 @@ def main() -> None:
             wanted = [parse_resource(r) for r in MATRIX_RESOURCES]
             drawing, table = _timed(lambda: matrix(index, _namespace(7), resources=wanted))
             cli, _ = _timed(_process(str(BIN / "kubejit"), "scan", "--kubeconfig", kubeconfig, "-o", "json"))
+            startup, _ = _timed(_process(str(BIN / "kubejit"), "--help"))
             kinds = "clusterroles,clusterrolebindings,roles,rolebindings,serviceaccounts"
             kubectl, _ = _timed(
                 _process(str(BIN / "kubectl"), "--kubeconfig", kubeconfig, "get", kinds, "-A", "-o", "json")
@@ -166,6 +167,7 @@ def main() -> None:
     print(
         f"  `kubejit scan -o json` (process)   {cli:6.2f} s  = {cli / GOAL_SECONDS:.0%} of the {GOAL_SECONDS:.0f} s goal"
     )
+    print(f"  of which `kubejit --help` start-up {startup:6.2f} s")
     print(f"  `kubectl get {kinds} -A -o json` (reference, no Secrets) {kubectl:.2f} s")
     print(f"  ratio kubejit scan / kubectl get   {cli / kubectl:6.2f}")
 
