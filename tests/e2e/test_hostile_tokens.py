@@ -120,12 +120,16 @@ def hostile_tokens(idp: LocalIssuer) -> dict[str, str]:
     }
 
 
-def _auth_failures(broker: Broker) -> list[dict[str, Any]]:
+def _audit_details(broker: Broker, action: str) -> list[dict[str, Any]]:
     with sqlite3.connect(broker.workdir / "kubejit.db") as db:
         rows = db.execute(
-            "SELECT details FROM audit_events WHERE action = 'auth.failed' ORDER BY seq"
+            "SELECT details FROM audit_events WHERE action = ? ORDER BY seq", (action,)
         ).fetchall()
     return [json.loads(details) for (details,) in rows]
+
+
+def _auth_failures(broker: Broker) -> list[dict[str, Any]]:
+    return _audit_details(broker, "auth.failed")
 
 
 def _grant_rows(broker: Broker) -> int:
@@ -179,6 +183,10 @@ def test_hostile_tokens_are_refused_audited_and_create_nothing(
         assert answer.status_code == 201, answer.text
         assert (answer.json()["state"], answer.json()["requester"]) == ("active", "corp:mallory")
         assert len(_auth_failures(broker)) == len(corpus)
+        # Its first use is the session's login record; later requests with it are not logins again.
+        httpx.get(f"{broker.url}/v1/grants", headers={"authorization": f"Bearer {good}"}, timeout=30)
+        logins = _audit_details(broker, "auth.login")
+        assert [(e["issuer"], e["source_ip"]) for e in logins] == [("corp", "127.0.0.1")]
         assert idp.requests["/corp/keys"] == 1  # made-up kids did not make the broker hammer the IdP
     finally:
         for c in clients:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
@@ -18,6 +21,7 @@ from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.identity.issuers import LoginOffer
 from kubejit.identity.principal import Principal
 from kubejit.identity.tokens import unverified_claims
+from kubejit.server.audit_records import login_event
 from kubejit.server.schemas import ClusterOut
 from kubejit.store.users import PersonSeen
 
@@ -36,6 +40,30 @@ class UserDirectory(Protocol):
     def list(self) -> Sequence[PersonSeen]: ...
 
 
+class SessionsSeen:
+    """Which identity-provider tokens this process has already accepted (a bounded, recent set).
+
+    People log in at their IdP, not at the broker, so the broker's ``auth.login`` record is the first
+    use of each new ID token: one event per session and replica, not one per request.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_use(self, token: str) -> bool:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return False
+            self._seen[key] = None
+            if len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+            return True
+
+
 @dataclass
 class Services:
     grants: GrantService
@@ -51,6 +79,7 @@ class Services:
     audit_status: Callable[[], Sequence[SinkStatus]] | None = None
     #: Called when the app stops (workers, engine).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    sessions_seen: SessionsSeen = field(default_factory=SessionsSeen)
 
 
 def services(request: Request) -> Services:
@@ -81,6 +110,9 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
         )
         svc.grants.store.record([event])
         raise
+    if who.issuer != "dev" and not who.claims and svc.sessions_seen.first_use(token.strip()):
+        # The dev issuer records its logins itself (POST /v1/dev/login); workloads are audited per exchange.
+        svc.grants.store.record([login_event(who.name, issuer=who.issuer, at=svc.grants.clock.now())])
     if svc.users is not None:
         try:
             svc.users.seen(who)
