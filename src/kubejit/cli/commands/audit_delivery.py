@@ -13,13 +13,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kubejit.audit.delivery.status import SinkStatus, delivery_status
 from kubejit.cli import render
 from kubejit.cli.options import OutputOpt
-from kubejit.clock import SystemClock
-from kubejit.config import Settings, load_settings
-from kubejit.store.audit_cursors import SqlCursorStore
-from kubejit.store.engine import create_store_engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the store and config load only when the command runs: `kubejit --help` stays fast
+    from kubejit.audit.delivery.status import SinkStatus
+    from kubejit.config import Settings
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
@@ -28,6 +28,11 @@ ConfigOpt = Annotated[
 
 def sink_statuses(settings: Settings) -> list[SinkStatus]:
     """One row per configured sink, in config order; a sink the broker never started with is at 0."""
+    from kubejit.audit.delivery.status import delivery_status
+    from kubejit.clock import SystemClock
+    from kubejit.store.audit_cursors import SqlCursorStore
+    from kubejit.store.engine import create_store_engine
+
     engine = create_store_engine(settings.store_url)
     try:
         sinks = [(s.name, s.required) for s in settings.audit.sinks]
@@ -38,6 +43,8 @@ def sink_statuses(settings: Settings) -> list[SinkStatus]:
 
 def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
     """Per audit sink: delivered seq, lag (events and seconds), last error and next retry."""
+    from kubejit.config import load_settings
+
     rows = sink_statuses(load_settings(config))
     if output is render.Output.json:
         render.as_json("AuditSinkStatusList", [r.to_dict() for r in rows])

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from kubejit.config import Settings, load_settings
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # config (pydantic) loads when the command runs, not for every `kubejit --help`
+    from kubejit.config import Settings
 
 
 def run_broker(settings: Settings) -> None:
@@ -39,6 +41,8 @@ def serve(
     The config names the clusters, the policy file and the store; it is validated before anything
     starts, and errors point at file:line:column. See docs/configuration.md.
     """
+    from kubejit.config import Settings, load_settings
+
     settings = load_settings(config)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:

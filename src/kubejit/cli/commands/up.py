@@ -15,10 +15,10 @@ import yaml
 from rich.console import Console
 
 from kubejit.cli.commands.serve import run_broker
-from kubejit.clusters.bootstrap import install_broker
-from kubejit.config import data_dir, load_settings
-from kubejit.testing.clients import admin_client
-from kubejit.testing.controlplane import ControlPlane
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # clusters and the control plane load when the command runs
+    from kubejit.testing.controlplane import ControlPlane
 
 #: The clusters of the quick start and the namespaces the example policy talks about.
 CLUSTERS = {"dev": ("team-a", "team-b", "dev"), "prod": ("payments", "orders")}
@@ -26,6 +26,8 @@ USERS = {"alice": ["developers"], "bob": ["sre"], "carol": ["sre"], "root": ["pl
 
 
 def _start_cluster(console: Console, workdir: Path, name: str) -> tuple[ControlPlane, bool]:
+    from kubejit.testing.controlplane import ControlPlane
+
     running = ControlPlane.attach(workdir)
     if running is not None and running.is_running():
         return running, False
@@ -69,6 +71,10 @@ def up(
     ] = False,
 ) -> None:
     """Quick start: local clusters `dev` and `prod`, the example policy, and the broker (Ctrl-C stops all)."""
+    from kubejit.clusters.bootstrap import install_broker
+    from kubejit.config import data_dir, load_settings
+    from kubejit.testing.clients import admin_client
+
     console = Console(highlight=False, soft_wrap=True)
     home = (directory or data_dir() / "quickstart").expanduser().absolute()
     home.mkdir(parents=True, exist_ok=True)
