@@ -6,7 +6,6 @@ Invalid settings stop the broker with file:line:column and what to change. Unsaf
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubejit.checks import duplicates, is_loopback
 from kubejit.errors import ConfigError
 from kubejit.sink_settings import SINK_TYPES, AuditDeliverySettings, resolve_paths
 from kubejit.yamlsource import parse_yaml, read_text, where
@@ -84,7 +84,7 @@ class WorkloadIssuerSettings(_Model):
         parts = urlsplit(url)
         if parts.scheme == "https" and parts.hostname:
             return url
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
             return url
         raise ValueError("must be an https:// URL (http:// only on a loopback address)")
 
@@ -164,7 +164,7 @@ class IdentitySettings(_Model):
             ("effective_prefix", "prefixes"),
         ):
             values = [getattr(i, attr) for i in issuers]
-            dupes = sorted({v for v in values if values.count(v) > 1})
+            dupes = duplicates(values)
             if dupes:
                 raise ValueError(f"duplicate issuer {what}: {', '.join(dupes)}")
         prefixes = [i.effective_prefix for i in issuers]
@@ -209,7 +209,7 @@ class Settings(_Model):
     @classmethod
     def _unique_names(cls, clusters: list[ClusterSettings]) -> list[ClusterSettings]:
         names = [c.name for c in clusters]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = duplicates(names)
         if dupes:
             raise ValueError(f"duplicate cluster names: {', '.join(dupes)}")
         return clusters
@@ -219,14 +219,14 @@ class Settings(_Model):
     def _distinct_workloads(cls, issuers: list[WorkloadIssuerSettings]) -> list[WorkloadIssuerSettings]:
         for attr in ("name", "issuer_url"):
             values = [getattr(i, attr) for i in issuers]
-            dupes = sorted({v for v in values if values.count(v) > 1})
+            dupes = duplicates(values)
             if dupes:
                 raise ValueError(f"duplicate workload issuer {attr}: {', '.join(dupes)}")
         return issuers
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if self.dev_issuer.enabled and not _is_loopback(self.broker.host):
+        if self.dev_issuer.enabled and not is_loopback(self.broker.host):
             raise ValueError(
                 "the dev issuer signs tokens for anyone who asks: it is only allowed when the broker "
                 "listens on a loopback address (broker.host: 127.0.0.1)"
@@ -240,15 +240,6 @@ class Settings(_Model):
     @property
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'kubejit.db'}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _resolve(base: Path, value: Any) -> Any:

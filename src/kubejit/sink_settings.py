@@ -7,7 +7,6 @@ sink names a file or an environment variable, read when the broker starts (``rea
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubejit.checks import duplicates, is_loopback
 from kubejit.errors import ConfigError
 
 SinkName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
@@ -112,7 +112,7 @@ class _HttpSink(_Sink):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("plain http is only allowed to a loopback address; use https")
         return url.rstrip("/")
 
@@ -169,7 +169,7 @@ class AuditDeliverySettings(_Model):
     @classmethod
     def _unique_names(cls, sinks: list[Any]) -> list[Any]:
         names = [s.name for s in sinks]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = duplicates(names)
         if dupes:
             raise ValueError(f"duplicate sink names: {', '.join(dupes)}")
         return sinks
@@ -225,12 +225,3 @@ def read_secret(source: SecretSource, *, sink: str) -> bytes:
     if not data:
         raise ConfigError(f"audit sink {sink}: the secret file {source.from_file} is empty")
     return data
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

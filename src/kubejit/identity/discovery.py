@@ -8,7 +8,6 @@ the broker into a load generator against the IdP.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc.jwk import KeySet
 
+from kubejit.checks import is_loopback
 from kubejit.errors import AuthenticationFailed, ConfigError
 
 MAX_DOCUMENT_BYTES = 512 * 1024
@@ -40,21 +40,12 @@ def check_url(url: str, *, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return url
     raise ConfigError(
         f"{what} {url!r} must be an https:// URL (http:// is allowed on loopback only)",
         hint="Use the issuer's https URL, exactly as it appears in the tokens' 'iss' claim.",
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _get_json(http: httpx.Client, url: str, *, what: str) -> dict[str, Any]:
