@@ -13,10 +13,11 @@ import binascii
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
@@ -41,6 +42,7 @@ from kubejit.grants.ports import MintedToken, OwnedObject
 from kubejit.ids import ClusterName, GrantId
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KubeObject = ServiceAccount | RoleBinding | ClusterRoleBinding
 
@@ -131,13 +133,18 @@ class KubeClusterAdapter:
         raise (permanent or failures)[0]
 
     def delete_grant_objects(self, grant_id: GrantId) -> None:
-        """Delete the grant's bindings first (access ends at once), then its ServiceAccount."""
+        """Delete the grant's bindings first (access ends at once), then its ServiceAccount.
+
+        Found by label, not by name, so whatever a crash left half-made goes too; the three lists
+        and then the binding deletes are sent side by side.
+        """
         selector = ownership_labels(grant_id)
-        for rb in self._list_role_bindings(selector):
-            self._delete(rb)
-        for crb in self._list_cluster_role_bindings(selector):
-            self._delete(crb)
-        for sa in self._list_service_accounts(selector):
+        rbs = self._pool.submit(self._list_role_bindings, selector)
+        crbs = self._pool.submit(self._list_cluster_role_bindings, selector)
+        sas = self._list_service_accounts(selector)
+        bindings: list[KubeObject] = [*rbs.result(), *crbs.result()]
+        self._all([partial(self._delete, binding) for binding in bindings])
+        for sa in sas:
             self._delete(sa)
 
     def mint_token(self, grant: Grant, *, expiration_seconds: int) -> MintedToken:
@@ -193,6 +200,13 @@ class KubeClusterAdapter:
         return True
 
     # -- internals ---------------------------------------------------------------------------------
+    def _all(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Run the calls side by side; the first failure (in call order) is raised after all end."""
+        futures = [self._pool.submit(call) for call in calls]
+        for future in futures:
+            future.exception()  # wait for every call before raising any error
+        return [future.result() for future in futures]
+
     def _check_cluster(self, grant: Grant) -> None:
         if grant.cluster != self.name:
             raise errors.ClusterError(
