@@ -38,7 +38,8 @@ class _Model(BaseModel):
 
 
 class SecretSource(_Model):
-    """Where a secret is read from at start: exactly one of a file (first line) or an env variable."""
+    """Where a secret is read from at start: exactly one of a file (its content, trailing newline
+    removed) or an environment variable."""
 
     from_file: Path | None = None
     from_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -111,7 +112,8 @@ class _HttpSink(_Sink):
     def _https_unless_loopback(cls, url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http(s) URL")
+            # Not the URL itself: it may carry a password or a token in its query.
+            raise ValueError(f"not an http(s) URL (scheme {parts.scheme!r}, host {parts.hostname!r})")
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("plain http is only allowed to a loopback address; use https")
         return url.rstrip("/")

@@ -9,6 +9,7 @@ import pytest
 from kubejit.audit.delivery.payload import event_json
 from kubejit.audit.delivery.sinks import build_sink
 from kubejit.audit.delivery.sinks.file import JsonLinesFileSink
+from kubejit.audit.delivery.sinks.http import shown_url
 from kubejit.config import parse_settings
 from kubejit.errors import ConfigError, SinkUnavailable
 from kubejit.sink_settings import SyslogSinkSettings, WebhookSinkSettings, read_secret
@@ -128,6 +129,28 @@ def test_secrets_come_from_a_file_or_the_environment_and_errors_never_show_them(
     with pytest.raises(ConfigError, match="cannot read the secret file") as info:
         build_sink(hook)
     assert "file-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("token", ["hec-s3cr3t\nsecond-line", "hec-s3cr3t ", "hec-s3cr3t\u00e9"])
+def test_a_hec_token_unfit_for_a_header_stops_the_broker_without_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """Sent as is, httpx would fail at every batch with an error quoting the header, token and all."""
+    splunk = parse_settings(BASE, source="c.yaml", base_dir=tmp_path).audit.sinks[3]
+    monkeypatch.setenv("KUBEJIT_HEC_TOKEN", token)
+    with pytest.raises(ConfigError, match="HEC token in environment variable KUBEJIT_HEC_TOKEN") as info:
+        build_sink(splunk)
+    assert "s3cr3t" not in str(info.value) + str(info.value.hint)
+
+
+def test_a_url_with_credentials_is_never_echoed(tmp_path: Path) -> None:
+    text = BASE.replace("https://hooks.example.com/kubejit", "ftp://user:pa55word@hooks.example.com/?t=tok3n")
+    with pytest.raises(ConfigError, match="not an http\\(s\\) URL") as info:
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert "pa55word" not in info.value.message and "tok3n" not in info.value.message
+    assert shown_url("https://user:pa55word@hooks.example.com:8443/in?t=tok3n") == (
+        "https://hooks.example.com:8443/in"
+    )
 
 
 def test_a_missing_tls_ca_file_stops_the_broker_at_start(tmp_path: Path) -> None:

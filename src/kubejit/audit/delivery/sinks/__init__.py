@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 
@@ -55,7 +56,7 @@ def _build(settings: SinkSettings) -> Sink:
         return SplunkHecSink(
             settings.name,
             url=settings.url,
-            token=read_secret(settings.token, sink=settings.name),
+            token=_hec_token(settings),
             host=socket.gethostname(),
             source=settings.source,
             sourcetype=settings.sourcetype,
@@ -65,3 +66,16 @@ def _build(settings: SinkSettings) -> Sink:
             fmt=settings.format,
         )
     raise TypeError(f"unknown sink settings {type(settings).__name__}")
+
+
+def _hec_token(settings: SplunkHecSinkSettings) -> bytes:
+    """The token goes into a header: a space, newline or control character in it would make the
+    HTTP client fail later with an error quoting the header, token included; refuse it here."""
+    token = read_secret(settings.token, sink=settings.name)
+    if not re.fullmatch(rb"[\x21-\x7e]+", token):
+        raise ConfigError(
+            f"audit sink {settings.name}: the HEC token in {settings.token.describe()} has spaces, "
+            "line breaks or non-ASCII characters",
+            hint="Store the token alone (one line, as Splunk shows it).",
+        )
+    return token

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -58,6 +59,13 @@ def hec_body(
     return "\n".join(lines).encode()
 
 
+def shown_url(url: str) -> str:
+    """``url`` for messages: without user:password@ or a query, where a receiver's secret may sit."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 class _HttpSink:
     def __init__(
         self, name: str, *, url: str, timeout: float, ca_file: Path | None, fmt: PayloadFormat
@@ -74,13 +82,15 @@ class _HttpSink:
         try:
             response = self._client.post(url, content=body, headers=headers)
         except httpx.HTTPError as e:
+            # A local protocol error quotes the offending header, which may be the secret one.
+            reason = "" if isinstance(e, httpx.LocalProtocolError) else f": {e}"
             raise SinkUnavailable(
-                f"audit sink {self.name}: POST {url} failed: {type(e).__name__}: {e}",
+                f"audit sink {self.name}: POST {shown_url(url)} failed: {type(e).__name__}{reason}",
                 hint="Is the receiver up? The batch is sent again with backoff.",
             ) from e
         if not response.is_success:
             raise SinkUnavailable(
-                f"audit sink {self.name}: POST {url} answered {response.status_code}",
+                f"audit sink {self.name}: POST {shown_url(url)} answered {response.status_code}",
                 hint="A 401/403 means the receiver rejected the signature or token: check the secret.",
             )
         return response
