@@ -52,8 +52,11 @@ def event_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(payload)).encode("ascii")).hexdigest()
 
 
+#: Any character ``encode_basestring_ascii`` would escape: outside printable ASCII, or " or \\.
+_NEEDS_ESCAPE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
 def payload_json(
-    *,
     seq: int,
     event_id: str,
     at: str,
@@ -71,31 +74,17 @@ def payload_json(
     parsed or re-encoded: the result is byte-identical to ``canonical_json`` (a test checks it),
     and appends and verification run several times faster.
     """
-    return _payload(seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details_json)
-
-
-#: Any character ``encode_basestring_ascii`` would escape: outside printable ASCII, or " or \\.
-_NEEDS_ESCAPE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
-
-
-def _payload(
-    seq: int,
-    event_id: str,
-    at: str,
-    action: str,
-    actor: str,
-    outcome: str,
-    grant_id: str | None,
-    subject: str | None,
-    cluster: str | None,
-    details_json: str,
-) -> str:
     # Keys in sorted order, exactly as json.dumps(sort_keys=True, separators=(",", ":")) writes them.
     # Nearly every value is plain ASCII: one regex search over all of them lets the common case
     # quote instead of calling the encoder eight times (the single largest cost of verification).
     if _NEEDS_ESCAPE.search(f"{event_id}{at}{action}{actor}{outcome}{grant_id}{subject}{cluster}"):
-        return _escaped_payload(
-            seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details_json
+        return (
+            f'{{"action":{_json_str(action)},"actor":{_json_str(actor)},"at":{_json_str(at)},'
+            f'"cluster":{"null" if cluster is None else _json_str(cluster)},"details":{details_json},'
+            f'"event_id":{_json_str(event_id)},'
+            f'"grant_id":{"null" if grant_id is None else _json_str(grant_id)},'
+            f'"outcome":{_json_str(outcome)},"seq":{int(seq)},'
+            f'"subject":{"null" if subject is None else _json_str(subject)}}}'
         )
     q_cluster = "null" if cluster is None else '"' + cluster + '"'
     q_grant = "null" if grant_id is None else '"' + grant_id + '"'
@@ -104,28 +93,6 @@ def _payload(
         f'{{"action":"{action}","actor":"{actor}","at":"{at}","cluster":{q_cluster},"details":{details_json},'
         f'"event_id":"{event_id}","grant_id":{q_grant},"outcome":"{outcome}","seq":{int(seq)},'
         f'"subject":{q_subject}}}'
-    )
-
-
-def _escaped_payload(
-    seq: int,
-    event_id: str,
-    at: str,
-    action: str,
-    actor: str,
-    outcome: str,
-    grant_id: str | None,
-    subject: str | None,
-    cluster: str | None,
-    details_json: str,
-) -> str:
-    return (
-        f'{{"action":{_json_str(action)},"actor":{_json_str(actor)},"at":{_json_str(at)},'
-        f'"cluster":{"null" if cluster is None else _json_str(cluster)},"details":{details_json},'
-        f'"event_id":{_json_str(event_id)},'
-        f'"grant_id":{"null" if grant_id is None else _json_str(grant_id)},'
-        f'"outcome":{_json_str(outcome)},"seq":{int(seq)},'
-        f'"subject":{"null" if subject is None else _json_str(subject)}}}'
     )
 
 
@@ -151,7 +118,7 @@ def seal_row(event: AuditEvent, *, seq: int, event_id: str, prev_hash: str) -> t
     details_json = canonical_json(event.details)
     if not details_json.startswith("{"):
         raise TypeError("audit event details must be a dict")
-    payload = _payload(
+    payload = payload_json(
         seq, event_id, at, event.action, event.actor, event.outcome,
         event.grant_id, event.subject, event.cluster, details_json,
     )  # fmt: skip
@@ -245,7 +212,9 @@ def verify_rows(rows: Iterable[RawRow], *, after_seq: int = 0, prev_hash: str = 
         elif prev != head:
             problem = BROKEN_LINK
         else:
-            payload = _payload(seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details)
+            payload = payload_json(
+                seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details
+            )
             if sha256((prev + payload).encode()).hexdigest() != digest:
                 problem = EDITED
         if problem is not None:
