@@ -162,24 +162,39 @@ class Kubeconfig:
         users = self.owned_users()
         found = {}
         for entry in self.entries["contexts"]:
-            user = (entry.value.get("context") or {}).get("user")
-            if user in users:
+            user = _mapping(entry.value.get("context")).get("user")
+            if isinstance(user, str) and user in users:
                 found[entry.name] = users[user]
         return found
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else empty: a hand-edited entry may hold anything (kubectl refuses it,
+    kubejit leaves it alone)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _exec_args(user_entry: Mapping[str, Any]) -> list[Any]:
+    args = _mapping(_mapping(user_entry.get("user")).get("exec")).get("args")
+    return args if isinstance(args, list) else []
+
+
+def _cluster_of(context_entry: Mapping[str, Any]) -> str | None:
+    cluster = _mapping(context_entry.get("context")).get("cluster")
+    return cluster if isinstance(cluster, str) else None
 
 
 def owned_grant(user_entry: Mapping[str, Any]) -> str | None:
     """The grant id of a user entry kubejit wrote (``jit-<grant>`` running ``kubejit token``)."""
     name = str(user_entry.get("name", ""))
-    exec_config = (user_entry.get("user") or {}).get("exec") or {}
-    args = exec_config.get("args") or []
-    if not name.startswith("jit-") or not isinstance(args, list) or args[:2] != ["token", "--grant"]:
+    args = _exec_args(user_entry)
+    if not name.startswith("jit-") or args[:2] != ["token", "--grant"]:
         return None
     return str(args[2]) if len(args) > 2 and f"jit-{args[2]}" == name else None
 
 
 def broker_of(user_entry: Mapping[str, Any]) -> str | None:
-    args = ((user_entry.get("user") or {}).get("exec") or {}).get("args") or []
+    args = _exec_args(user_entry)
     return str(args[args.index("--broker") + 1]) if "--broker" in args[:-1] else None
 
 
@@ -348,19 +363,11 @@ def _entries_to_drop(
         desired["contexts"]
     )
     contexts |= moved
-    still_used = {
-        (e.value.get("context") or {}).get("cluster")
-        for e in config.entries["contexts"]
-        if e.name not in contexts
-    } | {c["context"]["cluster"] for c in desired["contexts"].values()}
-    dropped_clusters = {
-        (config.named("contexts")[c].value.get("context") or {}).get("cluster") for c in contexts
+    still_used = {_cluster_of(e.value) for e in config.entries["contexts"] if e.name not in contexts} | {
+        c["context"]["cluster"] for c in desired["contexts"].values()
     }
-    clusters = {
-        str(c)
-        for c in dropped_clusters
-        if isinstance(c, str) and c.startswith("jit-") and c not in still_used
-    }
+    dropped_clusters = {_cluster_of(config.named("contexts")[c].value) for c in contexts}
+    clusters = {c for c in dropped_clusters if c is not None and c.startswith("jit-") and c not in still_used}
     return {"clusters": clusters, "contexts": contexts, "users": users}
 
 

@@ -305,3 +305,14 @@ def test_an_oidc_login_is_renewed_only_when_the_broker_is_asked(monkeypatch: pyt
     session.save(dataclasses.replace(oidc, token=_jwt(time.time() - 10)))
     with pytest.raises(AuthenticationFailed, match="your login expired"):  # no refresh token kept
         refresh.fresh_login(oidc)
+
+
+@pytest.mark.parametrize("text", ["[]", "not json", '{"broker": "http://b"}'])
+def test_a_corrupt_session_file_is_a_message_not_a_traceback(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session.session_path().parent.mkdir(parents=True, exist_ok=True)
+    session.session_path().write_text(text)
+    assert plugin.main(["--grant", "g1"]) == 1
+    err = capsys.readouterr().err
+    assert "the session file" in err and "is unreadable or corrupt" in err and "kubejit logout" in err

@@ -146,6 +146,19 @@ def test_a_user_entry_that_only_looks_like_kubejits_is_not_pruned() -> None:
     assert merge(config, remove_grants=["g1"]).text == theirs
 
 
+def test_entries_of_the_wrong_shape_are_left_alone_not_a_crash() -> None:
+    theirs = (
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster: 7\n"
+        "users:\n- name: jit-g1\n  user: text\n- name: jit-g2\n  user: {exec: [token]}\n"
+        "contexts:\n- name: a\n  context: text\n- name: b\n  context:\n    user: [jit-g1]\n    cluster: [x]\n"
+    )
+    config = parse_kubeconfig(theirs, source="kc")
+    assert config.owned_users() == {} and config.owned_contexts() == {}
+    assert merge(config, remove_grants=["g1", "g2"]).text == theirs
+    added = merge(config, contexts=[jit("g3")])
+    assert merge(parse_kubeconfig(added.text, source="kc"), remove_grants=["g3"]).text == theirs
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -60,6 +60,8 @@ def load() -> Session | None:
     path = session_path()
     try:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         optional = {k: str(data[k]) for k in ("issuer_url", "client_id", "token_endpoint") if data.get(k)}
         return Session(
             broker=str(data["broker"]), token=str(data["token"]), user=str(data["user"]), **optional

@@ -143,8 +143,10 @@ def whoami(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) ->
     if output is render.Output.json:
         render.as_json("WhoAmI", me)
         return
-    render.console.print(f"[bold]{me['name']}[/] (issuer {me['issuer']}){'  admin' if me['admin'] else ''}")
-    render.console.print(f"groups: {', '.join(me['groups']) or '-'}")
+    # Names and groups come from the identity provider: printed as text, never as Rich markup.
+    admin = "  admin" if me["admin"] else ""
+    render.console.print(f"[bold]{escape(me['name'])}[/] (issuer {escape(me['issuer'])}){admin}")
+    render.console.print(f"groups: {', '.join(me['groups']) or '-'}", markup=False)
     render.console.print("you may request:" if me["may_request"] else "policy lets you request nothing.")
     for line in me["may_request"]:
-        render.console.print(f"  - {line}")
+        render.console.print(f"  - {line}", markup=False)
