@@ -68,7 +68,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--compare", type=int, default=100_000, help="rows verified by both paths for the ratio"
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name in ("events", "single", "batch", "compare"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -136,7 +140,7 @@ def main() -> None:
 
     total = verdict.checked
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"audit chain on SQLite (WAL, synchronous=NORMAL), one process; {os.cpu_count()} CPUs, load {load}")
+    print(f"audit chain on SQLite (WAL, synchronous=NORMAL); {os.cpu_count()} CPUs, load {load}")
     print(f"  append, 1 event/transaction          {rate(args.single, single)}")
     print(f"  append, {args.batch} events/transaction   {rate(args.events, batched)}")
     print(f"  link() alone (hash, no I/O)          {rate(compare, linking)}")
