@@ -117,3 +117,18 @@ def test_an_empty_store_is_not_a_kubejit_store(tmp_path: Path) -> None:
     (tmp_path / "empty.db").write_bytes(b"")
     result = CliRunner().invoke(app, ["search", "--store-url", f"sqlite:///{tmp_path / 'empty.db'}"])
     assert result.exception is not None and "no kubejit audit log" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "-o", "csv"],
+        ["who", "-c", "prod", "-n", "payments", "-o", "ocsf"],
+        ["correlate", "--k8s-audit-log", "audit.log", "-o", "csv"],
+    ],
+    ids=["verify", "who", "correlate"],
+)
+def test_formats_only_search_prints_are_refused_not_ignored(url: str, args: list[str]) -> None:
+    result = CliRunner().invoke(app, [*args, "--store-url", url])
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert f"{args[0]} prints table or json, not" in result.exception.message

@@ -68,6 +68,15 @@ class Format(StrEnum):
     ocsf = "ocsf"
 
 
+def _table_or_json(output: Format, command: str) -> None:
+    """verify, correlate and who print a table or JSON; csv and ocsf are for search's events."""
+    if output not in (Format.table, Format.json):
+        raise InvalidInput(
+            f"{command} prints table or json, not {output}",
+            hint="csv and ocsf are formats of `kubejit audit search`.",
+        )
+
+
 @dataclass(frozen=True)
 class StoreTarget:
     url: str
@@ -121,6 +130,7 @@ def verify(
     from kubejit.audit.checkpoint import load_public_key
     from kubejit.store.audit_verify import verify_log
 
+    _table_or_json(output, "verify")
     target = _target(config, store_url)
     keys = [load_public_key(p) for p in public_key or []]
     if not keys and target.checkpoint_key is not None and target.checkpoint_key.exists():
@@ -317,6 +327,7 @@ def correlate_command(
 
     Example: kubejit audit correlate -f config.yaml --k8s-audit-log /var/log/kube-apiserver/audit.log
     """
+    _table_or_json(output, "correlate")
     target = _target(config, store_url)
     records = _grant_records(target, cluster=cluster)
     matched = _requests(k8s_audit_log, GrantIndex(records.values(), grant_namespace=target.grant_namespace))
@@ -324,8 +335,6 @@ def correlate_command(
         for item in matched:
             sys.stdout.write(json.dumps(item.to_dict(), sort_keys=True) + "\n")
         return
-    if output is not Format.table:
-        raise InvalidInput(f"correlate prints table or json, not {output}")
     table = Table(title=f"{len(matched)} requests made with kubejit grants", title_justify="left")
     for column in ("AT", "PERSON", "GRANT", "VERB", "RESOURCE", "NAMESPACE", "CODE", "REASON", "APPROVERS"):
         table.add_column(column)
@@ -356,6 +365,7 @@ def who(
 
     Example: kubejit audit who -f config.yaml -c prod -n payments --since 24h --k8s-audit-log audit.log
     """
+    _table_or_json(output, "who")
     now = datetime.now(UTC)
     start = parse_when(since, now=now, what="--since")
     end = parse_when(until, now=now, what="--until") if until else now + timedelta(seconds=1)
