@@ -99,7 +99,11 @@ def parse_audit_log(lines: Iterable[str]) -> Iterator[KubeRequest]:
         if not isinstance(raw, dict) or raw.get("kind") != "Event":
             raise MalformedAuditLine(line_no, "not an audit.k8s.io Event")
         if raw.get("stage") in _FINAL_STAGES:
-            yield _request(raw)
+            try:
+                request = _request(raw)
+            except (AttributeError, TypeError):  # a field of the wrong shape (a string for a map)
+                raise MalformedAuditLine(line_no, "an audit.k8s.io Event with a malformed field") from None
+            yield request
 
 
 def _request(raw: Mapping[str, Any]) -> KubeRequest:

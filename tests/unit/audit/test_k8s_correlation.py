@@ -107,7 +107,17 @@ def test_each_request_finds_its_grant_by_the_strongest_key() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", ["not json", '{"kind": "Pod"}', "[1, 2]"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json",
+        '{"kind": "Pod"}',
+        "[1, 2]",
+        '{"kind": "Event", "stage": "ResponseComplete", "user": "alice"}',
+        '{"kind": "Event", "stage": "ResponseComplete", "user": {"extra": []}, "objectRef": 3}',
+        '{"kind": "Event", "stage": "ResponseComplete", "sourceIPs": 5}',
+    ],
+)
 def test_lines_that_are_not_audit_events_are_refused_with_their_line_number(bad: str) -> None:
     with pytest.raises(MalformedAuditLine, match="line 2"):
         list(parse_audit_log([line("x"), bad]))
