@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from kubejit.grants.service import GrantService
 from kubejit.identity.principal import Principal
 from kubejit.identity.workload import audit_claims, workload_principal
 from kubejit.policy.workloads import WorkloadTarget
+
+log = logging.getLogger(__name__)
 
 #: A spent jti is remembered this long past the token's exp (covers the verifier's leeway).
 REPLAY_MARGIN = timedelta(minutes=5)
@@ -82,11 +85,21 @@ class WorkloadExchange:
         principal = self.authenticate(subject_token, client=client)
         try:
             grant = self.grants.request_workload(principal, target)
-            token = self.grants.issue_token(principal, grant.id)
         except RequestDenied:
             raise  # audited by the grant service, with the claims
         except KubejitError as exc:
             self._refused(exc, client=client, issuer=principal.issuer, principal=principal)
+            raise
+        try:
+            token = self.grants.issue_token(principal, grant.id)
+        except KubejitError as exc:
+            # Nobody holds a token for this grant and the jti is spent: end it rather than leave
+            # a ServiceAccount and RoleBindings standing until it expires.
+            self._refused(exc, client=client, issuer=principal.issuer, principal=principal)
+            try:
+                self.grants.revoke(principal, grant.id, reason="token exchange failed: no token was issued")
+            except KubejitError as cleanup:  # the grant still expires on time; the first error matters
+                log.warning("could not end grant %s after a failed exchange: %s", grant.id, cleanup.message)
             raise
         return Exchanged(grant=grant, token=token, principal=principal)
 

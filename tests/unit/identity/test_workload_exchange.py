@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from kubejit.clock import FixedClock
+from kubejit.errors import ClusterUnavailable
 from kubejit.grants.exchange import WorkloadExchange, WorkloadIssuer
 from kubejit.grants.ports import AuditEvent
 from kubejit.grants.service import GrantService
@@ -297,3 +298,18 @@ def test_the_grant_ends_like_any_other(world: World) -> None:
     services = world.http.app.state.services  # type: ignore[attr-defined]
     (ended,) = services.grants.expire_due()
     assert ended.state == "expired" and world.cluster.objects == {}
+
+
+def test_a_grant_whose_token_cannot_be_minted_is_ended_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(grant: Any, *, expiration_seconds: int) -> Any:
+        raise ClusterUnavailable("the API server did not answer")
+
+    monkeypatch.setattr(world.cluster, "mint_token", unavailable)
+    r = world.exchange(world.job_token())
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "temporarily_unavailable"
+    (grant,) = world.store.grants.values()
+    assert grant.state == "revoked" and world.cluster.objects == {}  # nobody holds a token for it
+    assert "token_exchange.refused" in world.store.actions()
