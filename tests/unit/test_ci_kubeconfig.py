@@ -73,3 +73,26 @@ def test_the_kubeconfig_is_written_0600_and_replaces_the_old_one_whole(tmp_path:
     assert out.read_text() == "second"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert [p.name for p in out.parent.iterdir()] == ["kubeconfig"]  # no temporary file left behind
+
+
+def test_a_directory_as_out_is_refused_before_the_job_token_is_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB", JWT)
+    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(tmp_path), "--token-env", "JOB"])
+    assert isinstance(result.exception, InvalidInput) and "is a directory" in str(result.exception)
+    assert JWT not in f"{result.exception} {result.exception.hint}"
+
+
+def test_an_unwritable_out_is_one_clear_error_naming_the_grant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB", JWT)
+    answer = {"kubeconfig": "users: [{user: {token: s3cr3t}}]", "grant_id": "g42"}
+    monkeypatch.setattr(ci.BrokerClient, "call", lambda *_args, **_kw: answer)
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "kubeconfig"  # its parent is a file: nothing can be written
+    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(out), "--token-env", "JOB"])
+    exc = result.exception
+    assert isinstance(exc, InvalidInput) and "cannot write the kubeconfig" in str(exc) and "g42" in str(exc)
+    assert "s3cr3t" not in f"{exc} {exc.hint} {result.output}"

@@ -67,6 +67,8 @@ def kubeconfig(
     Example: kubejit ci kubeconfig --broker https://kubejit.example.com --github --audience kubejit \\
         --cluster staging --namespace app --out "$RUNNER_TEMP/kubeconfig"
     """
+    if out.is_dir():  # checked before the exchange: the job token can be spent only once
+        raise InvalidInput(f"--out {out} is a directory", hint="Name the kubeconfig file to write.")
     subject = _job_token(token_file=token_file, token_env=token_env, github=github, audience=audience)
     scope = [f"namespace:{n}" for n in namespace or []]
     scope += [f"role:{role}"] if role else []
@@ -82,7 +84,14 @@ def kubeconfig(
         body["scope"] = " ".join(scope)
     with BrokerClient(broker.rstrip("/")) as client:
         answer = client.call("POST", "/v1/token-exchange", json=body)
-    write_private(out, str(answer["kubeconfig"]))
+    try:
+        write_private(out, str(answer["kubeconfig"]))
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot write the kubeconfig to {out}: {exc.strerror or type(exc).__name__}; "
+            f"grant {answer.get('grant_id')} is active until it expires",
+            hint='Choose a writable --out, e.g. "$RUNNER_TEMP/kubeconfig".',
+        ) from exc
     summary = {
         k: answer.get(k) for k in ("grant_id", "principal", "cluster", "namespaces", "role", "expires_in")
     }
