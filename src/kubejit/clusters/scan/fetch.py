@@ -192,7 +192,7 @@ def _pages(
         response = http.get(path, params=params, headers=headers)
         if response.is_error:
             raise _ApiAnswer(response.status_code, _status_message(response))
-        page = json.loads(response.content)
+        page = _json_list(response, path)
         if metadata_only and page.get("kind") != "PartialObjectMetadataList":
             # Never fall back to full objects: Secrets would carry their tokens.
             raise ClusterError(
@@ -204,6 +204,20 @@ def _pages(
         if not token:
             return
         params["continue"] = token
+
+
+def _json_list(response: httpx2.Response, path: str) -> Json:
+    """The answer as a JSON object; anything else means the address is not a Kubernetes API server."""
+    try:
+        page = json.loads(response.content)
+    except ValueError:
+        page = None
+    if not isinstance(page, dict):
+        raise ClusterError(
+            f"the answer to list {path} is not JSON from a Kubernetes API server",
+            hint="Check the server address of that kubeconfig context.",
+        )
+    return page
 
 
 def _status_message(response: httpx2.Response) -> str:
