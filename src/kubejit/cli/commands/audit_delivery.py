@@ -30,10 +30,10 @@ def sink_statuses(settings: Settings) -> list[SinkStatus]:
     """One row per configured sink, in config order; a sink the broker never started with is at 0."""
     from kubejit.audit.delivery.status import delivery_status
     from kubejit.clock import SystemClock
+    from kubejit.store.audit_access import open_audit_store
     from kubejit.store.audit_cursors import SqlCursorStore
-    from kubejit.store.engine import create_store_engine
 
-    engine = create_store_engine(settings.store_url)
+    engine = open_audit_store(settings.store_url)  # never creates a database at a mistyped path
     try:
         sinks = [(s.name, s.required) for s in settings.audit.sinks]
         return delivery_status(SqlCursorStore(engine), sinks, now=SystemClock().now())
