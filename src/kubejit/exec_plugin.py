@@ -338,7 +338,8 @@ def render_entry(fields: dict[str, str]) -> str:
 
 
 def write_private(path: str, text: str) -> None:
-    """Write-then-rename, so a reader sees the old entry or the new one, never half of one."""
+    """Mode 0600, write-then-rename: a reader sees the old file or the new one, never half of one; the
+    temporary file is per process, so concurrent writers (parallel kubectl calls) never collide."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as out:

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kubejit.exec_plugin import write_private
+
 SERVICE = "kubejit"
 
 
@@ -55,11 +57,7 @@ def _write_file(data: dict[str, str]) -> None:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out)
-    os.replace(tmp, path)
+    write_private(str(path), json.dumps(data))
 
 
 def store(key: str, refresh_token: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from kubejit.errors import AuthenticationFailed, ConfigError
+from kubejit.exec_plugin import write_private
 
 DEFAULT_BROKER = "http://127.0.0.1:8080"
 
@@ -48,11 +49,8 @@ def session_path() -> Path:
 def save(session: Session) -> Path:
     path = session_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(asdict(session), out)
-    os.replace(tmp, path)
+    # A temporary file per process: kubectl runs the exec plugin many times at once, and each may renew.
+    write_private(str(path), json.dumps(asdict(session)))
     return path
 
 

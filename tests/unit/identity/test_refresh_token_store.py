@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kubejit.cli import credentials
+from kubejit.cli import credentials, session
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +46,22 @@ def test_a_corrupt_file_reads_as_empty(isolated_home: Path) -> None:
     assert credentials.load("k") is None
     credentials.store("k", "v")
     assert credentials.load("k") == "v"
+
+
+def test_processes_renewing_at_once_do_not_trip_over_each_other(isolated_home: Path) -> None:
+    """Parallel kubectl calls each run the plugin, and each may renew the login: every save must land."""
+    script = (
+        "from kubejit.cli import credentials, session\n"
+        "s = session.Session(broker='http://b', token='t' * 2000, user='u')\n"
+        "for _ in range(300):\n"
+        "    session.save(s)\n"
+        "    credentials.store('k', 'rt')\n"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE) for _ in range(3)]
+    errors = [run.communicate()[1].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], errors
+    assert session.load() == session.Session(broker="http://b", token="t" * 2000, user="u")
+    assert sorted(p.name for p in (isolated_home / ".config" / "kubejit").iterdir()) == [
+        "refresh-tokens.json",
+        "session.json",
+    ]
