@@ -416,7 +416,9 @@ def test_audit_status_shows_each_sinks_lag_error_and_next_retry(tmp_path: Path, 
     config["store"] = {"url": f"sqlite:///{tmp_path / 'typo' / 'kubejit.db'}"}
     config_path.write_text(yaml.safe_dump(config))
     no_store = runner.invoke(audit_cli.app, ["status", "--config", str(config_path)])
-    assert isinstance(no_store.exception, ConfigError) and "no kubejit database at" in no_store.exception.message
+    assert (
+        isinstance(no_store.exception, ConfigError) and "no kubejit database at" in no_store.exception.message
+    )
     assert not (tmp_path / "typo").exists()  # an auditor's read creates nothing
 
 
