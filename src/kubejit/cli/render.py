@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -51,9 +52,15 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
     if not items:
         console.print(f"{title}: none.")
         return
-    table = Table(title=title, title_justify="left")
-    for column in ("ID", "STATE", "USER", "CLUSTER", "NAMESPACES", "ROLE", "ENDS", "REASON"):
-        table.add_column(column)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    # Ids are typed back (approve, revoke): never cut them; the reason gives way first.
+    table.add_column("ID", no_wrap=True, min_width=13)
+    for column in ("STATE", "USER", "CLUSTER"):
+        table.add_column(column, overflow="fold")
+    table.add_column("NAMESPACE", overflow="fold", min_width=9)
+    table.add_column("ROLE", no_wrap=True)
+    table.add_column("ENDS", no_wrap=True)  # relative in the table; -o json has the exact time
+    table.add_column("REASON", overflow="fold", ratio=1)
     for g in items:
         ends = g.get("expires_at") if g["state"] == "active" else g.get("pending_until")
         style = STATE_STYLE.get(g["state"], "dim")
@@ -67,7 +74,7 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
             g["cluster"],
             ",".join(g["namespaces"]),
             g["role"],
-            _when(ends) if g["state"] in ("active", "pending") else "-",
+            _when(ends).partition(" (")[2].rstrip(")") if g["state"] in ("active", "pending") else "-",
             (g["reason"] or "")[:40],
         )
     console.print(table)
