@@ -310,19 +310,27 @@ def _rules(reader: _Reader, node: Node, roles: Mapping[str, RoleRef]) -> tuple[R
     rules = []
     for index, item in enumerate(node.value):
         fields = reader.mapping(item, f"rule #{index + 1}", known=_RULE_KEYS, required=("name",))
-        name = reader.string(fields["name"], f"rule #{index + 1}: name")
-        if not is_dns_label(name) or name == DEFAULT_DENY:
-            hint = f"{DEFAULT_DENY!r} is reserved." if name == DEFAULT_DENY else DNS_LABEL_HINT
-            raise reader.error(fields["name"], f"invalid rule name {name!r}", hint)
-        if name in first_seen:
-            raise reader.error(
-                fields["name"],
-                f"duplicate rule name {name!r} (first defined on line {first_seen[name]})",
-                "Decisions and audit events name the rule: make each name unique.",
-            )
-        first_seen[name] = item.start_mark.line + 1
+        name = _rule_name(reader, item, fields, first_seen, what=f"rule #{index + 1}", kind="rule")
         rules.append(_rule(reader, name, fields, roles))
     return tuple(rules)
+
+
+def _rule_name(
+    reader: _Reader, item: Node, fields: _Fields, first_seen: dict[str, int], *, what: str, kind: str
+) -> str:
+    """A rule's name: a DNS label, not the reserved default, unique among ``first_seen`` (name → line)."""
+    name = reader.string(fields["name"], f"{what}: name")
+    if not is_dns_label(name) or name == DEFAULT_DENY:
+        hint = f"{DEFAULT_DENY!r} is reserved." if name == DEFAULT_DENY else DNS_LABEL_HINT
+        raise reader.error(fields["name"], f"invalid {kind} name {name!r}", hint)
+    if name in first_seen:
+        raise reader.error(
+            fields["name"],
+            f"duplicate {kind} name {name!r} (first defined on line {first_seen[name]})",
+            "Decisions and audit events name the rule: make each name unique.",
+        )
+    first_seen[name] = item.start_mark.line + 1
+    return name
 
 
 def _rule(reader: _Reader, name: str, fields: _Fields, roles: Mapping[str, RoleRef]) -> Rule:

@@ -17,7 +17,6 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from kubejit.durations import format_duration
 from kubejit.policy import load
-from kubejit.policy.evaluate import DEFAULT_DENY
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label
 from kubejit.policy.model import ClaimMatch, Provider, RoleRef, WorkloadRule
 
@@ -72,16 +71,7 @@ def parse_workloads(
     for index, item in enumerate(node.value):
         what = f"workload rule #{index + 1}"
         fields = reader.mapping(item, what, known=_KEYS, required=("name", "issuer"))
-        name = reader.string(fields["name"], f"{what}: name")
-        if not is_dns_label(name) or name == DEFAULT_DENY:
-            raise reader.error(fields["name"], f"invalid workload rule name {name!r}", DNS_LABEL_HINT)
-        if name in first_seen:
-            raise reader.error(
-                fields["name"],
-                f"duplicate workload rule name {name!r} (first defined on line {first_seen[name]})",
-                "Decisions and audit events name the rule: make each name unique.",
-            )
-        first_seen[name] = item.start_mark.line + 1
+        name = load._rule_name(reader, item, fields, first_seen, what=what, kind="workload rule")
         rules.append(_rule(reader, name, fields, roles))
     return tuple(rules)
 

@@ -184,6 +184,12 @@ def test_a_policy_without_workloads_has_none() -> None:
             "p.yaml:8:12",
             "duplicate workload rule name 'x'",
         ),
+        (
+            "  - {name: default-deny, issuer: github, github: {repository_id: '1'}, clusters: [a], "
+            "namespaces: [b], roles: [view]}\n",
+            "p.yaml:7:12",
+            "invalid workload rule name 'default-deny'",
+        ),
         ("  x: 1\n", "p.yaml:7:3", "workloads must be a list"),
     ],
 )
@@ -192,3 +198,5 @@ def test_bad_workload_rules_say_where_and_what(body: str, where: str, words: str
     assert error.message.startswith(where + ": "), error.message
     assert words in error.message
     assert error.hint
+    if "default-deny" in words:
+        assert "reserved" in error.hint  # a valid DNS label: the DNS hint would mislead
