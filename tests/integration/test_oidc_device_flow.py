@@ -26,7 +26,7 @@ ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.c2l
 class ScriptedIdP:
     """Answers the device endpoint once, then the token endpoint from a script of (status, body)."""
 
-    def __init__(self, script: list[tuple[int, dict[str, Any]]], *, interval: int = 2) -> None:
+    def __init__(self, script: list[tuple[int, dict[str, Any]]], *, interval: Any = 2) -> None:
         self.script = list(script)
         self.interval = interval
         self.token_requests: list[dict[str, str]] = []
@@ -137,3 +137,10 @@ def test_the_loop_stops_with_a_reason(
         pytest.raises(AuthenticationFailed, match=message),
     ):
         _run(idp, http)
+
+
+@pytest.mark.parametrize("interval", ["soon", -3, None, [1]])
+def test_a_malformed_interval_means_the_standard_five_seconds(http: httpx.Client, interval: Any) -> None:
+    with ScriptedIdP([(200, {"id_token": ID_TOKEN})], interval=interval) as idp:
+        _tokens, slept, _shown = _run(idp, http)
+    assert slept == [5]

@@ -75,6 +75,15 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _seconds(value: Any, default: float) -> float:
+    """A positive number of seconds from the IdP's answer; its default when missing or malformed."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return default
+    return seconds if 0 < seconds < 86_400 else default
+
+
 def device_login(
     http: httpx.Client,
     meta: ProviderMetadata,
@@ -97,8 +106,8 @@ def device_login(
         raise AuthenticationFailed(f"the identity provider refused a device login: {str(detail)[:200]}")
     verification = start.get("verification_uri") or start.get("verification_url")
     show(str(verification), str(start["user_code"]), start.get("verification_uri_complete"))
-    interval = float(start.get("interval") or oauth.DEFAULT_INTERVAL_SECONDS)
-    deadline = time.monotonic() + float(start.get("expires_in") or 600)
+    interval = _seconds(start.get("interval"), oauth.DEFAULT_INTERVAL_SECONDS)
+    deadline = time.monotonic() + _seconds(start.get("expires_in"), 600)
     form = {
         "grant_type": oauth.DEVICE_GRANT,
         "device_code": str(start["device_code"]),

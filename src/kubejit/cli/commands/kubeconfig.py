@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kubejit import kubeconfig_file as kf
 from kubejit.cli import render, session
@@ -105,16 +106,13 @@ def _ended_grants(config: kf.Kubeconfig, active: list[dict[str, Any]], broker: s
 
 
 def _not_active(client: BrokerClient, grant_id: str) -> NotFound:
+    from kubejit.exec_refresh import request_command
+
     grant = client.call("GET", f"/v1/grants/{grant_id}")
-    again = (
-        f"kubejit request --cluster {grant['cluster']} "
-        + " ".join(f"--namespace {ns}" for ns in grant["namespaces"])
-        + f" --role {grant['role']}"
-    )
     if grant["state"] in ("pending", "approved"):
         hint = f"Once it is approved run `kubejit kubeconfig --grant {grant_id}` (`kubejit grants` shows it)."
     else:
-        hint = f"To get access again run: {again}"
+        hint = f"To get access again run: {request_command(grant)}"
     return NotFound(f"grant {grant_id} is {grant['state']}, not active: no context written", hint=hint)
 
 
@@ -129,10 +127,11 @@ def kubejit_command() -> str:
 def show(result: KubeconfigResult) -> None:
     out = render.console
     merged = result.merge
+    path = escape(result.path)
     for name in merged.added:
-        out.print(f"Added context [bold]{name}[/] to {result.path}.")
+        out.print(f"Added context [bold]{name}[/] to {path}.")
     for name in merged.updated:
-        out.print(f"Context [bold]{name}[/] in {result.path} is up to date.")
+        out.print(f"Context [bold]{name}[/] in {path} is up to date.")
     for name in merged.removed:
         out.print(f"Removed context {name} (its grant has ended).")
     if not (merged.added or merged.updated or merged.removed):
