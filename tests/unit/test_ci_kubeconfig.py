@@ -96,3 +96,14 @@ def test_an_unwritable_out_is_one_clear_error_naming_the_grant(
     exc = result.exception
     assert isinstance(exc, InvalidInput) and "cannot write the kubeconfig" in str(exc) and "g42" in str(exc)
     assert "s3cr3t" not in f"{exc} {exc.hint} {result.output}"
+
+
+@pytest.mark.parametrize("broker", ["http://kubejit.example.com", "kubejit.example.com", "ftp://127.0.0.1"])
+def test_the_job_token_never_leaves_in_clear_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker: str
+) -> None:
+    monkeypatch.setenv("JOB", JWT)
+    result = CliRunner().invoke(
+        ci.app, ["--broker", broker, "--out", str(tmp_path / "kc"), "--token-env", "JOB"]
+    )
+    assert isinstance(result.exception, InvalidInput) and "https://" in str(result.exception)

@@ -11,10 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import typer
 
+from kubejit.checks import is_loopback
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import OutputOpt
@@ -67,6 +69,7 @@ def kubeconfig(
     Example: kubejit ci kubeconfig --broker https://kubejit.example.com --github --audience kubejit \\
         --cluster staging --namespace app --out "$RUNNER_TEMP/kubeconfig"
     """
+    _check_broker_url(broker)
     if out.is_dir():  # checked before the exchange: the job token can be spent only once
         raise InvalidInput(f"--out {out} is a directory", hint="Name the kubeconfig file to write.")
     subject = _job_token(token_file=token_file, token_env=token_env, github=github, audience=audience)
@@ -97,6 +100,19 @@ def kubeconfig(
     }
     summary["kubeconfig"] = str(out)
     _render(summary, output)
+
+
+def _check_broker_url(broker: str) -> None:
+    """The job token is a bearer credential: it goes over https, or plain http to this machine only."""
+    parts = urlsplit(broker)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return
+    raise InvalidInput(
+        f"--broker must be an https:// URL (http:// only on a loopback address), not {broker!r}",
+        hint="The job token would cross the network in clear text: use the broker's https:// address.",
+    )
 
 
 def _render(summary: dict[str, Any], output: render.Output) -> None:
