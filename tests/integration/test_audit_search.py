@@ -79,6 +79,8 @@ def grants_in(output: str) -> list[str]:
         (["--grant", "g2"], ["g2", "g2"]),
         (["--action", "grant.requested", "--person", "alice"], ["g3", "g1"]),
         (["--since", "1h"], ["g3", "g3", "g2", "g2"]),
+        (["--since", "90d"], ["g3", "g3", "g2", "g2", "g1", "g1"]),  # a look-back is not capped at 31d
+        (["--since", "2h30m", "--until", "1H"], ["g1", "g1"]),
         (["--until", "1h"], ["g1", "g1"]),
         (["--cluster", "prod", "--namespace", "payments", "--since", "3h"], ["g1", "g1"]),
         (["--limit", "3"], ["g3", "g3", "g2"]),
@@ -106,7 +108,12 @@ def test_ocsf_and_table_outputs(url: str) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--since", "yesterday"], "neither a duration nor a time"), (["--limit", "-1"], "--limit must be")],
+    [
+        (["--since", "yesterday"], "neither a duration nor a time"),
+        (["--until", "2026-13-01"], "neither a duration nor a time"),
+        (["--since", "999999999d"], "reaches back before year 1"),
+        (["--limit", "-1"], "--limit must be"),
+    ],
 )
 def test_bad_filters_are_refused(url: str, args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["search", "--store-url", url, *args])

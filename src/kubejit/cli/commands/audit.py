@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -36,7 +37,6 @@ from kubejit.audit.k8s_correlation import (
 from kubejit.audit.ocsf import to_ocsf
 from kubejit.cli import render
 from kubejit.cli.commands import audit_delivery
-from kubejit.durations import parse_duration
 from kubejit.errors import ConfigError, InvalidInput
 
 app = typer.Typer(
@@ -162,18 +162,26 @@ def verify(
 
 
 # -- search ----------------------------------------------------------------------------------------
+#: ``24h``, ``90d``, ``1h30m``: a look-back, not a grant's length, so not capped at 31 days.
+_AGO = re.compile(r"(?:\d{1,9}[smhd])+")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 def parse_when(value: str, *, now: datetime, what: str) -> datetime:
-    """``24h``/``30m``/``7d`` ago, or an RFC 3339 / ISO 8601 time (UTC when no zone is given)."""
-    try:
-        return now - parse_duration(value)
-    except InvalidInput:
-        pass
+    """``24h``/``30m``/``90d`` ago, or an RFC 3339 / ISO 8601 time (UTC when no zone is given)."""
+    ago = value.strip().lower()
+    if _AGO.fullmatch(ago):
+        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([smhd])", ago))
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise InvalidInput(f"{what}: {value!r} reaches back before year 1") from None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
             f"{what}: {value!r} is neither a duration nor a time",
-            hint="Use e.g. 24h, 30m, 7d, or 2026-03-01T12:00:00Z.",
+            hint="Use e.g. 24h, 30m, 90d, or 2026-03-01T12:00:00Z.",
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
