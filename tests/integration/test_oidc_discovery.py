@@ -55,6 +55,23 @@ def test_discovery_refuses_an_issuer_that_names_another(idp: LocalIssuer, http: 
         discover(http, idp.url + "/")
 
 
+@pytest.mark.parametrize(
+    "field", ["jwks_uri", "token_endpoint", "authorization_endpoint", "device_authorization_endpoint"]
+)
+def test_discovery_refuses_plain_http_endpoints_off_loopback(
+    idp: LocalIssuer, http: httpx.Client, field: str
+) -> None:
+    idp.discovery_extra = {field: "http://idp.example/endpoint"}
+    with pytest.raises(AuthenticationFailed, match=f"{field} 'http://idp.example/endpoint' must be an https"):
+        discover(http, idp.url)
+
+
+def test_discovery_reads_the_endpoints(idp: LocalIssuer, http: httpx.Client) -> None:
+    idp.discovery_extra = {"token_endpoint": "https://idp.example/token", "authorization_endpoint": 7}
+    meta = discover(http, idp.url)
+    assert (meta.token_endpoint, meta.authorization_endpoint) == ("https://idp.example/token", None)
+
+
 def test_keys_are_cached_and_refetched_when_the_issuer_rotates(idp: LocalIssuer, http: httpx.Client) -> None:
     ticking = Ticking()
     verifier, cache = _verifier(idp, http, ticking)

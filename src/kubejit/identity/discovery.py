@@ -79,21 +79,18 @@ def discover(http: httpx.Client, issuer: str) -> ProviderMetadata:
     if not isinstance(jwks_uri, str):
         raise AuthenticationFailed(f"the discovery document of {issuer} has no jwks_uri")
 
-    def optional(name: str) -> str | None:
-        value = doc.get(name)
-        return value if isinstance(value, str) else None
-
-    try:
-        check_url(jwks_uri, what="jwks_uri")
-    except ConfigError as exc:
-        raise AuthenticationFailed(f"the discovery document of {issuer}: {exc.message}") from exc
-    return ProviderMetadata(
-        issuer=issuer,
-        jwks_uri=jwks_uri,
-        token_endpoint=optional("token_endpoint"),
-        authorization_endpoint=optional("authorization_endpoint"),
-        device_authorization_endpoint=optional("device_authorization_endpoint"),
-    )
+    endpoints = {
+        name: value
+        for name in ("token_endpoint", "authorization_endpoint", "device_authorization_endpoint")
+        if isinstance(value := doc.get(name), str)
+    }
+    # Keys, and the refresh tokens and codes the CLI posts to these endpoints, never go over plain HTTP.
+    for name, url in {"jwks_uri": jwks_uri, **endpoints}.items():
+        try:
+            check_url(url, what=name)
+        except ConfigError as exc:
+            raise AuthenticationFailed(f"the discovery document of {issuer}: {exc.message}") from exc
+    return ProviderMetadata(issuer=issuer, jwks_uri=jwks_uri, **endpoints)
 
 
 def fetch_keys(http: httpx.Client, jwks_uri: str) -> KeySet:

@@ -40,6 +40,8 @@ class LocalIssuer:
         self._keys: list[SigningKey] = []
         self._serial = 0
         self.signing_key = self.add_key(kty)
+        #: More fields for the discovery document (e.g. endpoints a test needs).
+        self.discovery_extra: dict[str, Any] = {}
         #: How many times each path was fetched (e.g. to show the JWKS cache at work).
         self.requests: dict[str, int] = {}
         self._thread: threading.Thread | None = None
@@ -115,6 +117,7 @@ class LocalIssuer:
                         "response_types_supported": ["id_token"],
                         "subject_types_supported": ["public"],
                         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+                        **issuer.discovery_extra,
                     }
                 elif path == prefix + "/keys":
                     body = issuer.jwks()
