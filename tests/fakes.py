@@ -79,8 +79,8 @@ class MemoryStore:
         self.tokens.append((grant_id, token_id, token_sha256))
         self.events.extend(events)
 
-    def tokens_issued(self, grant_id: GrantId) -> int:
-        return sum(1 for t in self.tokens if t[0] == grant_id)
+    def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:
+        return self.get(grant_id), sum(1 for t in self.tokens if t[0] == grant_id)
 
     def count_by_state(self) -> dict[str, int]:
         return dict(Counter(str(g.state) for g in self.grants.values()))

@@ -459,6 +459,18 @@ def test_tokens_are_kept_as_hash_and_id_only(store: SqlGrantStore, engine: Engin
         store.record_token(GrantId("nope"), token_id="jti-2", token_sha256="cd" * 32, expires_at=NOW)
 
 
+def test_get_with_tokens_counts_the_tokens_minted_for_that_grant_only(store: SqlGrantStore) -> None:
+    store.add(make_grant(), [])
+    store.add(make_grant(id="g2"), [])
+    assert store.get_with_tokens(GrantId("g1")) == (store.get(GrantId("g1")), 0)
+    for n in range(2):
+        store.record_token(GrantId("g1"), token_id=f"jti-{n}", token_sha256=f"{n:064x}", expires_at=NOW)
+    assert store.get_with_tokens(GrantId("g1"))[1] == 2
+    assert store.get_with_tokens(GrantId("g2"))[1] == 0
+    with pytest.raises(NotFound):
+        store.get_with_tokens(GrantId("nope"))
+
+
 def test_a_token_passed_instead_of_its_hash_is_refused_without_echoing_it(store: SqlGrantStore) -> None:
     store.add(make_grant(), [])
     secret = "eyJhbGciOiJSUzI1NiJ9.secret-token-value"

@@ -87,8 +87,8 @@ class GrantStore(Protocol):
         """Keep only the hash and the id of a minted token, with its audit events, in one transaction."""
         ...
 
-    def tokens_issued(self, grant_id: GrantId) -> int:
-        """How many tokens were minted for the grant so far (a later one is a refresh)."""
+    def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:
+        """The grant and how many tokens were minted for it so far (a later one is a refresh), in one read."""
         ...
 
 

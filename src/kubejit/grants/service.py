@@ -315,7 +315,7 @@ class GrantService:
 
     def issue_token(self, principal: Principal, grant_id: GrantId) -> MintedToken:
         """Mint a TokenRequest token for an active grant; only its hash and id are kept."""
-        grant = self.store.get(grant_id)
+        grant, issued = self.store.get_with_tokens(grant_id)
         if principal.name != grant.requester:
             raise PermissionDenied(f"grant {grant.id} belongs to {grant.requester}, not {principal.name}")
         now = self.clock.now()
@@ -328,7 +328,7 @@ class GrantService:
         minted = self._cluster(grant.cluster).mint_token(grant, expiration_seconds=seconds)
         digest = hashlib.sha256(minted.token.encode()).hexdigest()
         # A second token for the same grant is kubectl's exec plugin refreshing it.
-        action = "token.refreshed" if self.store.tokens_issued(grant.id) else "token.minted"
+        action = "token.refreshed" if issued else "token.minted"
         event = self._event(
             action,
             principal.name,

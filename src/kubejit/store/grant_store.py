@@ -168,10 +168,16 @@ class SqlGrantStore:
             conn.execute(sa.insert(tokens), row)
             audit_log.append(conn, events)
 
-    def tokens_issued(self, grant_id: GrantId) -> int:
-        query = sa.select(sa.func.count()).select_from(tokens).where(tokens.c.grant_id == grant_id)
+    def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:
+        issued = sa.select(sa.func.count()).select_from(tokens).where(tokens.c.grant_id == grant_id)
+        query = sa.select(grants, issued.scalar_subquery().label("tokens_issued")).where(
+            grants.c.id == grant_id
+        )
         with read_transaction(self.engine) as conn:
-            return int(conn.execute(query).scalar_one())
+            row = conn.execute(query).first()
+        if row is None:
+            raise _not_found(grant_id)
+        return row_to_grant(row._mapping), int(row.tokens_issued)
 
     # -- listings for admins and metrics -------------------------------------------------------
     def list_requesters(self) -> builtins.list[RequesterSummary]:
