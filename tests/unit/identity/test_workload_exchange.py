@@ -6,7 +6,11 @@ creates nothing; malformed requests are 422 with the RFC 6749 error code beside 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -313,3 +317,30 @@ def test_a_grant_whose_token_cannot_be_minted_is_ended_at_once(
     (grant,) = world.store.grants.values()
     assert grant.state == "revoked" and world.cluster.objects == {}  # nobody holds a token for it
     assert "token_exchange.refused" in world.store.actions()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "attack", ["nbf in the future", "iat in the future", "tampered", "hs256", "unknown kid"]
+)
+def test_the_rest_of_the_hostile_corpus_is_401_and_creates_nothing(world: World, attack: str) -> None:
+    now = int(world.clock.now().timestamp())
+    if attack.endswith("in the future"):
+        token = world.job_token(**{attack[:3]: now + 3600})
+    else:
+        header, payload, signature = world.job_token().split(".")
+        if attack == "tampered":  # another repository's id under the original signature
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+            token = f"{header}.{_b64(json.dumps({**claims, 'repository_id': '43'}).encode())}.{signature}"
+        elif attack == "hs256":  # the RSA public key used as an HMAC secret
+            header = _b64(json.dumps({"alg": "HS256", "kid": "k1"}).encode())
+            secret = world.key.as_pem(private=False)
+            mac = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+            token = f"{header}.{payload}.{_b64(mac)}"
+        else:
+            token = f"{_b64(json.dumps({'alg': 'RS256', 'kid': 'nope'}).encode())}.{payload}.{signature}"
+    refused(world, world.exchange(token), 401, "invalid_grant")
+    assert world.store.actions() == ["token_exchange.refused"]
