@@ -37,6 +37,8 @@ from kubejit.audit.k8s_correlation import (
 from kubejit.audit.ocsf import to_ocsf
 from kubejit.cli import render
 from kubejit.cli.commands import audit_delivery
+from kubejit.cli.options import OutputOpt
+from kubejit.cli.render import Output
 from kubejit.errors import ConfigError, InvalidInput
 
 app = typer.Typer(
@@ -66,15 +68,6 @@ class Format(StrEnum):
     json = "json"
     csv = "csv"
     ocsf = "ocsf"
-
-
-def _table_or_json(output: Format, command: str) -> None:
-    """verify, correlate and who print a table or JSON; csv and ocsf are for search's events."""
-    if output not in (Format.table, Format.json):
-        raise InvalidInput(
-            f"{command} prints table or json, not {output}",
-            hint="csv and ocsf are formats of `kubejit audit search`.",
-        )
 
 
 @dataclass(frozen=True)
@@ -120,7 +113,7 @@ def verify(
         int,
         typer.Option(min=1, help="Processes hashing in parallel, for logs over 200,000 events."),
     ] = DEFAULT_JOBS,
-    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.table,
+    output: OutputOpt = Output.table,
 ) -> None:
     """Check every event's hash and link, and every signed checkpoint; exit 65 on any finding.
 
@@ -130,7 +123,6 @@ def verify(
     from kubejit.audit.checkpoint import load_public_key
     from kubejit.store.audit_verify import verify_log
 
-    _table_or_json(output, "verify")
     target = _target(config, store_url)
     keys = [load_public_key(p) for p in public_key or []]
     if not keys and target.checkpoint_key is not None and target.checkpoint_key.exists():
@@ -143,7 +135,7 @@ def verify(
         verdict = verify_log(engine, public_keys=keys or None, jobs=jobs)
     finally:
         engine.dispose()
-    if output is Format.json:
+    if output is Output.json:
         render.as_json("AuditVerification", verdict.to_dict())
     elif verdict.ok:
         render.console.print(
@@ -155,7 +147,7 @@ def verify(
             f"[bold red]TAMPERED[/]: first bad seq {verdict.first_bad_seq}: {escape(verdict.message)}"
         )
         render.console.print(f"  events before it are intact (last good seq {verdict.last_seq})")
-    if verdict.warning and output is not Format.json:
+    if verdict.warning and output is not Output.json:
         render.console.print(f"[yellow]warning[/]: {escape(verdict.warning)}")
     if not verdict.ok:
         raise typer.Exit(EXIT_TAMPERED)
@@ -329,17 +321,18 @@ def correlate_command(
     cluster: Annotated[
         str | None, typer.Option("--cluster", "-c", help="The cluster this log belongs to.")
     ] = None,
-    output: Annotated[Format, typer.Option("--output", "-o", help="table or json (lines).")] = Format.table,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="table, or json (one request per line).")
+    ] = Output.table,
 ) -> None:
     """Show each request made with a kubejit grant's token: person, grant, reason and approvers.
 
     Example: kubejit audit correlate -f config.yaml --k8s-audit-log /var/log/kube-apiserver/audit.log
     """
-    _table_or_json(output, "correlate")
     target = _target(config, store_url)
     records = _grant_records(target, cluster=cluster)
     matched = _requests(k8s_audit_log, GrantIndex(records.values(), grant_namespace=target.grant_namespace))
-    if output is Format.json:
+    if output is Output.json:
         for item in matched:
             sys.stdout.write(json.dumps(item.to_dict(), sort_keys=True) + "\n")
         return
@@ -367,13 +360,12 @@ def who(
     ] = None,
     config: ConfigOpt = None,
     store_url: StoreUrlOpt = None,
-    output: Annotated[Format, typer.Option("--output", "-o", help="table or json.")] = Format.table,
+    output: OutputOpt = Output.table,
 ) -> None:
     """Who had access to a namespace in a time window, why, approved by whom, and what they did.
 
     Example: kubejit audit who -f config.yaml -c prod -n payments --since 24h --k8s-audit-log audit.log
     """
-    _table_or_json(output, "who")
     now = datetime.now(UTC)
     start = parse_when(since, now=now, what="--since")
     end = parse_when(until, now=now, what="--until") if until else now + timedelta(seconds=1)
@@ -388,7 +380,7 @@ def who(
             did[item.grant.grant_id][
                 f"{r.verb} {r.resource or r.uri}" + (f" ({r.code})" if r.code else "")
             ] += 1
-    if output is Format.json:
+    if output is Output.json:
         data = [{**g.to_dict(), "did": dict(did[g.grant_id])} for g in held]
         render.as_json("AccessHistory", data)
         return
