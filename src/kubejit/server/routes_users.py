@@ -31,14 +31,4 @@ def users(who: Who, svc: Svc) -> list[UserOut]:
         )
     if svc.users is None:
         return []
-    return [
-        UserOut(
-            username=p.username,
-            issuer=p.issuer,
-            groups=list(p.groups),
-            first_seen=p.first_seen,
-            last_login=p.last_login,
-            active_grants=list(p.active_grants),
-        )
-        for p in svc.users.list()
-    ]
+    return [UserOut.model_validate(p, from_attributes=True) for p in svc.users.list()]
