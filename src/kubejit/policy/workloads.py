@@ -16,10 +16,10 @@ environment instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
 
 from kubejit.durations import format_duration
 from kubejit.identity.principal import Principal
@@ -69,7 +69,12 @@ def claims_match(rule: WorkloadRule, claims: Mapping[str, str]) -> str | None:
 
 def _claim_value_matches(pattern: str, value: str) -> bool:
     # '*' matches any characters, '/' included: refs/heads/release-* covers refs/heads/release-1/x too.
-    return pattern == value or ("*" in pattern and fnmatchcase(value, pattern))
+    # Only '*' is special: '?' and '[...]' match themselves (fnmatch would widen the pin).
+    if "*" not in pattern:
+        return pattern == value
+    return (
+        re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), value, re.DOTALL) is not None
+    )
 
 
 def pull_request_refusal(claims: Mapping[str, str]) -> str | None:

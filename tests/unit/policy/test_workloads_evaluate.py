@@ -13,7 +13,12 @@ from kubejit.identity.workload import workload_principal
 from kubejit.policy.evaluate import DEFAULT_DENY
 from kubejit.policy.load import parse_policy
 from kubejit.policy.model import Outcome
-from kubejit.policy.workloads import PULL_REQUEST_GUARD, WorkloadTarget, evaluate_workload
+from kubejit.policy.workloads import (
+    PULL_REQUEST_GUARD,
+    WorkloadTarget,
+    _claim_value_matches,
+    evaluate_workload,
+)
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -170,3 +175,20 @@ def test_gitlab_claims_compare_as_text_booleans_included() -> None:
     assert decide(job).decision.rule == "gitlab-deploy"
     unprotected = workload_principal("gitlab", {"sub": "p", "project_id": "42", "ref_protected": "false"})
     assert decide(unprotected).decision.outcome is Outcome.DENY
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        ("refs/heads/release-*", "refs/heads/release-1/x", True),
+        ("refs/heads/release-*", "refs/heads/release", False),
+        ("refs/tags/v?-*", "refs/tags/v?-1", True),
+        ("refs/tags/v?-*", "refs/tags/v1-1", False),  # '?' is no wildcard
+        ("env-[ab]*", "env-a-prod", False),  # nor are brackets
+        ("env-[ab]*", "env-[ab]-prod", True),
+        ("main", "main", True),
+        ("main", "mainx", False),
+    ],
+)
+def test_only_the_star_is_a_wildcard_in_claim_values(pattern: str, value: str, matches: bool) -> None:
+    assert _claim_value_matches(pattern, value) is matches
