@@ -107,3 +107,26 @@ def test_the_job_token_never_leaves_in_clear_text(
         ci.app, ["--broker", broker, "--out", str(tmp_path / "kc"), "--token-env", "JOB"]
     )
     assert isinstance(result.exception, InvalidInput) and "https://" in str(result.exception)
+
+
+def test_the_summary_shows_claims_as_text_and_never_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB", JWT)
+    answer = {
+        "kubeconfig": "users: [{user: {token: s3cr3t}}]",
+        "access_token": "s3cr3t",
+        "grant_id": "g7",
+        "principal": "github:repo:acme/app:environment:[/bold]prod",  # not Rich markup
+        "cluster": "staging",
+        "namespaces": ["app"],
+        "role": "edit",
+        "expires_in": 600,
+    }
+    monkeypatch.setattr(ci.BrokerClient, "call", lambda *_args, **_kw: answer)
+    out = tmp_path / "kc"
+    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(out), "--token-env", "JOB"])
+    assert result.exception is None, result.output
+    assert "environment:[/bold]prod" in result.output and "grant g7" in result.output
+    assert "s3cr3t" not in result.output and JWT not in result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
