@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Grants keep their requester in a 255-character column: a longer name would be cut, so it is refused.
+MAX_NAME_LENGTH = 255
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubejit.errors import AuthenticationFailed
-from kubejit.identity.principal import Principal
+from kubejit.identity.principal import MAX_NAME_LENGTH, Principal
 
-#: Grants keep their requester in a 255-character column; a longer name would be cut, so it is refused.
-MAX_NAME_LENGTH = 255
 _MAX_CLAIM_CHARS = 512
 
 

@@ -170,6 +170,9 @@ def test_prefixes_keep_two_issuers_apart() -> None:
         {"sub": 7},
         {"sub": "a b"},
         {"sub": "x\n"},
+        {"sub": "alice\u200b"},  # invisible: would read as alice in audit records
+        {"sub": "\u202ecilA"},  # a bidi override
+        {"sub": "ok", "groups": ["ops\u00a0"]},
         {"sub": "ok", "groups": "two words"},
         {"sub": "ok", "groups": [1]},
         {"sub": "ok", "groups": {"a": 1}},
@@ -178,6 +181,13 @@ def test_prefixes_keep_two_issuers_apart() -> None:
 def test_unusable_names_and_groups_are_refused(body: dict[str, Any]) -> None:
     with pytest.raises(AuthenticationFailed):
         principal_from_claims(body, ClaimMapping(issuer_name="a", prefix="a:"))
+
+
+def test_a_name_must_fit_the_requester_column_with_its_prefix() -> None:
+    mapping = ClaimMapping(issuer_name="a", prefix="p" * 60 + ":")
+    assert len(principal_from_claims({"sub": "x" * 194}, mapping).name) == 255
+    with pytest.raises(AuthenticationFailed, match="not a usable name"):
+        principal_from_claims({"sub": "x" * 195}, mapping)
 
 
 def test_groups_claim_may_be_absent_or_one_string() -> None:
