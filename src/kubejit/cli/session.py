@@ -127,6 +127,19 @@ def clear() -> bool:
         return False
 
 
+def for_broker(explicit: str | None) -> tuple[str, Session]:
+    """The broker to call and the session to call it with. The session's token only goes to the broker
+    it was obtained for: a stray --broker or KUBEJIT_BROKER must not hand it to another host."""
+    current = require()
+    url = broker_url(explicit)
+    if url != current.broker.rstrip("/"):
+        raise AuthenticationFailed(
+            f"you are logged in to the broker {current.broker}, not {url}",
+            hint=f"Run `kubejit login --broker {url}`, or leave out --broker / KUBEJIT_BROKER.",
+        )
+    return url, current
+
+
 def broker_url(explicit: str | None) -> str:
     """--broker, then KUBEJIT_BROKER, then the logged-in session's broker, then the default."""
     if explicit:

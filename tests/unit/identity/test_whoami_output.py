@@ -1,13 +1,16 @@
-"""`kubejit whoami` prints what the identity provider says as text: a name is never Rich markup."""
+"""`kubejit whoami` prints what the identity provider says as text (a name is never Rich markup), and
+the session's token goes only to the broker it was obtained for."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from kubejit.cli import session
 from kubejit.cli.commands import auth
+from kubejit.errors import AuthenticationFailed
 
 pytestmark = pytest.mark.unit
 
@@ -16,9 +19,10 @@ class _Broker:
     """Stands in for the broker's GET /v1/whoami answer."""
 
     answer: dict[str, Any] = {}
+    opened: list[str] = []
 
-    def __init__(self, *_: object, **__: object) -> None:
-        pass
+    def __init__(self, url: str, **_: object) -> None:
+        self.opened.append(url)
 
     def __enter__(self) -> _Broker:
         return self
@@ -48,3 +52,21 @@ def test_names_and_groups_with_brackets_are_printed_as_they_are(
     assert "corp:a[/]b[bold] (issuer corp)" in out
     assert "groups: corp:[red]x, corp:y[/]" in out
     assert "  - r[/]: view in team-a on dev" in out
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_token_is_not_sent_to_another_broker(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    session.save(session.Session(broker="http://127.0.0.1:1", token="t", user="x"))
+    monkeypatch.setattr(auth, "BrokerClient", _Broker)
+    _Broker.opened = []
+    if how == "environment":
+        monkeypatch.setenv("KUBEJIT_BROKER", "https://elsewhere.example/")
+    with pytest.raises(
+        AuthenticationFailed,
+        match=re.escape("logged in to the broker http://127.0.0.1:1, not https://elsewhere"),
+    ):
+        auth.whoami(broker="https://elsewhere.example" if how == "option" else None)
+    assert _Broker.opened == []
+    monkeypatch.delenv("KUBEJIT_BROKER", raising=False)
+    auth.whoami(broker="http://127.0.0.1:1/")
+    assert _Broker.opened == ["http://127.0.0.1:1"]

@@ -137,8 +137,8 @@ def logout() -> None:
 
 def whoami(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> None:
     """Show who you are to the broker, your groups, and what policy lets you request."""
-    current = session.require()
-    with BrokerClient(session.broker_url(broker), token=current.token) as client:
+    url, current = session.for_broker(broker)
+    with BrokerClient(url, token=current.token) as client:
         me = client.call("GET", "/v1/whoami")
     if output is render.Output.json:
         render.as_json("WhoAmI", me)

@@ -60,8 +60,7 @@ def kubeconfig(
         raise InvalidInput(
             "give --grant or --all, not both", hint="Without either, all active grants are written."
         )
-    current = session.require()
-    url = session.broker_url(broker)
+    url, current = session.for_broker(broker)
     with BrokerClient(url, token=current.token) as client:
         result = write_contexts(client, url, grant_id=grant, path=file, use=use, prune=prune)
     show(result)

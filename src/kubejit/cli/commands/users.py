@@ -16,8 +16,8 @@ def users(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> 
     Kubernetes keeps no user list; this is kubejit's. End everything one person holds with
     `kubejit revoke --user NAME`.
     """
-    current = session.require()
-    with BrokerClient(session.broker_url(broker), token=current.token) as client:
+    url, current = session.for_broker(broker)
+    with BrokerClient(url, token=current.token) as client:
         people = client.call("GET", "/v1/users")
     if output is render.Output.json:
         render.as_json("UserList", people)

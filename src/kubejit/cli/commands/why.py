@@ -44,8 +44,8 @@ def why(
             "no Forbidden error in kubectl's output",
             hint="Only `... is forbidden: User ...` errors are explained.",
         )
-    current = session.require()
-    with BrokerClient(session.broker_url(broker), token=current.token) as client:
+    url, current = session.for_broker(broker)
+    with BrokerClient(url, token=current.token) as client:
         for denial in denials:
             _explain(client, denial)
     raise typer.Exit(3)
