@@ -143,6 +143,20 @@ def test_tampering_is_reported_with_the_first_bad_seq(
     assert words in str(verdict["message"])
 
 
+def test_an_edited_time_is_found_even_when_it_reads_back_the_same(
+    signed: Engine, store_url: str, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    """SQLite reads '2026-03-01T12:00:03' as the stored '2026-03-01 12:00:03', but filters compare text."""
+    if signed.dialect.name == "sqlite":
+        edit = "UPDATE audit_events SET at = substr(at, 1, 10) || 'T' || substr(at, 12) WHERE seq = 3"
+    else:
+        edit = "UPDATE audit_events SET at = at + interval '1 microsecond' WHERE seq = 3"
+    _sql(signed, edit)
+    code, verdict = _verify(store_url, _public_key_file(tmp_path, key))
+    assert (code, verdict["first_bad_seq"]) == (EXIT_TAMPERED, 3), verdict
+    assert "event 3 was edited" in str(verdict["message"])
+
+
 def test_a_rewritten_chain_with_recomputed_hashes_is_caught_by_a_checkpoint(
     signed: Engine, key: Ed25519PrivateKey
 ) -> None:

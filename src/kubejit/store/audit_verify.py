@@ -25,8 +25,12 @@ from kubejit.store.engine import create_store_engine
 from kubejit.store.transactions import read_transaction
 
 #: The time column as RFC 3339 UTC with microseconds, per dialect (see ``audit_log._sqlite_time``).
+#: Every stored character must reach the hash: a separator other than the space the broker writes
+#: becomes "!", so an edited separator (SQLite reads "2026-03-01T12:00" as the same time, but SQL
+#: filters compare the text) is an edit, not a no-op.
 _AT_SQL = {
-    "sqlite": "substr(at, 1, 10) || 'T' || substr(at, 12) || 'Z'",
+    "sqlite": "substr(at, 1, 10) || CASE substr(at, 11, 1) WHEN ' ' THEN 'T' ELSE '!' END"
+    " || substr(at, 12) || 'Z'",
     "postgresql": """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
 }
 _COLUMNS = "seq, event_id, {at}, action, actor, outcome, grant_id, subject, cluster, details, prev_hash, hash"
