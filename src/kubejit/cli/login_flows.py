@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -30,6 +30,17 @@ class IssuerLogin:
     client_id: str
     scopes: list[str]
     redirect_host: str = "127.0.0.1"
+
+    @classmethod
+    def from_broker(cls, offered: dict[str, Any]) -> IssuerLogin:
+        """Only the fields this CLI knows: a newer broker may offer more."""
+        try:
+            return cls(**{f.name: offered[f.name] for f in fields(cls) if f.name in offered})
+        except TypeError as exc:  # a required field is missing
+            raise InvalidInput(
+                f"the broker's login configuration is incomplete ({exc})",
+                hint="Upgrade kubejit to the broker's version (`kubejit --version`).",
+            ) from exc
 
 
 @dataclass(frozen=True)

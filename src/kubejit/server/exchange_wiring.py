@@ -79,9 +79,13 @@ def check_workload_setup(settings: Settings, policy: Policy) -> None:
     prefixes = {i.effective_prefix for i in settings.identity.issuers}
     urls = {i.issuer_url for i in settings.identity.issuers}
     for s in settings.workload_issuers:
-        if f"{s.name}:" in prefixes:
+        mine = f"{s.name}:"
+        # 'github:' and a people prefix 'github:repo:' collide too: a person could be named like a job.
+        clash = next((p for p in sorted(prefixes) if p.startswith(mine) or mine.startswith(p)), None)
+        if clash is not None:
+            same = "the same prefix as" if clash == mine else f"a prefix overlapping '{clash}' of"
             raise ConfigError(
-                f"workload issuer '{s.name}' has the same prefix as an issuer of people",
+                f"workload issuer '{s.name}' has {same} an issuer of people",
                 hint="Rename one: principals of two issuers must never collide.",
             )
         if s.issuer_url in urls:

@@ -1,5 +1,6 @@
-"""`kubejit whoami` prints what the identity provider says as text (a name is never Rich markup), and
-the session's token goes only to the broker it was obtained for."""
+"""login / whoami: `kubejit whoami` prints what the identity provider says as text (a name is never Rich
+markup), the session's token goes only to the broker it was obtained for, and `kubejit login` reads the
+broker's login offer tolerantly."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from kubejit.cli import session
 from kubejit.cli.commands import auth
-from kubejit.errors import AuthenticationFailed
+from kubejit.errors import AuthenticationFailed, InvalidInput
 
 pytestmark = pytest.mark.unit
 
@@ -70,3 +71,11 @@ def test_the_token_is_not_sent_to_another_broker(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("KUBEJIT_BROKER", raising=False)
     auth.whoami(broker="http://127.0.0.1:1/")
     assert _Broker.opened == ["http://127.0.0.1:1"]
+
+
+def test_a_newer_brokers_login_offer_with_more_fields_is_understood() -> None:
+    offer = {"name": "corp", "issuer_url": "https://idp", "client_id": "cli", "scopes": ["openid"]}
+    chosen = auth._choose_issuer({"issuers": [{**offer, "pkce_methods": ["S256"]}]}, None)
+    assert (chosen.name, chosen.client_id, chosen.redirect_host) == ("corp", "cli", "127.0.0.1")
+    with pytest.raises(InvalidInput, match="login configuration is incomplete"):
+        auth._choose_issuer({"issuers": [{"name": "corp", "issuer_url": "https://idp"}]}, None)

@@ -57,6 +57,9 @@ def test_a_rule_whose_issuer_is_missing_or_of_another_kind_stops_the_broker(
     ("person", "words"),
     [
         ({"name": "github", "issuerUrl": "https://idp.example"}, "same prefix"),
+        # a person 'acme/app:ref:refs/heads/main' there would be github:repo:acme/app:ref:refs/heads/main
+        ({"name": "corp", "prefix": "github:repo:", "issuerUrl": "https://idp.example"}, "overlapping"),
+        ({"name": "corp", "prefix": "git:", "issuerUrl": "https://idp.example"}, None),
         (
             {"name": "corp", "issuerUrl": "https://token.actions.githubusercontent.com"},
             "for people and for workloads",
@@ -64,11 +67,15 @@ def test_a_rule_whose_issuer_is_missing_or_of_another_kind_stops_the_broker(
     ],
 )
 def test_a_workload_issuer_shares_neither_prefix_nor_url_with_people(
-    person: dict[str, str], words: str
+    person: dict[str, str], words: str | None
 ) -> None:
     people = {"issuers": [{**person, "audience": "kubejit"}]}
+    setup = settings(workloadIssuers=[github()], identity=people)
+    if words is None:  # 'git:' and 'github:' never collide: the colon ends each prefix
+        check_workload_setup(setup, parse_policy(POLICY))
+        return
     with pytest.raises(ConfigError, match=words):
-        check_workload_setup(settings(workloadIssuers=[github()], identity=people), parse_policy(POLICY))
+        check_workload_setup(setup, parse_policy(POLICY))
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def login(
 
 
 def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.IssuerLogin:
-    issuers = [login_flows.IssuerLogin(**i) for i in offered.get("issuers", [])]
+    issuers = [login_flows.IssuerLogin.from_broker(i) for i in offered.get("issuers", [])]
     if not issuers:
         hint = (
             "This broker runs the dev issuer: `kubejit login --dev-user NAME`."
