@@ -102,6 +102,15 @@ def main(argv: Sequence[str]) -> int:
     """Entry point of ``kubejit token``; returns the exit code (0, or 1 with a message on stderr)."""
     try:
         return _serve(argv)
+    except OSError as exc:  # the cache folder is read-only, full, or not what it should be
+        if os.environ.get("KUBEJIT_DEBUG"):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        _say(
+            f"cannot use the token cache in {cache_root()}: {exc.strerror or exc}{where}",
+            "Make it writable by you, or point XDG_CACHE_HOME elsewhere; KUBEJIT_DEBUG=1 shows details.",
+        )
+        return 1
     except Exception as exc:
         from kubejit.errors import KubejitError
 

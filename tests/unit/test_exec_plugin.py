@@ -316,3 +316,17 @@ def test_a_corrupt_session_file_is_a_message_not_a_traceback(
     assert plugin.main(["--grant", "g1"]) == 1
     err = capsys.readouterr().err
     assert "the session file" in err and "is unreadable or corrupt" in err and "kubejit logout" in err
+
+
+def test_a_cache_that_cannot_be_written_is_a_message_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session.save(session.Session(broker=BROKER, token="t", user="alice"))
+    paths = plugin.CachePaths("g1", BROKER)
+    os.makedirs(paths.lock)  # where the lock file should be, something that is not a file
+    assert plugin.main(["--grant", "g1", "--broker", BROKER]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"kubejit: cannot use the token cache in {plugin.cache_root()}: Is a directory ({paths.lock})" in err
+    )
+    assert "XDG_CACHE_HOME" in err
