@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kubejit.cli.commands.audit import CSV_COLUMNS, app
-from kubejit.errors import InvalidInput
+from kubejit.errors import ConfigError, InvalidInput
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
 from kubejit.store import SqlGrantStore, create_store_engine, upgrade
@@ -138,3 +139,18 @@ def test_an_empty_store_is_not_a_kubejit_store(tmp_path: Path) -> None:
 def test_formats_only_search_prints_are_refused_not_ignored(url: str, args: list[str]) -> None:
     result = CliRunner().invoke(app, [*args, "--store-url", url])
     assert result.exit_code == 2 and "Invalid value for '--output'" in result.output, result.output
+
+
+def test_a_compressed_or_missing_api_server_log_is_an_error_without_traceback(
+    url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "audit.log.gz").write_bytes(gzip.compress(b'{"kind": "Event"}\n'))
+    runner = CliRunner()
+    packed = runner.invoke(
+        app, ["correlate", "--store-url", url, "--k8s-audit-log", str(tmp_path / "audit.log.gz")]
+    )
+    assert isinstance(packed.exception, InvalidInput) and "is not UTF-8 text" in packed.exception.message
+    assert "gunzip" in str(packed.exception.hint)
+    missing = runner.invoke(app, ["who", "-c", "prod", "-n", "payments", "--store-url", url,
+                                  "--k8s-audit-log", str(tmp_path / "nope.log")])  # fmt: skip
+    assert isinstance(missing.exception, ConfigError) and "cannot read" in missing.exception.message

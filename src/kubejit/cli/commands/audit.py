@@ -304,6 +304,11 @@ def _requests(paths: list[Path], index: GrantIndex) -> list[Correlated]:
             raise InvalidInput(
                 f"{path}: {exc}", hint="Pass the API server's JSON audit log (--audit-log-format=json)."
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"{path} is not UTF-8 text",
+                hint="A rotated log compressed by --audit-log-compress: gunzip it first.",
+            ) from exc
     return found
 
 
