@@ -26,9 +26,13 @@ ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.c2l
 class ScriptedIdP:
     """Answers the device endpoint once, then the token endpoint from a script of (status, body)."""
 
-    def __init__(self, script: list[tuple[int, dict[str, Any]]], *, interval: Any = 2) -> None:
+    def __init__(
+        self, script: list[tuple[int, dict[str, Any]]], *, interval: Any = 2, drop: tuple[str, ...] = ()
+    ) -> None:
         self.script = list(script)
         self.interval = interval
+        #: Fields left out of the device endpoint's answer.
+        self.drop = drop
         self.token_requests: list[dict[str, str]] = []
         idp = self
 
@@ -49,6 +53,7 @@ class ScriptedIdP:
                             "interval": idp.interval,
                         },
                     )
+                    body = {k: v for k, v in body.items() if k not in idp.drop}
                 else:
                     idp.token_requests.append(form)
                     status, body = idp.script.pop(0)
@@ -144,3 +149,13 @@ def test_a_malformed_interval_means_the_standard_five_seconds(http: httpx.Client
     with ScriptedIdP([(200, {"id_token": ID_TOKEN})], interval=interval) as idp:
         _tokens, slept, _shown = _run(idp, http)
     assert slept == [5]
+
+
+@pytest.mark.parametrize("missing", ["verification_uri", "user_code", "device_code"])
+def test_a_device_answer_missing_a_required_field_is_refused(http: httpx.Client, missing: str) -> None:
+    with (
+        ScriptedIdP([], drop=(missing,)) as idp,
+        pytest.raises(AuthenticationFailed, match="lacks device_code, user_code or verification_uri"),
+    ):
+        _run(idp, http)
+    assert idp.token_requests == []

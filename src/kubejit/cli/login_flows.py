@@ -112,10 +112,15 @@ def device_login(
         what="the device authorization grant",
     )
     start = _json(response)
-    if response.status_code != 200 or not all(k in start for k in ("device_code", "user_code")):
-        detail = start.get("error_description") or start.get("error") or f"HTTP {response.status_code}"
-        raise AuthenticationFailed(f"the identity provider refused a device login: {str(detail)[:200]}")
+    # RFC 8628 3.2 requires all three; "verification_url" is what some IdPs (Google) send instead.
     verification = start.get("verification_uri") or start.get("verification_url")
+    if response.status_code != 200 or not (
+        start.get("device_code") and start.get("user_code") and verification
+    ):
+        detail = start.get("error_description") or start.get("error") or f"HTTP {response.status_code}"
+        if response.status_code == 200:
+            detail = "its answer lacks device_code, user_code or verification_uri"
+        raise AuthenticationFailed(f"the identity provider refused a device login: {str(detail)[:200]}")
     show(str(verification), str(start["user_code"]), start.get("verification_uri_complete"))
     interval = _seconds(start.get("interval"), oauth.DEFAULT_INTERVAL_SECONDS)
     deadline = time.monotonic() + _seconds(start.get("expires_in"), 600)
