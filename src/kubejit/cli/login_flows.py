@@ -19,6 +19,8 @@ from kubejit.identity.discovery import ProviderMetadata, discover
 from kubejit.identity.tokens import unverified_claims
 
 HTTP_TIMEOUT = 15.0
+#: Where the browser may send the authorization code: the loopback listener, never another host.
+LOOPBACK_REDIRECT_HOSTS = ("127.0.0.1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,19 @@ class IssuerLogin:
     def from_broker(cls, offered: dict[str, Any]) -> IssuerLogin:
         """Only the fields this CLI knows: a newer broker may offer more."""
         try:
-            return cls(**{f.name: offered[f.name] for f in fields(cls) if f.name in offered})
+            found = cls(**{f.name: offered[f.name] for f in fields(cls) if f.name in offered})
         except TypeError as exc:  # a required field is missing
             raise InvalidInput(
                 f"the broker's login configuration is incomplete ({exc})",
                 hint="Upgrade kubejit to the broker's version (`kubejit --version`).",
             ) from exc
+        if found.redirect_host not in LOOPBACK_REDIRECT_HOSTS:
+            # The authorization code is delivered to this host: only ever this machine (RFC 8252 7.3).
+            raise InvalidInput(
+                f"the broker asks for the login redirect to go to {found.redirect_host!r}, not this machine",
+                hint="Ask the broker's operator to set identity.issuers[].login.redirectHost to 127.0.0.1.",
+            )
+        return found
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,5 @@ def test_a_newer_brokers_login_offer_with_more_fields_is_understood() -> None:
     assert (chosen.name, chosen.client_id, chosen.redirect_host) == ("corp", "cli", "127.0.0.1")
     with pytest.raises(InvalidInput, match="login configuration is incomplete"):
         auth._choose_issuer({"issuers": [{"name": "corp", "issuer_url": "https://idp"}]}, None)
+    with pytest.raises(InvalidInput, match=re.escape("redirect to go to 'idp.example', not this machine")):
+        auth._choose_issuer({"issuers": [{**offer, "redirect_host": "idp.example"}]}, None)
