@@ -206,16 +206,17 @@ def test_the_command_names_the_first_bad_seq_and_exits_65(
         (["--store-url", "sqlite:///{tmp}/nope/kubejit.db"], 78, "no kubejit database at"),
         ([], 2, "which store?"),
         (["--store-url", "mysql://x/y"], 78, "unsupported store URL"),
+        (["--store-url", "postgresql://u:s3cret@h:nope/db"], 78, "invalid store URL: invalid literal"),
         (["--store-url", "sqlite:///{tmp}/k.db", "--public-key", "{tmp}/missing.pem"], 78, "cannot read key"),
     ],
-    ids=["missing-sqlite", "no-store", "bad-url", "missing-key"],
+    ids=["missing-sqlite", "no-store", "bad-url", "bad-port", "missing-key"],
 )
 def test_bad_input_is_an_error_without_traceback(
     tmp_path: Path, args: list[str], code: int, message: str
 ) -> None:
     done = _kubejit("audit", "verify", *(a.format(tmp=tmp_path) for a in args))
     assert done.returncode == code, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr and "s3cret" not in done.stderr
     assert not (tmp_path / "nope").exists()
 
 

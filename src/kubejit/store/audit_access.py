@@ -22,6 +22,8 @@ def open_audit_store(url: str) -> Engine:
         parsed = sa.make_url(url)
     except ArgumentError:
         parsed = None  # create_store_engine explains what is wrong with it
+    except ValueError as e:  # a port that is not a number; the message names it, not the password
+        raise ConfigError(f"invalid store URL: {e}", hint="Check the port in --store-url.") from e
     if parsed is not None and parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).is_file():
