@@ -531,8 +531,14 @@ class KubeconfigLock:
     def __enter__(self) -> None:
         import fcntl
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the kubeconfig: {exc.strerror} ({self.path})",
+                hint="Check the folder's permissions, or pass --file for a kubeconfig you can write.",
+            ) from exc
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def __exit__(self, *_: object) -> None:

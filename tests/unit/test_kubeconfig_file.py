@@ -10,6 +10,7 @@ import yaml
 from kubejit.errors import ConfigError
 from kubejit.kubeconfig_file import (
     JitContext,
+    KubeconfigLock,
     merge,
     parse_kubeconfig,
     plan_contexts,
@@ -203,3 +204,15 @@ def test_write_is_private_and_follows_a_symlink(tmp_path: Path) -> None:
     assert real.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "real-config"]  # no temp file left
     assert read_kubeconfig(str(tmp_path / "missing")).entries == {"clusters": [], "contexts": [], "users": []}
+
+
+def test_a_kubeconfig_in_a_folder_that_cannot_exist_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    target = str(tmp_path / "file" / "config")
+    with (
+        pytest.raises(ConfigError, match="cannot lock the kubeconfig: File exists"),
+        KubeconfigLock(target),
+    ):
+        pass
+    with pytest.raises(ConfigError, match="cannot write the kubeconfig"):
+        write_kubeconfig(target, "apiVersion: v1\n")
