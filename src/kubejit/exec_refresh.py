@@ -423,8 +423,17 @@ class BrokerApi:
                 "user-agent": "kubejit-exec-plugin",
             },
         )
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            """urllib would repeat the Authorization header to wherever a redirect points: refuse."""
+
+            def redirect_request(self, *_: Any, **__: Any) -> None:
+                return None
+
         try:
-            with urllib.request.urlopen(request, timeout=BROKER_TIMEOUT_SECONDS) as answer:
+            with urllib.request.build_opener(NoRedirect).open(
+                request, timeout=BROKER_TIMEOUT_SECONDS
+            ) as answer:
                 body = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
             raise broker_error(exc.code, exc.read(), broker=self.url, grant_id=grant_id) from exc
@@ -460,6 +469,12 @@ def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exce
         )
     if status == 409:
         return errors.Conflict(detail, hint="`kubejit grants` shows the grant's state.")
+    if 300 <= status < 400:
+        return errors.KubejitError(
+            f"the kubejit broker at {broker} answered with a redirect (HTTP {status}), which is not followed "
+            "with your token",
+            hint="Log in with the broker's own URL: `kubejit login --broker URL`.",
+        )
     if status in (502, 503, 504):
         return errors.BrokerUnreachable(f"the kubejit broker at {broker} is unavailable ({detail})")
     return errors.KubejitError(

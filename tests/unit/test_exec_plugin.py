@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +332,43 @@ def test_a_cache_that_cannot_be_written_is_a_message_not_a_traceback(
         f"kubejit: cannot use the token cache in {plugin.cache_root()}: Is a directory ({paths.lock})" in err
     )
     assert "XDG_CACHE_HOME" in err
+
+
+def test_a_redirect_is_not_followed_with_the_token() -> None:
+    """urllib would repeat the Authorization header to the redirect's target; the plugin must not go there."""
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere) as other:
+        target = f"http://127.0.0.1:{other.server_address[1]}/steal"
+
+        class Redirecting(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(302)
+                self.send_header("location", target)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        with ThreadingHTTPServer(("127.0.0.1", 0), Redirecting) as broker:
+            for server in (other, broker):
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+            try:
+                api = refresh.BrokerApi(f"http://127.0.0.1:{broker.server_address[1]}", "secret-token")
+                with pytest.raises(KubejitError, match=r"answered with a redirect \(HTTP 302\)"):
+                    api.get_grant("g1")
+            finally:
+                broker.shutdown()
+                other.shutdown()
+    assert seen == []
