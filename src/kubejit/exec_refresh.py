@@ -56,7 +56,7 @@ def refresh(args: PluginArgs, api_version: str, *, from_client_go: bool, rejecte
     from kubejit.cli import session as sessions
 
     login = sessions.load()
-    broker = args.broker or (login.broker if login else None) or sessions.DEFAULT_BROKER
+    broker = args.broker or (login.broker.rstrip("/") if login else None) or sessions.DEFAULT_BROKER
     paths = CachePaths(args.grant, broker)
     ensure_private_dir(paths.root)
     with EntryLock(paths.lock):

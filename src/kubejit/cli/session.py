@@ -147,4 +147,4 @@ def broker_url(explicit: str | None) -> str:
     if os.environ.get("KUBEJIT_BROKER"):
         return os.environ["KUBEJIT_BROKER"].rstrip("/")
     session = load()
-    return session.broker if session else DEFAULT_BROKER
+    return session.broker.rstrip("/") if session else DEFAULT_BROKER

@@ -70,7 +70,9 @@ def test_the_token_is_not_sent_to_another_broker(monkeypatch: pytest.MonkeyPatch
     assert _Broker.opened == []
     monkeypatch.delenv("KUBEJIT_BROKER", raising=False)
     auth.whoami(broker="http://127.0.0.1:1/")
-    assert _Broker.opened == ["http://127.0.0.1:1"]
+    session.save(session.Session(broker="http://127.0.0.1:1/", token="t", user="x"))  # a hand-edited file
+    auth.whoami(broker=None)
+    assert _Broker.opened == ["http://127.0.0.1:1", "http://127.0.0.1:1"]
 
 
 def test_a_newer_brokers_login_offer_with_more_fields_is_understood() -> None:
