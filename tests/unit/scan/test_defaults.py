@@ -10,8 +10,8 @@ from kubejit.clusters.scan.defaults import (
     is_kubejit_grant_binding,
     is_recognised,
 )
-from kubejit.clusters.scan.model import parse_binding
-from tests.unit.scan.objects import BOOTSTRAP, crb, group, rb, sa, user
+from kubejit.clusters.scan.model import parse_binding, parse_role
+from tests.unit.scan.objects import BOOTSTRAP, cluster_role, crb, group, rb, rule, sa, user
 
 KUBEJIT = {"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": "g1a2b3"}
 
@@ -86,3 +86,13 @@ def test_kubejit_grant_bindings_are_recognised_by_their_full_shape() -> None:
             rb("a", "kubejit-NOT_AN_ID", "edit", sa("kubejit-grants", "kubejit-NOT_AN_ID"), labels=bad_id)
         )
     )
+
+
+def test_an_unknown_system_binding_that_grants_everything_is_no_default() -> None:
+    other = crb("system:node-helper", "system:node-helper", sa("kube-system", "helper"), labels=BOOTSTRAP)
+    everything = parse_role(
+        "ClusterRole", cluster_role("system:node-helper", [rule(["*"], ["*"], ["*"])])
+    ).rules
+    assert is_default_binding(binding(other))  # judged by its names and subjects alone
+    assert not is_default_binding(binding(other), everything)
+    assert not is_recognised(binding(other), everything)

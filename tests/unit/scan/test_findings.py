@@ -220,3 +220,22 @@ def test_report_orders_by_severity_and_gates() -> None:
 def test_every_rule_is_described() -> None:
     for info in RULES.values():
         assert info.title and info.help and info.phrase
+
+
+def test_a_system_looking_binding_that_grants_everything_is_no_default() -> None:
+    """All-`system:` names pass for another version's default, unless the role grants everything."""
+    disguised = [
+        cluster_role("system:node-helper", [rule(["*"], ["*"], ["*"])]),
+        cluster_role("system:controller:new-thing", [rule(["get"], ["pods"])]),
+    ]
+    bindings = [
+        crb("system:node-helper", "system:node-helper", sa("kube-system", "helper"), labels=BOOTSTRAP),
+        crb(
+            "system:controller:new-thing",
+            "system:controller:new-thing",
+            sa("kube-system", "new-thing"),
+            labels=BOOTSTRAP,
+        ),
+    ]
+    snap = snapshot(cluster_roles=disguised, bindings=bindings)
+    assert found(snap) == {("cluster-admin", Severity.HIGH, "ClusterRoleBinding system:node-helper")}

@@ -27,7 +27,7 @@ from kubejit.errors import InvalidInput
 
 if TYPE_CHECKING:
     from kubejit.clusters.scan.findings import ScanReport, Severity
-    from kubejit.clusters.scan.model import ObjectRef, Snapshot
+    from kubejit.clusters.scan.model import Binding, ObjectRef, Snapshot
     from kubejit.clusters.scan.rbac import Access, Matrix, RbacIndex, ResourceRequest
     from kubejit.clusters.scan.resources import ResourceName
 
@@ -264,7 +264,9 @@ def _answer_who_can(index: RbacIndex, request: ResourceRequest, output: render.O
     from kubejit.clusters.scan.report import who_can_data
 
     found = find(index, request)
-    defaults = frozenset(a.binding for a in found if is_default_binding(index.bindings[a.binding]))
+    defaults = frozenset(
+        a.binding for a in found if is_default_binding(b := index.bindings[a.binding], index.rules_for(b))
+    )
     cluster = index.snapshot.cluster
     if output is render.Output.json:
         render.as_json("WhoCan", who_can_data(cluster, request, found, defaults=defaults))
@@ -284,7 +286,9 @@ def _answer_matrix(
     from kubejit.clusters.scan.rbac import matrix
     from kubejit.clusters.scan.report import matrix_data
 
-    skip = (lambda _binding: False) if include_defaults else is_default_binding
+    def skip(binding: Binding) -> bool:
+        return not include_defaults and is_default_binding(binding, index.rules_for(binding))
+
     table = matrix(index, namespace, resources=wanted, skip=skip)
     if output is render.Output.json:
         render.as_json("AccessMatrix", matrix_data(index.snapshot.cluster, table))

@@ -13,8 +13,10 @@ full shape, the way ``clusters.objects`` builds them, not by the managed-by labe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kubejit.clusters.objects import GRANT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, is_grant_id, object_name
-from kubejit.clusters.scan.model import Binding, Subject
+from kubejit.clusters.scan.model import Binding, Rule, Subject
 from kubejit.ids import GrantId
 
 BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping"
@@ -165,19 +167,29 @@ def subject_key(subject: Subject) -> str:
     return f"{subject.kind.lower()}:{subject.name}"
 
 
-def is_default_binding(binding: Binding) -> bool:
-    """Created by kube-apiserver's RBAC bootstrap, and unchanged in what it grants to whom."""
+def is_default_binding(binding: Binding, rules: Iterable[Rule] = ()) -> bool:
+    """Created by kube-apiserver's RBAC bootstrap, and unchanged in what it grants to whom.
+
+    ``rules`` (of the bound role) unmask a disguise: a binding unknown here that is all ``system:``
+    passes for another version's default, unless its role grants everything (no default but
+    cluster-admin's does, and that one is in the table).
+    """
     if binding.labels.get(BOOTSTRAP_LABEL) != BOOTSTRAP_VALUE:
         return False
     known = DEFAULT_BINDINGS.get((binding.namespace, binding.ref.name))
     if known is None:
-        return _looks_like_other_version_default(binding)
+        return _looks_like_other_version_default(binding) and not grants_everything(rules)
     role_kind, role_name, subjects = known
     return (
         binding.role_kind == role_kind
         and binding.role_name == role_name
         and {subject_key(s) for s in binding.subjects} <= subjects
     )
+
+
+def grants_everything(rules: Iterable[Rule]) -> bool:
+    """A `*` verb on `*` resources of `*` API groups: what cluster-admin holds."""
+    return any({"*"} <= r.verbs and {"*"} <= r.api_groups and {"*"} <= r.resources for r in rules)
 
 
 def _looks_like_other_version_default(binding: Binding) -> bool:
@@ -231,6 +243,10 @@ def is_kubejit_grant_binding(binding: Binding, *, grant_namespace: str = GRANT_N
     )
 
 
-def is_recognised(binding: Binding, *, grant_namespace: str = GRANT_NAMESPACE) -> bool:
+def is_recognised(
+    binding: Binding, rules: Iterable[Rule] = (), *, grant_namespace: str = GRANT_NAMESPACE
+) -> bool:
     """Not standing privilege a person should review: a Kubernetes default or a kubejit grant."""
-    return is_default_binding(binding) or is_kubejit_grant_binding(binding, grant_namespace=grant_namespace)
+    return is_default_binding(binding, rules) or is_kubejit_grant_binding(
+        binding, grant_namespace=grant_namespace
+    )

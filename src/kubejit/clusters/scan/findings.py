@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from kubejit.clusters.scan import escalation
 from kubejit.clusters.scan.broker import is_broker_binding
-from kubejit.clusters.scan.defaults import GRANT_NAMESPACE, is_recognised, reaches_everyone
+from kubejit.clusters.scan.defaults import GRANT_NAMESPACE, grants_everything, is_recognised, reaches_everyone
 from kubejit.clusters.scan.model import Binding, ObjectRef, Rule, Snapshot, Subject, TokenSecret
 from kubejit.clusters.scan.rbac import RbacIndex
 
@@ -167,7 +167,9 @@ def scan(
 
 def binding_findings(binding: Binding, index: RbacIndex, options: ScanOptions) -> Iterator[Finding]:
     rules = index.rules_for(binding)
-    if is_recognised(binding, grant_namespace=options.grant_namespace) or is_broker_binding(binding, rules):
+    if is_recognised(binding, rules, grant_namespace=options.grant_namespace) or is_broker_binding(
+        binding, rules
+    ):
         return
     yield from _unmanaged(binding, options)
     if not binding.subjects:
@@ -196,7 +198,7 @@ def _finding(
 def _is_cluster_admin(binding: Binding, rules: tuple[Rule, ...]) -> bool:
     if binding.role_kind == "ClusterRole" and binding.role_name == "cluster-admin":
         return True
-    return any({"*"} <= rule.verbs and {"*"} <= rule.api_groups and {"*"} <= rule.resources for rule in rules)
+    return grants_everything(rules)
 
 
 def _is_wildcard(rule: Rule) -> bool:
