@@ -38,8 +38,9 @@ def principal_from_claims(claims: Mapping[str, Any], mapping: ClaimMapping) -> P
             f"the token's '{mapping.username_claim}' claim is missing or not a usable name",
             hint="Ask an administrator to check identity.issuers[].usernameClaim in the broker config.",
         )
-    if mapping.username_claim == "email" and claims.get("email_verified") is False:
-        # An unverified address is anyone's claim to be that person.
+    verified = claims.get("email_verified")
+    if mapping.username_claim == "email" and (verified is False or str(verified).lower() == "false"):
+        # An unverified address is anyone's claim to be that person. Some IdPs (Cognito) send "false".
         raise AuthenticationFailed("the token's email address is not verified by the identity provider")
     group_prefix = mapping.prefix if mapping.groups_prefix is None else mapping.groups_prefix
     groups = frozenset(group_prefix + g for g in _groups(claims, mapping.groups_claim))

@@ -150,9 +150,10 @@ def test_garbage_is_refused(verifier: OIDCVerifier, token: str) -> None:
         verifier.verify(token)
 
 
-def test_unverified_email_is_not_a_username(verifier: OIDCVerifier) -> None:
+@pytest.mark.parametrize("flag", [False, "false", "False"])
+def test_unverified_email_is_not_a_username(verifier: OIDCVerifier, flag: Any) -> None:
     with pytest.raises(AuthenticationFailed, match="not verified"):
-        verifier.authenticate(sign(claims(email_verified=False)))
+        verifier.authenticate(sign(claims(email_verified=flag)))
 
 
 def test_prefixes_keep_two_issuers_apart() -> None:
