@@ -66,6 +66,12 @@ def test_discovery_refuses_plain_http_endpoints_off_loopback(
         discover(http, idp.url)
 
 
+def test_an_oversized_discovery_document_is_refused(idp: LocalIssuer, http: httpx.Client) -> None:
+    idp.discovery_extra = {"padding": "x" * (512 * 1024)}
+    with pytest.raises(AuthenticationFailed, match="is larger than 512 KiB"):
+        discover(http, idp.url)
+
+
 def test_discovery_reads_the_endpoints(idp: LocalIssuer, http: httpx.Client) -> None:
     idp.discovery_extra = {"token_endpoint": "https://idp.example/token", "authorization_endpoint": 7}
     meta = discover(http, idp.url)

@@ -56,8 +56,10 @@ def _get_json(http: httpx.Client, url: str, *, what: str) -> dict[str, Any]:
             f"cannot fetch the {what} at {url}: {type(exc).__name__}",
             hint="The identity provider is unreachable from the broker; try again or check its URL.",
         ) from exc
-    if response.status_code != 200 or len(response.content) > MAX_DOCUMENT_BYTES:
+    if response.status_code != 200:
         raise AuthenticationFailed(f"the {what} at {url} answered HTTP {response.status_code}")
+    if len(response.content) > MAX_DOCUMENT_BYTES:
+        raise AuthenticationFailed(f"the {what} at {url} is larger than {MAX_DOCUMENT_BYTES // 1024} KiB")
     try:
         body = response.json()
     except ValueError as exc:
