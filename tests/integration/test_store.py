@@ -667,12 +667,24 @@ def test_sqlite_parent_directory_is_created(tmp_path: Path) -> None:
         ("mysql://user@localhost/kubejit", "unsupported store URL scheme 'mysql'"),
         ("postgresql+psycopg2://user@localhost/kubejit", "unsupported store URL scheme"),
         ("sqlite+aiosqlite:///x.db", "unsupported store URL scheme"),
+        ("oracle+cx_oracle://user@localhost/kubejit", "unsupported store URL scheme 'oracle"),
     ],
 )
 def test_bad_store_urls_are_config_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as raised:
         create_store_engine(url)
     assert raised.value.hint
+
+
+@pytest.mark.postgres
+def test_the_postgres_scheme_is_taken_for_postgresql(postgres_admin_url: str) -> None:
+    """``postgres://`` (as Heroku and many tools spell it) is PostgreSQL, not an unknown dialect."""
+    engine = create_store_engine(postgres_admin_url.replace("postgresql+psycopg://", "postgres://", 1))
+    try:
+        with engine.connect() as conn:
+            assert conn.dialect.name == "postgresql"
+    finally:
+        engine.dispose()
 
 
 def test_password_is_not_shown_in_errors() -> None:

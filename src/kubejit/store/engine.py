@@ -46,7 +46,7 @@ def default_store_url(environ: Mapping[str, str] | None = None) -> str:
 def create_store_engine(url: str) -> Engine:
     """An Engine for ``url`` (SQLite or PostgreSQL via psycopg); raises ConfigError when unusable."""
     parsed = _parse(url)
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.drivername.startswith("sqlite"):
         return _sqlite_engine(parsed)
     return _postgres_engine(parsed)
 
@@ -56,10 +56,11 @@ def _parse(url: str) -> URL:
         parsed = sa.make_url(url)
     except ArgumentError as e:
         raise ConfigError(f"invalid store URL {_redact(url)!r}", hint=_URL_HINT) from e
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    # From the scheme's text: asking SQLAlchemy for the driver would import a dialect that may not exist.
+    backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
         return parsed
-    if backend == "postgresql" and driver in ("", "psycopg"):
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         return parsed.set(drivername="postgresql+psycopg")
     raise ConfigError(
         f"unsupported store URL scheme {parsed.drivername!r}",
