@@ -32,7 +32,12 @@ _RUNTIME_HINT = "A GitHub Actions runtime problem: re-run the job; if it persist
 
 @app.command()
 def kubeconfig(
-    broker: Annotated[str, typer.Option("--broker", envvar="KUBEJIT_BROKER", help="Broker URL.")],
+    broker: Annotated[
+        str,
+        typer.Option(
+            "--broker", envvar="KUBEJIT_BROKER", help="Broker URL: https:// (http:// only on loopback)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Where to write the kubeconfig (mode 0600).")],
     cluster: Annotated[
         str | None, typer.Option("--cluster", "-c", help="Cluster (default: the policy rule's only one).")
