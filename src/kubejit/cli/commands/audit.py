@@ -245,7 +245,16 @@ CSV_COLUMNS = (
 
 
 def csv_row(event: StoredEvent) -> list[str]:
+    """One CSV line; cells a spreadsheet would run as a formula (typed reasons!) get a leading quote."""
     d = event.details
+    return [_inert(cell) for cell in _csv_cells(event, d)]
+
+
+def _inert(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def _csv_cells(event: StoredEvent, d: dict[str, Any]) -> list[str]:
     return [
         str(event.seq), rfc3339(event.at), event.action, event.outcome, event.actor, event.subject or "",
         event.grant_id or "", event.cluster or "", " ".join(_namespaces(event)), str(d.get("role") or ""),
