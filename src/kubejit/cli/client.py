@@ -74,4 +74,14 @@ class BrokerClient:
             raise BrokerUnreachable(f"cannot reach the kubejit broker at {self.base_url}: {exc}") from exc
         if response.status_code >= 400:
             raise _error_from(response)
-        return response.json()
+        try:
+            if response.status_code < 300:
+                return response.json()
+        except ValueError:
+            pass
+        # A redirect (not followed: it would carry the token elsewhere) or a page that is not the API.
+        raise BrokerUnreachable(
+            f"{self.base_url} did not answer like a kubejit broker "
+            f"(HTTP {response.status_code}, {response.headers.get('content-type') or 'no content type'})",
+            hint="Check --broker / KUBEJIT_BROKER: it is the broker's own URL, e.g. https://kubejit.example.com.",
+        )
