@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubejit.cli.client import BrokerClient
-from kubejit.errors import BrokerUnreachable
+from kubejit.errors import BrokerUnreachable, InvalidInput
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +57,20 @@ def test_a_page_or_a_redirect_is_not_a_broker(site: str, path: str, says: str) -
 def test_json_answers_are_returned(site: str) -> None:
     with BrokerClient(site) as client:
         assert client.call("GET", "/v1/json") == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    "url", ["http://kubejit.example.com", "http://10.0.0.5:8080", "ftp://127.0.0.1", "kubejit"]
+)
+def test_a_token_never_goes_over_plain_http_off_this_machine(url: str) -> None:
+    with pytest.raises(InvalidInput, match="must be https://"):
+        BrokerClient(url, token="secret")
+    BrokerClient(url).__exit__()  # without a token (login offers, dev login) nothing secret is sent
+
+
+@pytest.mark.parametrize(
+    "url", ["https://kubejit.example.com", "http://127.0.0.1:8080", "http://localhost:1"]
+)
+def test_https_or_loopback_carry_the_token(url: str) -> None:
+    with BrokerClient(url, token="secret"):
+        pass

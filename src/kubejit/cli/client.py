@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from kubejit import errors
-from kubejit.errors import BrokerUnreachable, KubejitError
+from kubejit.checks import is_loopback
+from kubejit.errors import BrokerUnreachable, InvalidInput, KubejitError
 
 _BY_CODE: dict[str, type[KubejitError]] = {}
 for _cls in (
@@ -53,10 +55,24 @@ def _error_from(response: httpx.Response) -> KubejitError:
     return cls(detail, hint=hint)
 
 
+def check_broker_url(url: str) -> None:
+    """A bearer token goes over https, or plain http to this machine only (as `kubejit ci` requires)."""
+    parts = urlsplit(url)
+    if (parts.scheme == "https" and parts.hostname) or (
+        parts.scheme == "http" and is_loopback(parts.hostname)
+    ):
+        return
+    raise InvalidInput(
+        f"the broker URL must be https:// (http:// only on a loopback address), not {url!r}",
+        hint="Your login token would cross the network in clear text: use the broker's https:// address.",
+    )
+
+
 class BrokerClient:
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
         headers = {"user-agent": "kubejit-cli"}
         if token:
+            check_broker_url(base_url)
             headers["authorization"] = f"Bearer {token}"
         self.base_url = base_url
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)

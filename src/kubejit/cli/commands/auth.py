@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from kubejit.cli import credentials, login_flows, render, session
-from kubejit.cli.client import BrokerClient
+from kubejit.cli.client import BrokerClient, check_broker_url
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.errors import InvalidInput
 
@@ -45,6 +45,7 @@ def login(
         path = session.save(session.Session(broker=url, token=answer["token"], user=answer["user"]))
         render.console.print(f"Logged in to {url} as [bold]{answer['user']}[/] (session: {path}).")
         return
+    check_broker_url(url)  # before the IdP round trip: the ID token will go there
     with BrokerClient(url) as client:
         offered = client.call("GET", "/v1/login-config")
     chosen = _choose_issuer(offered, issuer)
