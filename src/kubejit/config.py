@@ -140,6 +140,13 @@ class OidcIssuerSettings(_Model):
         except ConfigError as exc:
             raise ValueError(exc.message) from exc
 
+    @field_validator("name")
+    @classmethod
+    def _not_the_dev_issuer(cls, name: str) -> str:
+        if name == "dev":
+            raise ValueError("'dev' is the embedded dev issuer's name; give this issuer another")
+        return name
+
     @field_validator("prefix")
     @classmethod
     def _prefix_ends_with_colon(cls, prefix: str | None) -> str | None:

@@ -54,6 +54,7 @@ def test_claim_mapping_and_ca_file_are_read() -> None:
         ("    - {name: corp, issuerUrl: 'https://idp', audience: k, prefix: corp}\n", "end with ':'"),
         ("    - {name: corp, issuerUrl: 'https://idp', audience: ''}\n", "audience"),
         ("    - {name: Corp, issuerUrl: 'https://idp', audience: k}\n", "name"),
+        ("    - {name: dev, issuerUrl: 'https://idp', audience: k}\n", "embedded dev issuer"),
         ("    - {name: corp, issuerUrl: 'https://idp', audience: k, secret: x}\n", "secret"),
         (
             "    - {name: a, issuerUrl: 'https://a', audience: k}\n    - {name: a, issuerUrl: 'https://b', audience: k}\n",

@@ -19,8 +19,8 @@ Output = render.Output
 
 
 def _client(broker: str | None) -> BrokerClient:
-    current = session.require()
-    return BrokerClient(session.broker_url(broker), token=current.token)
+    url, current = session.for_broker(broker)  # the login's token goes to its own broker only
+    return BrokerClient(url, token=current.token)
 
 
 def request(
