@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 
 from lightkube import Client
@@ -13,21 +12,11 @@ from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import KubectlResult, RedactedToken, kubectl_with_token
 from tests.broker_process import KUBEJIT, Broker
 from tests.e2e.conftest import owned_objects
-
-POLL_SECONDS = 40  # the API server caches token reviews for about 10 s
+from tests.polling import eventually
 
 
 def kubectl(plane: ControlPlane, token: str, *args: str) -> KubectlResult:
     return kubectl_with_token(list(args), server=plane.server, ca_path=plane.ca_path, token=token)
-
-
-def eventually(check: Callable[[], bool], *, what: str) -> None:
-    deadline = time.monotonic() + POLL_SECONDS
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"never happened within {POLL_SECONDS}s: {what}")
 
 
 def test_auto_grant_works_only_where_granted_and_ends_on_revoke(

@@ -15,7 +15,6 @@ import secrets
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,11 +32,13 @@ from kubejit.testing.oidc_issuer import LocalIssuer
 from tests.broker_identity import BrokerIdentity
 from tests.broker_process import E2E_POLICY, KUBEJIT, Broker
 from tests.e2e.conftest import owned_objects
+from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
 AUDIENCE = "https://kubejit.e2e.example"
-POLL_SECONDS = 90  # a 30 s grant's end + the API server's 10 s token review cache
+#: A 30 s grant's end + the API server's 10 s token review cache.
+POLL_SECONDS = 90
 REPOSITORY_ID, OWNER_ID = "690001234", "4200"
 WORKLOADS = f"""
 workloads:
@@ -218,15 +219,6 @@ def kubectl(kubeconfig: Path, *args: str) -> KubectlResult:
     return run_kubectl([f"--kubeconfig={kubeconfig}", *args])
 
 
-def eventually(check: Callable[[], bool], *, what: str) -> None:
-    deadline = time.monotonic() + POLL_SECONDS
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"never happened within {POLL_SECONDS}s: {what}")
-
-
 def test_a_github_job_token_becomes_a_kubeconfig_that_works_only_in_its_namespace_until_the_grant_ends(
     workload_broker: WorkloadBroker,
     github_issuer: LocalIssuer,
@@ -288,8 +280,16 @@ def test_a_github_job_token_becomes_a_kubeconfig_that_works_only_in_its_namespac
     # 3. One grant expires by itself, the other is revoked: both kubeconfigs stop working.
     workload_broker.login("root")
     workload_broker.cli("root", "revoke", long_grant["grant_id"], "--reason", "pipeline done")
-    eventually(lambda: kubectl(long, "get", "pods").unauthorized, what="revoked job's token rejected")
-    eventually(lambda: kubectl(short, "get", "pods").unauthorized, what="expired job's token rejected")
+    eventually(
+        lambda: kubectl(long, "get", "pods").unauthorized,
+        what="revoked job's token rejected",
+        within=POLL_SECONDS,
+    )
+    eventually(
+        lambda: kubectl(short, "get", "pods").unauthorized,
+        what="expired job's token rejected",
+        within=POLL_SECONDS,
+    )
     assert owned_objects(admin_client, short_grant["grant_id"]) == []
     assert owned_objects(admin_client, long_grant["grant_id"]) == []
 

@@ -36,6 +36,7 @@ from kubejit.store.migrate import upgrade
 from kubejit.testing.processes import free_port
 from kubejit.testing.rsyslog import RsyslogReceiver
 from tests.integration.test_store import postgres_admin_url, store_url  # noqa: F401 (fixtures)
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -157,12 +158,8 @@ def file_seqs(path: Path) -> list[int]:
     return dedup_seqs((e["metadata"]["uid"], e["metadata"]["sequence"]) for e in map(json.loads, lines))
 
 
-def wait_for(condition: Callable[[], bool], *, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], bool], *, what: str) -> None:
+    eventually(condition, what=what, within=60, every=0.05)
 
 
 def sinks_config(rsyslog: RsyslogReceiver, http: HttpReceiver, out: Path) -> list[dict[str, Any]]:
