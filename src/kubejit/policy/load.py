@@ -485,8 +485,15 @@ def _durations(reader: _Reader, fields: _Fields, what: str) -> tuple[timedelta, 
         fields["duration"], f"{what}: duration", known=("default", "max"), required=("max",)
     )
     maximum = reader.duration(duration["max"], f"{what}: duration max")
+    return default_within(reader, duration, maximum, fallback=_DEFAULT_DURATION, what=what), maximum
+
+
+def default_within(
+    reader: _Reader, duration: _Fields, maximum: timedelta, *, fallback: timedelta, what: str
+) -> timedelta:
+    """A rule's ``duration.default`` (or ``fallback``, capped at the max); never longer than ``maximum``."""
     if "default" not in duration:
-        return min(_DEFAULT_DURATION, maximum), maximum
+        return min(fallback, maximum)
     default = reader.duration(duration["default"], f"{what}: duration default")
     if default > maximum:
         raise reader.error(
@@ -494,7 +501,7 @@ def _durations(reader: _Reader, fields: _Fields, what: str) -> tuple[timedelta, 
             f"{what}: default duration {format_duration(default)} is longer than max {format_duration(maximum)}",
             "Lower the default or raise the max.",
         )
-    return default, maximum
+    return default
 
 
 def _approval(

@@ -208,13 +208,4 @@ def _durations(reader: load._Reader, fields: load._Fields, what: str) -> tuple[t
                 f"{what}: max {format_duration(maximum)} is longer than {format_duration(MAX_WORKLOAD_DURATION)}",
                 "A CI job's access should end with the job; split long jobs.",
             )
-    default = min(DEFAULT_DURATION, maximum)
-    if "default" in duration:
-        default = reader.duration(duration["default"], f"{what}: duration default")
-        if default > maximum:
-            raise reader.error(
-                duration["default"],
-                f"{what}: default duration {format_duration(default)} is longer than max {format_duration(maximum)}",
-                "Lower the default or raise the max.",
-            )
-    return default, maximum
+    return load.default_within(reader, duration, maximum, fallback=DEFAULT_DURATION, what=what), maximum
