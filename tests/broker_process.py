@@ -56,6 +56,8 @@ class Broker:
     identities: list[BrokerIdentity]
     policy: str = E2E_POLICY
     sweep_interval: float = 0.2
+    #: Top-level config sections a test adds (identity, workloadIssuers, audit, ...).
+    extra_config: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -80,6 +82,7 @@ class Broker:
             "policyFile": "policy.yaml",
             "devIssuer": {"enabled": True, "users": USERS},
             "workers": {"sweepIntervalSeconds": self.sweep_interval, "reconcileIntervalSeconds": 2},
+            **self.extra_config,
         }
         path = self.workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config))

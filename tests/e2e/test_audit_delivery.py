@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from lightkube import Client
 
 from kubejit.store import audit_log
@@ -39,16 +38,7 @@ HEC = "/services/collector/event"
 
 @dataclass
 class AuditBroker(Broker):
-    """The e2e broker with an ``audit:`` section in its config."""
-
-    audit: dict[str, Any] = field(default_factory=dict)
-
-    def write_config(self) -> Path:
-        path = super().write_config()
-        config = yaml.safe_load(path.read_text())
-        config["audit"] = self.audit
-        path.write_text(yaml.safe_dump(config))
-        return path
+    """The e2e broker with an ``audit:`` section in its config (``extra_config``)."""
 
     def env_for(self, user: str | None = None) -> dict[str, str]:
         return {**super().env_for(user), "TEST_HEC_TOKEN": HEC_TOKEN}
@@ -89,7 +79,7 @@ def make_broker(tmp_path: Path, broker_identity: BrokerIdentity) -> Iterator[Cal
     started: list[AuditBroker] = []
 
     def make(audit: dict[str, Any]) -> AuditBroker:
-        broker = AuditBroker(tmp_path / "broker", [broker_identity], audit=audit)
+        broker = AuditBroker(tmp_path / "broker", [broker_identity], extra_config={"audit": audit})
         broker.workdir.mkdir()
         (broker.workdir / "hmac.key").write_bytes(HMAC_KEY)
         started.append(broker.start())

@@ -14,13 +14,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from joserfc.jwk import RSAKey
 
 from kubejit.testing.clients import admin_client
@@ -47,18 +45,6 @@ rules:
 """
 
 
-@dataclass
-class IssuerBroker(Broker):
-    issuers: list[dict[str, Any]] = field(default_factory=list)
-
-    def write_config(self) -> Path:
-        path = super().write_config()
-        config = yaml.safe_load(path.read_text())
-        config["identity"] = {"issuers": self.issuers}
-        path.write_text(yaml.safe_dump(config))
-        return path
-
-
 @pytest.fixture
 def idp() -> Iterator[LocalIssuer]:
     with LocalIssuer(path="/corp") as issuer:
@@ -68,9 +54,14 @@ def idp() -> Iterator[LocalIssuer]:
 @pytest.fixture
 def broker(
     tmp_path: Path, idp: LocalIssuer, broker_identity: BrokerIdentity, second_broker_identity: BrokerIdentity
-) -> Iterator[IssuerBroker]:
-    running = IssuerBroker(tmp_path / "broker", [broker_identity, second_broker_identity], policy=POLICY)
-    running.issuers = [{"name": "corp", "issuerUrl": idp.url, "audience": AUDIENCE}]
+) -> Iterator[Broker]:
+    issuer = {"name": "corp", "issuerUrl": idp.url, "audience": AUDIENCE}
+    running = Broker(
+        tmp_path / "broker",
+        [broker_identity, second_broker_identity],
+        policy=POLICY,
+        extra_config={"identity": {"issuers": [issuer]}},
+    )
     running.workdir.mkdir()
     running.start()
     yield running
@@ -138,7 +129,7 @@ def _grant_rows(broker: Broker) -> int:
 
 
 def test_hostile_tokens_are_refused_audited_and_create_nothing(
-    broker: IssuerBroker,
+    broker: Broker,
     idp: LocalIssuer,
     namespaces: Callable[..., list[str]],
     broker_identity: BrokerIdentity,

@@ -11,13 +11,11 @@ import re
 import stat
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from kubejit.testing.dex import ALICE, BROKER_CLIENT, CLI_CLIENT, CLI_SCOPES, Dex, DexBrowser, ProxyUser
 from tests.broker_identity import BrokerIdentity
@@ -42,20 +40,6 @@ rules:
 CAROL = ProxyUser("carol", ("developers",), email="carol@example.com")
 
 
-@dataclass
-class OidcBroker(Broker):
-    """The e2e broker, trusting Dex as well as its dev issuer."""
-
-    issuers: list[dict[str, Any]] = field(default_factory=list)
-
-    def write_config(self) -> Path:
-        path = super().write_config()
-        config = yaml.safe_load(path.read_text())
-        config["identity"] = {"issuers": self.issuers}
-        path.write_text(yaml.safe_dump(config))
-        return path
-
-
 @pytest.fixture(scope="module")
 def dex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dex]:
     with Dex(tmp_path_factory.mktemp("dex")) as running:
@@ -65,7 +49,8 @@ def dex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dex]:
 @pytest.fixture
 def oidc_broker(
     tmp_path: Path, dex: Dex, broker_identity: BrokerIdentity, second_broker_identity: BrokerIdentity
-) -> Iterator[OidcBroker]:
+) -> Iterator[Broker]:
+    """The e2e broker, trusting Dex as well as its dev issuer."""
     issuer = {
         "name": "dex",
         "issuerUrl": dex.issuer,
@@ -73,8 +58,12 @@ def oidc_broker(
         "usernameClaim": "email",
         "login": {"clientId": CLI_CLIENT, "scopes": CLI_SCOPES, "redirectHost": "localhost"},
     }
-    running = OidcBroker(tmp_path / "broker", [broker_identity, second_broker_identity], policy=POLICY)
-    running.issuers = [issuer]
+    running = Broker(
+        tmp_path / "broker",
+        [broker_identity, second_broker_identity],
+        policy=POLICY,
+        extra_config={"identity": {"issuers": [issuer]}},
+    )
     running.workdir.mkdir()
     running.start()
     yield running
@@ -123,7 +112,7 @@ def device_login(broker: Broker, dex: Dex, person: str, **who: Any) -> str:
 
 
 def test_device_login_then_request_with_group_policy(
-    oidc_broker: OidcBroker, dex: Dex, namespaces: Any, broker_identity: BrokerIdentity
+    oidc_broker: Broker, dex: Dex, namespaces: Any, broker_identity: BrokerIdentity
 ) -> None:
     out = device_login(oidc_broker, dex, "carol", proxy_user=CAROL)
     assert "as dex:carol@example.com via dex" in out and "groups: dex:developers" in out
@@ -163,7 +152,7 @@ def test_device_login_then_request_with_group_policy(
     assert forbidden.returncode == 3 and "only admins" in forbidden.stderr
 
 
-def test_browser_login_with_pkce_refresh_and_logout(oidc_broker: OidcBroker, dex: Dex) -> None:
+def test_browser_login_with_pkce_refresh_and_logout(oidc_broker: Broker, dex: Dex) -> None:
     proc = _start_cli(oidc_broker, "alice", "login", "--no-browser")
     try:
         url = _read_until(proc, r"^(http\S+/auth\?\S+)$").group(1)
@@ -202,7 +191,7 @@ def test_browser_login_with_pkce_refresh_and_logout(oidc_broker: OidcBroker, dex
     assert again.returncode == 4 and "not logged in" in again.stderr
 
 
-def test_dev_users_still_log_in_next_to_oidc(oidc_broker: OidcBroker) -> None:
+def test_dev_users_still_log_in_next_to_oidc(oidc_broker: Broker) -> None:
     oidc_broker.login("alice")
     assert oidc_broker.json("alice", "whoami")["name"] == "alice"  # the dev issuer: no prefix
     wrong = oidc_broker.cli("bob", "login", "--device", "--issuer", "corp", check=False)

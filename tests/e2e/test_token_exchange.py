@@ -105,20 +105,7 @@ def github_claims(issuer: LocalIssuer, **overrides: Any) -> dict[str, Any]:
 
 
 class WorkloadBroker(Broker):
-    """The e2e broker with the local issuer configured as the `github` workload issuer."""
-
-    issuer_url: str = ""
-    gitlab_url: str = ""
-
-    def write_config(self) -> Path:
-        path = super().write_config()
-        config = yaml.safe_load(path.read_text())
-        config["workloadIssuers"] = [
-            {"name": "github", "kind": "github", "issuerUrl": self.issuer_url, "audience": AUDIENCE},
-            {"name": "gitlab", "kind": "gitlab", "issuerUrl": self.gitlab_url, "audience": AUDIENCE},
-        ]
-        path.write_text(yaml.safe_dump(config))
-        return path
+    """The e2e broker with local issuers as its `github` and `gitlab` workload issuers, and audit reads."""
 
     def audit(self, action: str) -> list[dict[str, Any]]:
         with sqlite3.connect(f"file:{self.workdir / 'kubejit.db'}?mode=ro", uri=True) as db:
@@ -156,9 +143,13 @@ def workload_broker(
         tmp_path_factory.mktemp("workload-broker"),
         [broker_identity, second_broker_identity],
         policy=E2E_POLICY + WORKLOADS,
+        extra_config={
+            "workloadIssuers": [
+                {"name": "github", "kind": "github", "issuerUrl": github_issuer.url, "audience": AUDIENCE},
+                {"name": "gitlab", "kind": "gitlab", "issuerUrl": gitlab_issuer.url, "audience": AUDIENCE},
+            ]
+        },
     )
-    running.issuer_url = github_issuer.url
-    running.gitlab_url = gitlab_issuer.url
     running.start()
     yield running
     running.stop()
