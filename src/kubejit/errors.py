@@ -11,7 +11,8 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     ├── AuthenticationFailed        no, expired or invalid credentials (401)
     ├── PermissionDenied            authenticated, but not allowed to do this (403)
     │   ├── RequestDenied           policy refused the request (names the rule)
-    │   └── ApprovalRefused         self-approval, approver not in an approver group, twice by one person
+    │   ├── ApprovalRefused         self-approval, approver not in an approver group, twice by one person
+    │   └── Locked                  an admin's lock (user, group or grant) refuses this principal
     ├── NotFound                    no such grant, cluster, user (404)
     ├── Conflict                    the grant is not in a state that allows this (409)
     │   └── InvalidTransition
@@ -85,6 +86,12 @@ class RequestDenied(PermissionDenied):
 
 class ApprovalRefused(PermissionDenied):
     code = "approval-refused"
+
+
+class Locked(PermissionDenied):
+    """An admin locked this user, one of their groups or this grant (offboarding, incident response)."""
+
+    code = "locked"
 
 
 class NotFound(KubejitError):

@@ -131,10 +131,35 @@ def fail(grant: Grant, *, reason: str, now: datetime) -> Grant:
     return _end(grant, GrantState.FAILED, by=None, reason=reason, now=now)
 
 
-def extend(grant: Grant, *, actor: Principal, by: timedelta, now: datetime) -> Grant:
+def check_still_allowed(grant: Grant, decision: Decision, *, action: str) -> None:
+    """Extending a grant or minting its token needs policy to allow it *now*, to the caller as they
+    are now (their current groups, today's deny rules): a grant is not a licence to outlive the rule.
+    """
+    if decision.allowed:
+        return
+    raise RequestDenied(
+        f"cannot {action} grant {grant.id}: policy no longer allows {grant.role.name} on "
+        f"{grant.cluster}/{','.join(grant.namespaces)} for you ({decision.message})",
+        rule=decision.rule,
+        hint="Your groups or the policy changed since it was granted. Request access again with "
+        f"`kubejit request --cluster {grant.cluster} ...`; see why with `kubejit policy check`.",
+    )
+
+
+def extend(
+    grant: Grant, *, actor: Principal, by: timedelta, now: datetime, current: Decision | None = None
+) -> Grant:
+    """``current`` is policy's decision on the grant's access for ``actor`` now: it must still allow it."""
     _require(grant, frozenset({GrantState.ACTIVE}), "extend")
     if actor.name != grant.requester:
         raise PermissionDenied(f"only {grant.requester} can extend grant {grant.id}")
+    if current is not None:
+        check_still_allowed(grant, current, action="extend")
+        grant = replace(
+            grant,
+            extendable=grant.extendable and current.extendable,
+            max_duration=min(grant.max_duration, current.max_duration),
+        )
     if not grant.extendable:
         raise RequestDenied(
             f"rule '{grant.rule}' does not allow extending grant {grant.id}",

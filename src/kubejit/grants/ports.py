@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from kubejit.grants.locks import Lock
 from kubejit.grants.model import Grant, GrantState
 from kubejit.ids import ClusterName, GrantId, PrincipalName
 
@@ -108,3 +109,36 @@ class ClusterAdapter(Protocol):
     def mint_token(self, grant: Grant, *, expiration_seconds: int) -> MintedToken: ...
 
     def list_owned(self) -> list[OwnedObject]: ...
+
+
+class LockStore(Protocol):
+    """Where locks live (``store.locks.SqlLockStore``); each write carries its audit events."""
+
+    def add_lock(self, lock: Lock, events: Sequence[AuditEvent]) -> Lock: ...
+
+    def remove_lock(self, lock: Lock, events: Sequence[AuditEvent]) -> Lock:
+        """Save ``lock`` as removed if it is still in force; raises ``InvalidTransition`` if it is not."""
+        ...
+
+    def get_lock(self, lock_id: str) -> Lock: ...
+
+    def active_locks(
+        self,
+        now: datetime,
+        *,
+        users: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        grants: Sequence[str] = (),
+    ) -> builtins.list[Lock]:
+        """Locks in force on any of these users, groups or grants (one indexed query)."""
+        ...
+
+    def list_locks(self, *, include_removed: bool = False, limit: int = 1000) -> builtins.list[Lock]: ...
+
+    def due_locks(self, now: datetime, *, limit: int = 500) -> builtins.list[Lock]:
+        """Locks past their end but not yet marked removed (the sweeper records ``lock.expired``)."""
+        ...
+
+    def people_in_group(self, group: str) -> builtins.list[str]:
+        """Everyone whose last-seen groups include ``group`` (people table): whose grants a group lock ends."""
+        ...
