@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from kubejit.errors import ClusterError, Conflict, NotFound
+from kubejit.errors import ClusterError, Conflict, InvalidTransition, NotFound
+from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.ports import AuditEvent, MintedToken, OwnedObject
 from kubejit.ids import ClusterName, GrantId, PrincipalName
@@ -123,3 +124,58 @@ class FakeCluster:
 
     def list_owned(self) -> list[OwnedObject]:
         return [o for objs in self.objects.values() for o in objs]
+
+
+class MemoryLockStore:
+    """The LockStore port in memory; ``people`` stands in for the people-seen table (user -> groups)."""
+
+    def __init__(self) -> None:
+        self.locks: dict[str, Lock] = {}
+        self.events: list[AuditEvent] = []
+        self.people: dict[str, frozenset[str]] = {}
+        self.queries = 0
+
+    def add_lock(self, lock: Lock, events: Sequence[AuditEvent]) -> Lock:
+        self.locks[lock.id] = lock
+        self.events.extend(events)
+        return lock
+
+    def remove_lock(self, lock: Lock, events: Sequence[AuditEvent]) -> Lock:
+        if self.locks[lock.id].removed_at is not None:
+            raise InvalidTransition(f"lock {lock.id} was already removed")
+        self.locks[lock.id] = lock
+        self.events.extend(events)
+        return lock
+
+    def get_lock(self, lock_id: str) -> Lock:
+        try:
+            return self.locks[lock_id]
+        except KeyError:
+            raise NotFound(f"lock {lock_id} not found") from None
+
+    def active_locks(
+        self,
+        now: datetime,
+        *,
+        users: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        grants: Sequence[str] = (),
+    ) -> list[Lock]:
+        self.queries += 1
+        wanted = {(LockKind.USER, u) for u in users} | {(LockKind.GROUP, g) for g in groups}
+        wanted |= {(LockKind.GRANT, g) for g in grants}
+        return [lk for lk in self.locks.values() if (lk.kind, lk.target) in wanted and lk.active(now)]
+
+    def list_locks(self, *, include_removed: bool = False, limit: int = 1000) -> list[Lock]:
+        found = [lk for lk in self.locks.values() if include_removed or lk.removed_at is None]
+        return found[:limit]
+
+    def due_locks(self, now: datetime, *, limit: int = 500) -> list[Lock]:
+        return [
+            lk
+            for lk in self.locks.values()
+            if lk.removed_at is None and lk.expires_at is not None and lk.expires_at <= now
+        ][:limit]
+
+    def people_in_group(self, group: str) -> list[str]:
+        return sorted(user for user, groups in self.people.items() if group in groups)

@@ -14,7 +14,14 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from kubejit import __version__
-from kubejit.server import problems, routes_exchange, routes_grants, routes_identity, routes_users
+from kubejit.server import (
+    problems,
+    routes_exchange,
+    routes_grants,
+    routes_identity,
+    routes_locks,
+    routes_users,
+)
 from kubejit.server.deps import Services
 from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
@@ -41,6 +48,7 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     app.include_router(routes_identity.router)
     app.include_router(routes_users.router)
     app.include_router(routes_exchange.router)
+    app.include_router(routes_locks.router)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)

@@ -110,6 +110,7 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
         )
         svc.grants.store.record([event])
         raise
+    svc.grants.check_not_locked(who)  # 403 naming the lock; cached per process for at most a second
     if who.issuer != "dev" and not who.claims and svc.sessions_seen.first_use(token.strip()):
         # The dev issuer records its logins itself (POST /v1/dev/login); workloads are audited per exchange.
         svc.grants.store.record([login_event(who.name, issuer=who.issuer, at=svc.grants.clock.now())])

@@ -12,12 +12,15 @@ from kubejit.grants.model import GrantState
 from kubejit.ids import GrantId
 from kubejit.policy.model import AccessRequest
 from kubejit.server.deps import Svc, Who
+from kubejit.server.routes_locks import ended_out, summary
 from kubejit.server.schemas import (
     ApproveIn,
     DenyIn,
     ExtendIn,
     GrantOut,
     GrantRequestIn,
+    LockOut,
+    OffboardingOut,
     RevokeIn,
     RevokeUserIn,
     TokenOut,
@@ -98,7 +101,21 @@ def token(grant_id: str, who: Who, svc: Svc) -> TokenOut:
     )
 
 
-@router.post("/revocations", response_model=list[GrantOut])
-def revoke_user(body: RevokeUserIn, who: Who, svc: Svc) -> list[GrantOut]:
-    """Offboarding: end every open grant of a user at once (admins only)."""
-    return [GrantOut.of(g) for g in svc.grants.revoke_user(who, body.user, reason=body.reason)]
+@router.post("/revocations", response_model=OffboardingOut)
+def revoke_user(body: RevokeUserIn, who: Who, svc: Svc) -> OffboardingOut:
+    """Offboarding: lock a user out (unless ``lock`` is false) and end every open grant (admins only).
+
+    Idempotent: grants that ended meanwhile are skipped; a second call ends nothing and says so.
+    """
+    done = svc.grants.revoke_user(who, body.user, reason=body.reason, lock=body.lock)
+    if done.lock is None:
+        locked = "not locked"
+    else:
+        locked = f"locked by {done.lock.id}" + ("" if done.lock_created else " (already)")
+    return OffboardingOut(
+        user=done.user,
+        lock=LockOut.of(done.lock) if done.lock else None,
+        lock_created=done.lock_created,
+        message=f"{done.user}: {summary(done.grants)}; {locked}.",
+        **ended_out(done.grants),
+    )

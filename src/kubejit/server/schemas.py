@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from kubejit.grants.locks import Lock
 from kubejit.grants.model import Grant
 
 Name = Annotated[
@@ -44,6 +45,8 @@ class RevokeIn(_In):
 class RevokeUserIn(_In):
     user: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     reason: Text = ""
+    #: False: end the grants without locking the person out (docs/offboarding.md).
+    lock: bool = True
 
 
 class ExtendIn(_In):
@@ -139,3 +142,63 @@ class ClusterOut(BaseModel):
     audience: str
     server: str | None = None
     certificate_authority_data: str | None = None
+
+
+LockTarget = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class LockIn(_In):
+    """Exactly one of user, group, grant."""
+
+    user: LockTarget | None = None
+    group: LockTarget | None = None
+    grant: LockTarget | None = None
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    #: How long, e.g. 1h; absent: until an admin unlocks it.
+    duration: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+
+
+class LockOut(BaseModel):
+    id: str
+    kind: str
+    target: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    removed_at: datetime | None
+    removed_by: str | None
+
+    @classmethod
+    def of(cls, lock: Lock) -> LockOut:
+        return cls(
+            id=lock.id,
+            kind=str(lock.kind),
+            target=lock.target,
+            reason=lock.reason,
+            created_by=lock.created_by,
+            created_at=lock.created_at,
+            expires_at=lock.expires_at,
+            removed_at=lock.removed_at,
+            removed_by=lock.removed_by,
+        )
+
+
+class EndedGrantsOut(BaseModel):
+    """What ending grants did: ended now, skipped (had ended meanwhile), cleanup left to the reconciler."""
+
+    ended: list[GrantOut]
+    skipped: list[str]
+    cleanup_deferred: list[str]
+
+
+class OffboardingOut(EndedGrantsOut):
+    user: str
+    lock: LockOut | None
+    lock_created: bool
+    message: str
+
+
+class LockCreatedOut(EndedGrantsOut):
+    lock: LockOut
+    message: str

@@ -24,6 +24,7 @@ from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
+from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
@@ -51,7 +52,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
     service = GrantService(
-        store=store, clusters=clusters, policy=policy, clock=clock, activation_gate=delivery.gate
+        store=store,
+        clusters=clusters,
+        policy=policy,
+        clock=clock,
+        activation_gate=delivery.gate,
+        locks=SqlLockStore(engine),
     )
     if not settings.dev_issuer.enabled and not settings.identity.issuers:
         raise ConfigError(

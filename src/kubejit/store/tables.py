@@ -170,3 +170,22 @@ seen_token_ids = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index("ix_seen_token_ids_expires_at", "expires_at"),
 )
+
+#: Admin locks on a user, a group or a grant (docs/offboarding.md). Kept after removal, for review.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("removed_at", UTCDateTime, nullable=True),
+    sa.Column("removed_by", sa.String(255), nullable=True),
+    # The check on every request: the locks on one user, their groups and one grant.
+    sa.Index("ix_locks_kind_target", "kind", "target"),
+    # The sweeper's scan for locks past their end, and listings of locks in force.
+    sa.Index("ix_locks_removed_at_expires_at", "removed_at", "expires_at"),
+)

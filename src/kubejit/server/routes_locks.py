@@ -1,0 +1,69 @@
+"""Locks (admins only): refuse a user, a group or a grant everywhere, at once; see docs/offboarding.md."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kubejit.durations import parse_duration
+from kubejit.errors import InvalidInput
+from kubejit.grants.locks import LockKind
+from kubejit.grants.service import EndedGrants
+from kubejit.server.deps import Svc, Who
+from kubejit.server.schemas import GrantOut, LockCreatedOut, LockIn, LockOut
+
+router = APIRouter(prefix="/v1", tags=["locks"])
+
+
+@router.post("/locks", response_model=LockCreatedOut, status_code=201)
+def create_lock(body: LockIn, who: Who, svc: Svc) -> LockCreatedOut:
+    """Lock a principal out and end the open grants it matches."""
+    given = [(kind, value) for kind, value in _targets(body) if value is not None]
+    if len(given) != 1:
+        raise InvalidInput("give exactly one of user, group or grant", hint='e.g. {"user": "alice", ...}')
+    kind, target = given[0]
+    duration = parse_duration(body.duration) if body.duration else None
+    result = svc.grants.lock(who, kind=kind, target=target, reason=body.reason, duration=duration)
+    ended = ended_out(result.grants)
+    return LockCreatedOut(
+        lock=LockOut.of(result.lock),
+        message=f"Locked {result.lock.subject} ({result.lock.id}); {summary(result.grants)}.",
+        **ended,
+    )
+
+
+@router.get("/locks", response_model=list[LockOut])
+def list_locks(who: Who, svc: Svc, include_removed: bool = False) -> list[LockOut]:
+    """Locks in force, newest first; ``include_removed`` adds unlocked and expired ones."""
+    return [LockOut.of(lock) for lock in svc.grants.list_locks(who, include_removed=include_removed)]
+
+
+@router.delete("/locks/{lock_id}", response_model=LockOut)
+def remove_lock(lock_id: str, who: Who, svc: Svc) -> LockOut:
+    return LockOut.of(svc.grants.unlock(who, lock_id))
+
+
+def _targets(body: LockIn) -> list[tuple[LockKind, str | None]]:
+    return [(LockKind.USER, body.user), (LockKind.GROUP, body.group), (LockKind.GRANT, body.grant)]
+
+
+def ended_out(tally: EndedGrants) -> dict[str, object]:
+    return {
+        "ended": [GrantOut.of(g) for g in tally.ended],
+        "skipped": list(tally.skipped),
+        "cleanup_deferred": list(tally.cleanup_deferred),
+    }
+
+
+def summary(tally: EndedGrants) -> str:
+    """One line a person reads: what ended now, what had ended already, what the reconciler finishes."""
+    if not tally.ended and not tally.skipped:
+        return "no open grants: nothing to end"
+    parts = [f"ended {len(tally.ended)} grant(s)"]
+    if tally.skipped:
+        parts.append(f"skipped {len(tally.skipped)} already ended")
+    if tally.cleanup_deferred:
+        parts.append(
+            f"{len(tally.cleanup_deferred)} with cluster cleanup deferred to the reconciler "
+            "(cluster unreachable; the grants are ended)"
+        )
+    return ", ".join(parts)
