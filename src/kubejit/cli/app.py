@@ -48,6 +48,7 @@ def _register() -> None:
         dev_cluster,
         grants,
         kubeconfig,
+        locks,
         policy,
         scan,
         serve,
@@ -65,6 +66,7 @@ def _register() -> None:
     app.command()(kubeconfig.token)
     app.command()(why.why)
     app.command()(users.users)
+    locks.register(app)
     app.command()(serve.serve)
     app.add_typer(policy.app, name="policy")
     app.add_typer(audit.app, name="audit")

@@ -159,6 +159,7 @@ class GrantService:
         return evaluate(self.policy, principal, request, now=self.clock.now())
 
     def request(self, principal: Principal, request: AccessRequest) -> Grant:
+        self.check_not_locked(principal)
         self._cluster(request.cluster)
         decision = evaluate(self.policy, principal, request, now=self.clock.now())
         decided = self._decision_event(principal, request, decision)

@@ -6,11 +6,13 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from kubejit.cli import render, session
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
 from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
+from kubejit.cli.commands.locks import show_ended
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput, KubejitError
@@ -193,16 +195,30 @@ def revoke(
         str | None, typer.Option("--user", help="Offboarding: end every grant this user holds (admins).")
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit log.")] = "",
+    no_lock: Annotated[
+        bool, typer.Option("--no-lock", help="With --user: end the grants but do not lock the user out.")
+    ] = False,
     broker: BrokerOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """End a grant at once: its ServiceAccount and bindings are deleted, its tokens stop working."""
+    """End a grant at once: its ServiceAccount and bindings are deleted, its tokens stop working.
+
+    With --user (offboarding) every open grant of that user ends and the user is locked out
+    (`kubejit locks`, `kubejit unlock`), so their still-valid IdP token buys nothing new.
+    """
     if (grant_id is None) == (user is None):
         raise InvalidInput("give either a grant id or --user", hint="e.g. `kubejit revoke g1a2b3c4d5e6`.")
+    if no_lock and user is None:
+        raise InvalidInput("--no-lock goes with --user", hint="e.g. `kubejit revoke --user alice --no-lock`.")
     with _client(broker) as client:
         if user:
-            ended = client.call("POST", "/v1/revocations", json={"user": user, "reason": reason})
-            render.grants(ended, output, title=f"Revoked {len(ended)} grant(s) of {user}")
+            body = {"user": user, "reason": reason, "lock": not no_lock}
+            done = client.call("POST", "/v1/revocations", json=body)
+            if output is Output.json:
+                render.as_json("Offboarding", done)
+                return
+            render.console.print(escape(done["message"]))
+            show_ended(done)
             return
         grant = client.call("POST", f"/v1/grants/{grant_id}/revoke", json={"reason": reason})
     render.grant(grant, output, headline="Revoked.")
