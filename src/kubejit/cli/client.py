@@ -17,6 +17,7 @@ for _cls in (
     errors.AuthenticationFailed,
     errors.PermissionDenied,
     errors.ApprovalRefused,
+    errors.Locked,
     errors.NotFound,
     errors.Conflict,
     errors.InvalidTransition,
