@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -31,9 +32,11 @@ from sqlalchemy.engine import Engine
 
 from kubejit.audit.chain import BROKEN_LINK, EDITED, GENESIS, SEQ_GAP, verify_chain
 from kubejit.clock import FixedClock
-from kubejit.errors import ConfigError, Conflict, InvalidInput, NotFound
+from kubejit.errors import ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.model import Approval, Grant, GrantState
 from kubejit.grants.ports import AuditEvent, GrantStore
+from kubejit.identity.principal import Principal
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
 from kubejit.policy.model import RoleRef
 from kubejit.store import (
@@ -45,8 +48,10 @@ from kubejit.store import (
     head_revision,
     upgrade,
 )
+from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import alembic_config
 from kubejit.store.tables import metadata
+from kubejit.store.users import SqlUserDirectory
 
 pytestmark = pytest.mark.integration
 
@@ -632,6 +637,79 @@ def test_upgrade_migrates_an_empty_database_to_head_and_matches_the_tables(store
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
+
+
+def test_0003_locks_downgrades_to_0002_and_upgrades_again(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002")
+        assert current_revision(engine) == "0002" and "locks" not in sa.inspect(engine).get_table_names()
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() == "0003"
+        assert {ix["name"] for ix in sa.inspect(engine).get_indexes("locks")} == {
+            "ix_locks_kind_target",
+            "ix_locks_removed_at_expires_at",
+        }
+    finally:
+        engine.dispose()
+
+
+# -- locks -----------------------------------------------------------------------------------------
+def _lock(lock_id: str, kind: LockKind, target: str, **changes: Any) -> Lock:
+    return replace(
+        Lock(id=lock_id, kind=kind, target=target, reason="offboarding", created_by="root", created_at=NOW),
+        **changes,
+    )
+
+
+def test_locks_are_kept_with_their_audit_events_and_found_by_principal(
+    engine: Engine, store_url: str
+) -> None:
+    store = SqlLockStore(engine)
+    created = [
+        _lock("l1", LockKind.USER, "dev:alice"),
+        _lock("l2", LockKind.GROUP, "sre", expires_at=NOW + timedelta(hours=1)),
+        _lock("l3", LockKind.GRANT, "g1"),
+        _lock("l4", LockKind.USER, "dev:bob"),
+    ]
+    for lock in created:
+        store.add_lock(lock, [event("lock.created", grant_id=None, lock=lock.id)])
+    found = store.active_locks(NOW, users=["dev:alice"], groups=["sre", "dev"], grants=["g1"])
+    assert sorted(lk.id for lk in found) == ["l1", "l2", "l3"]
+    later = NOW + timedelta(hours=1)
+    assert [lk.id for lk in store.active_locks(later, groups=["sre"])] == []  # past its end: not in force
+    assert [lk.id for lk in store.due_locks(later)] == ["l2"] and store.due_locks(NOW) == []
+    assert store.active_locks(NOW) == []
+    removed = replace(created[0], removed_at=later, removed_by="root2")
+    store.remove_lock(removed, [event("lock.removed", grant_id=None, lock="l1")])
+    with pytest.raises(InvalidTransition):  # a second admin (or replica) removing it too
+        store.remove_lock(removed, [event("lock.removed", grant_id=None, lock="l1")])
+    assert store.get_lock("l1") == removed and store.get_lock("l2").expires_at == later
+    with pytest.raises(NotFound):
+        store.get_lock("l9")
+    assert [lk.id for lk in store.list_locks()] == ["l4", "l3", "l2"]
+    assert len(store.list_locks(include_removed=True)) == 4
+    grants_store = SqlGrantStore(engine)
+    assert grants_store.verify_audit().ok
+    assert [e.action for e in grants_store.search_events(action="lock.removed")] == ["lock.removed"]
+    restarted = create_store_engine(store_url)  # locks survive a restart of the broker
+    try:
+        assert [lk.id for lk in SqlLockStore(restarted).active_locks(NOW, users=["dev:bob"])] == ["l4"]
+    finally:
+        restarted.dispose()
+
+
+def test_people_in_group_come_from_the_people_seen(engine: Engine) -> None:
+    users = SqlUserDirectory(engine, clock=FixedClock(NOW))
+    users.seen(Principal("dev:alice", frozenset({"developers", "sre"})))
+    users.seen(Principal("dev:bob", frozenset({"sre"})))
+    users.seen(Principal("dev:carol", frozenset({"developers"})))
+    assert SqlLockStore(engine).people_in_group("sre") == ["dev:alice", "dev:bob"]
+    assert SqlLockStore(engine).people_in_group("nobody") == []
 
 
 # -- engines ---------------------------------------------------------------------------------------

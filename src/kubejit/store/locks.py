@@ -80,7 +80,7 @@ class SqlLockStore:
 
     def list_locks(self, *, include_removed: bool = False, limit: int = 1000) -> builtins.list[Lock]:
         """Newest first."""
-        query = sa.select(locks).order_by(locks.c.created_at.desc(), locks.c.id).limit(limit)
+        query = sa.select(locks).order_by(locks.c.created_at.desc(), locks.c.id.desc()).limit(limit)
         if not include_removed:
             query = query.where(_IN_FORCE)
         with read_transaction(self.engine) as conn:
