@@ -461,6 +461,12 @@ def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exce
             f"the broker at {broker} no longer accepts your login ({detail})",
             hint=f"Run `kubejit login --broker {broker}`, then kubectl again.",
         )
+    code = problem.get("code") if isinstance(problem, dict) else None
+    if status == 403 and code in (errors.Locked.code, errors.RequestDenied.code):
+        # Locked by an admin, or policy no longer allows this grant for you: say so, with the broker's hint.
+        hint = problem.get("hint") if isinstance(problem.get("hint"), str) else None
+        refused = errors.Locked if code == errors.Locked.code else errors.PermissionDenied
+        return refused(f"the broker at {broker} refused a token for grant {grant_id}: {detail}", hint=hint)
     if status in (403, 404):
         return errors.NotFound(
             f"grant {grant_id} is not yours or does not exist at {broker} ({detail})",

@@ -25,7 +25,9 @@ from kubejit.errors import (
     Conflict,
     InvalidInput,
     KubejitError,
+    Locked,
     NotFound,
+    PermissionDenied,
 )
 
 pytestmark = pytest.mark.unit
@@ -218,6 +220,19 @@ def test_broker_answers_become_kubejit_errors(status: int, kind: type[KubejitErr
     error = refresh.broker_error(status, b'{"detail": "not active"}', broker=BROKER, grant_id="g1")
     assert type(error) is kind and says in error.message
     assert refresh.broker_error(502, b"<html>", broker=BROKER, grant_id="g1").message.endswith("(HTTP 502)")
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "hint"),
+    [("locked", Locked, "kubejit unlock l1"), ("denied-by-policy", PermissionDenied, "Request access again")],
+)
+def test_a_locked_principal_or_a_grant_policy_no_longer_allows_is_said_so(
+    code: str, kind: type[KubejitError], hint: str
+) -> None:
+    body = {"code": code, "detail": "alice is locked by lock l1: left", "hint": hint}
+    error = refresh.broker_error(403, json.dumps(body).encode(), broker=BROKER, grant_id="g1")
+    assert type(error) is kind and "refused a token for grant g1: alice is locked" in error.message
+    assert error.hint == hint
 
 
 def test_back_off_fails_fast_and_grows_then_clears(tmp_path: Path) -> None:

@@ -208,6 +208,7 @@ class GrantService:
         The decision is recorded like people's (``policy.decided``), with the job's identifying
         claims; refusals are audited and create nothing.
         """
+        self.check_not_locked(principal)
         verdict = evaluate_workload(self.policy, principal, target, now=self.clock.now())
         decision, request = verdict.decision, verdict.request
         cluster = request.cluster if request else target.cluster
