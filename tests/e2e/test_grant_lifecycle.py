@@ -128,9 +128,28 @@ def test_offboarding_revokes_everything_a_person_holds(
     ]
     refused = broker.cli("bob", "revoke", "--user", "alice", check=False)
     assert refused.returncode == 3 and "adminGroups" in refused.stderr
-    ended = broker.json("root", "revoke", "--user", "alice", "--reason", "left the company")
-    assert sorted(g["id"] for g in ended) == sorted(ids)
+    token = RedactedToken(broker.grant_token("alice", ids[0]))
+    done = broker.json("root", "revoke", "--user", "alice", "--reason", "left the company")
+    assert sorted(g["id"] for g in done["ended"]) == sorted(ids) and done["skipped"] == []
     assert all(owned_objects(admin_client, gid) == [] for gid in ids)
+    eventually(
+        lambda: kubectl(control_plane, token, "get", "pods", "-n", ns1).unauthorized, what="token rejected"
+    )
+    lock_id = done["lock"]["id"]
+
+    # Sticky: alice's login (a still-valid token) is refused at authentication, on every route.
+    request = ("request", "-c", control_plane.name, "-n", ns1, "-r", "view")
+    refused = broker.cli("alice", *request, check=False)
+    assert refused.returncode == 3 and f"locked by lock {lock_id}" in refused.stderr, refused.stderr
+    assert "left the company" in refused.stderr and "kubejit unlock" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert broker.cli("alice", "grants", check=False).returncode == 3
+    again = broker.cli("root", "revoke", "--user", "alice")
+    assert "nothing to end" in again.stdout and f"locked by {lock_id} (already)" in again.stdout
+
+    assert [lk["id"] for lk in broker.json("root", "locks")] == [lock_id]
+    broker.cli("root", "unlock", lock_id)
+    assert broker.json("alice", *request)["state"] == "active"
 
 
 def test_request_wait_returns_once_approved(
