@@ -309,21 +309,13 @@ class GrantService:
         self._require_admin(principal, f"{principal.name} may not revoke another person's grants")
         user = user.strip()
         why = reason.strip() or f"offboarding of {user}"
-        held: Lock | None = None
-        created = False
-        if lock:
-            held = next(
-                (
-                    lk
-                    for lk in self._guard().store.active_locks(self.clock.now(), users=(user,))
-                    if lk.kind is LockKind.USER and lk.active(self.clock.now())
-                ),
-                None,
-            )
-            if held is None:
-                held, created = self._add_lock(principal, LockKind.USER, user, why, None), True
-        ended = self._end_open_grants(principal, user, why=why, lock_id=held.id if held else None)
-        return Offboarding(user=user, grants=ended, lock=held, lock_created=created)
+        held = self._guard().store.active_locks(self.clock.now(), users=(user,)) if lock else []
+        created = lock and not held
+        if created:
+            held = [self._add_lock(principal, LockKind.USER, user, why, None)]
+        lock_id = held[0].id if held else None
+        ended = self._end_open_grants(principal, user, why=why, lock_id=lock_id)
+        return Offboarding(user=user, grants=ended, lock=held[0] if held else None, lock_created=created)
 
     def _end_open_grants(
         self,
