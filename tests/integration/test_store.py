@@ -652,7 +652,7 @@ def test_0003_locks_downgrades_to_0002_and_upgrades_again(store_url: str) -> Non
         assert current_revision(engine) == head_revision() == "0003"
         assert {ix["name"] for ix in sa.inspect(engine).get_indexes("locks")} == {
             "ix_locks_kind_target",
-            "ix_locks_removed_at_expires_at",
+            "ix_locks_expires_at",
         }
     finally:
         engine.dispose()

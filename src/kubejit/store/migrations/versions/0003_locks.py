@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_locks"),
     )
     op.create_index("ix_locks_kind_target", "locks", ["kind", "target"])
-    op.create_index("ix_locks_removed_at_expires_at", "locks", ["removed_at", "expires_at"])
+    op.create_index("ix_locks_expires_at", "locks", ["expires_at"])
 
 
 def downgrade() -> None:
