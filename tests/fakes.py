@@ -56,6 +56,16 @@ class MemoryStore:
         ]
         return found[:limit]
 
+    def pending_for(
+        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+    ) -> list[Grant]:
+        found = [
+            g
+            for g in self.grants.values()
+            if g.state is GrantState.PENDING and g.requester != approver and g.approver_groups & groups
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> list[Grant]:
         return [
             g
