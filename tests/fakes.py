@@ -54,7 +54,7 @@ class MemoryStore:
             and (states is None or g.state in states)
             and (cluster is None or g.cluster == cluster)
         ]
-        return found[:limit]
+        return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]  # newest first
 
     def pending_for(
         self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
