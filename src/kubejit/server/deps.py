@@ -97,15 +97,12 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
     """The caller, from a bearer token; every failure is audited with source IP and user agent."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     source = request.client.host if request.client else None
-    if svc.limiter is not None:
-        svc.limiter.check_auth_failures(source)  # before verifying, so before any write
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("missing bearer token", hint="Log in with `kubejit login`.")
         who = svc.authenticator.authenticate(token.strip())
     except AuthenticationFailed as exc:
-        if svc.limiter is not None:
-            svc.limiter.auth_failed(source)
+        refusal = svc.limiter.auth_failed(source) if svc.limiter is not None else None
         event = AuditEvent(
             action="auth.failed",
             actor="anonymous",
@@ -120,9 +117,11 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
             },
         )
         if svc.auth_failures is not None:
-            svc.auth_failures.failed(source, event)
-        else:
+            svc.auth_failures.failed(source, event)  # written now, or counted for one summary
+        elif refusal is None:
             svc.grants.store.record([event])
+        if refusal is not None:
+            raise refusal from exc
         raise
     if svc.limiter is not None:
         svc.limiter.admit_principal(who.name)

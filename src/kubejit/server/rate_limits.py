@@ -112,6 +112,11 @@ class Buckets:
             return self._bucket(key, now).wait(now)
 
 
+_FIX_CREDENTIALS = (
+    "Fix the credentials (`kubejit login`, or a fresh job token), wait Retry-After seconds, retry."
+)
+
+
 def _refuse(wait: float, what: str, hint: str) -> None:
     if wait > 0:
         raise RateLimited(what, retry_after=math.ceil(wait), hint=hint)
@@ -119,7 +124,13 @@ def _refuse(wait: float, what: str, hint: str) -> None:
 
 class RequestLimiter:
     """The broker's limits: every request per source, every authenticated request per principal, and
-    failed authentications per source (checked before a token is verified, spent when it fails)."""
+    failed authentications per source.
+
+    A bearer token is verified first (no write), so a valid token is never refused for its
+    neighbours' failures; a failure past the allowance is a 429 and is only counted in the
+    ``auth.failed`` summary. A token exchange writes its refusal itself, so there the allowance is
+    checked before the token is looked at.
+    """
 
     def __init__(self, limits: RateLimits, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
@@ -151,12 +162,20 @@ class RequestLimiter:
             self._failures.wait(source or "unknown"),
             f"too many failed authentications from {source or 'this source'} "
             f"(limit {self.limits.auth_failures_per_source_per_minute} a minute)",
-            "Fix the credentials (`kubejit login`, or a fresh job token), wait Retry-After seconds, retry.",
+            _FIX_CREDENTIALS,
         )
 
-    def auth_failed(self, source: str | None) -> None:
-        """Spend one failed authentication of ``source``'s allowance."""
-        self._failures.take(source or "unknown")
+    def auth_failed(self, source: str | None) -> RateLimited | None:
+        """Spend one failed authentication of ``source``'s allowance; the refusal when none was left."""
+        wait = self._failures.take(source or "unknown")
+        if wait == 0:
+            return None
+        return RateLimited(
+            f"too many failed authentications from {source or 'this source'} "
+            f"(limit {self.limits.auth_failures_per_source_per_minute} a minute)",
+            retry_after=math.ceil(wait),
+            hint=_FIX_CREDENTIALS,
+        )
 
 
 class LimitSources:

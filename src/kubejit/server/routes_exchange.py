@@ -107,7 +107,7 @@ async def token_exchange(request: Request) -> Response:
             done = await run_in_threadpool(exchange.exchange, token, target, client=client)
         except AuthenticationFailed:
             if limiter is not None:
-                limiter.auth_failed(source)
+                limiter.auth_failed(source)  # the next one past the allowance is refused above
             raise
         return _answer(done, services.clusters, now=services.grants.clock.now())
     except KubejitError as exc:

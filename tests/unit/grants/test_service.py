@@ -228,7 +228,7 @@ def test_open_grants_per_person_are_capped_before_anything_is_written() -> None:
 
 
 def test_pending_for_finds_old_requests_behind_1500_newer_ones_of_other_groups(world) -> None:  # type: ignore[no-untyped-def]
-    service, store, _, clock = world
+    service, _, _, clock = world
     mine = [service.request(ALICE, EDIT) for _ in range(5)]  # the oldest: sre decides them
     others = replace(
         POLICY,

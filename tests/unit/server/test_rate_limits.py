@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kubejit.errors import RateLimited
@@ -54,7 +56,7 @@ def test_the_limiter_refuses_with_retry_after_and_names_the_limit() -> None:
     )
     limiter.admit_source("127.0.0.1")
     limiter.admit_source("127.0.0.1")
-    with pytest.raises(RateLimited, match="from 127.0.0.1 .limit 2 a minute") as err:
+    with pytest.raises(RateLimited, match=re.escape("from 127.0.0.1 (limit 2 a minute)")) as err:
         limiter.admit_source("127.0.0.1")
     assert (err.value.http_status, err.value.retry_after) == (429, 30)
     limiter.admit_source("127.0.0.2")  # another source has its own bucket
@@ -66,8 +68,10 @@ def test_the_limiter_refuses_with_retry_after_and_names_the_limit() -> None:
 
     limiter.check_auth_failures("127.0.0.3")  # checking spends nothing
     limiter.check_auth_failures("127.0.0.3")
-    limiter.auth_failed("127.0.0.3")
-    with pytest.raises(RateLimited, match="failed authentications from 127.0.0.3"):
+    assert limiter.auth_failed("127.0.0.3") is None
+    with pytest.raises(RateLimited, match=re.escape("failed authentications from 127.0.0.3")):
         limiter.check_auth_failures("127.0.0.3")
+    refusal = limiter.auth_failed("127.0.0.3")
+    assert refusal is not None and refusal.retry_after == 60 and "kubejit login" in (refusal.hint or "")
     clock.now += 60
     limiter.check_auth_failures("127.0.0.3")
