@@ -60,7 +60,11 @@ def broker(
         tmp_path / "broker",
         [broker_identity, second_broker_identity],
         policy=POLICY,
-        extra_config={"identity": {"issuers": [issuer]}},
+        extra_config={
+            "identity": {"issuers": [issuer]},
+            # Each refusal's own record, to check each reason (by default repeats become one count).
+            "broker": {"rateLimits": {"authFailureSummarySeconds": 0}},
+        },
     )
     running.workdir.mkdir()
     running.start()
