@@ -56,7 +56,8 @@ class Broker:
     identities: list[BrokerIdentity]
     policy: str = E2E_POLICY
     sweep_interval: float = 0.2
-    #: Top-level config sections a test adds (identity, workloadIssuers, audit, ...).
+    #: Top-level config sections a test adds (identity, workloadIssuers, audit, ...); a ``broker``
+    #: section is merged into the harness's (host and port), e.g. to set ``rateLimits``.
     extra_config: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -72,7 +73,7 @@ class Broker:
     def write_config(self) -> Path:
         (self.workdir / "policy.yaml").write_text(self.policy)
         config = {
-            "broker": {"host": "127.0.0.1", "port": self.port},
+            "broker": {"host": "127.0.0.1", "port": self.port, **self.extra_config.get("broker", {})},
             "store": {"url": f"sqlite:///{self.workdir / 'kubejit.db'}"},
             "dataDir": str(self.workdir / "data"),
             "clusters": [
@@ -82,7 +83,7 @@ class Broker:
             "policyFile": "policy.yaml",
             "devIssuer": {"enabled": True, "users": USERS},
             "workers": {"sweepIntervalSeconds": self.sweep_interval, "reconcileIntervalSeconds": 2},
-            **self.extra_config,
+            **{key: value for key, value in self.extra_config.items() if key != "broker"},
         }
         path = self.workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config))

@@ -55,7 +55,17 @@ class MemoryStore:
             and (states is None or g.state in states)
             and (cluster is None or g.cluster == cluster)
         ]
-        return found[:limit]
+        return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]  # newest first
+
+    def pending_for(
+        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+    ) -> list[Grant]:
+        found = [
+            g
+            for g in self.grants.values()
+            if g.state is GrantState.PENDING and g.requester != approver and g.approver_groups & groups
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
 
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> list[Grant]:
         return [

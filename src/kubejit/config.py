@@ -48,12 +48,25 @@ class ClusterSettings(_Model):
         return self
 
 
+class RateLimitSettings(_Model):
+    """Per-replica request limits (docs/configuration.md); 0 turns a limit off. Loopback is not exempt."""
+
+    per_source_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
+    per_principal_per_minute: int = Field(default=600, ge=0, le=1_000_000)
+    auth_failures_per_source_per_minute: int = Field(default=60, ge=0, le=1_000_000)
+    #: Repeated auth.failed from one source within this interval become one event with a count.
+    auth_failure_summary_seconds: float = Field(default=60, ge=0, le=3600)
+
+
 class BrokerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     #: How the CLI reaches the broker; defaults to http://host:port.
     public_url: str | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    #: Pending + approved + active grants one person may hold at once.
+    max_open_grants_per_person: int = Field(default=20, ge=1, le=10_000)
 
     @property
     def url(self) -> str:

@@ -15,11 +15,13 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     │   └── Locked                  an admin's lock (user, group or grant) refuses this principal
     ├── NotFound                    no such grant, cluster, user (404)
     ├── Conflict                    the grant is not in a state that allows this (409)
-    │   └── InvalidTransition
+    │   ├── InvalidTransition
+    │   └── TooManyOpenGrants       a person already holds the broker's cap of open grants
     ├── ClusterError                talking to a Kubernetes cluster failed
     │   ├── ClusterUnavailable      connection refused, 429, 5xx: transient, retried by the workers
     │   ├── ClusterForbidden        the broker's own RBAC lacks a permission: fail loudly, name the verb
     │   └── ClusterConflict         409 from the API server: re-read and retry
+    ├── RateLimited                 too many requests from one source or principal (429, Retry-After)
     ├── StoreUnavailable            the database did not answer: transient, retried
     ├── AuditUnavailable            fail-closed: a required audit sink is behind, nothing activated (503)
     ├── SinkUnavailable             an audit sink did not acknowledge a batch: retried with backoff
@@ -110,6 +112,13 @@ class InvalidTransition(Conflict):
     code = "invalid-transition"
 
 
+class TooManyOpenGrants(Conflict):
+    """A person's pending, approved and active grants already reach ``broker.maxOpenGrantsPerPerson``."""
+
+    code = "too-many-open-grants"
+    default_hint = "Revoke grants you no longer need (`kubejit revoke <id>`), or wait until some end."
+
+
 class ClusterError(KubejitError):
     http_status = 502
     exit_code = 7
@@ -130,6 +139,20 @@ class ClusterForbidden(ClusterError):
 class ClusterConflict(ClusterError):
     http_status = 409
     code = "cluster-conflict"
+
+
+class RateLimited(KubejitError):
+    """Too many requests (or failed logins) from one source IP or principal: refused before any write."""
+
+    http_status = 429
+    exit_code = 13
+    code = "rate-limited"
+    default_hint = "Wait the number of seconds in Retry-After, then retry."
+
+    def __init__(self, message: str, *, retry_after: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        #: Whole seconds until the request would be admitted (the Retry-After header).
+        self.retry_after = max(1, retry_after)
 
 
 class StoreUnavailable(KubejitError):

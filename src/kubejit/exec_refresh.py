@@ -481,7 +481,7 @@ def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exce
             "with your token",
             hint="Log in with the broker's own URL: `kubejit login --broker URL`.",
         )
-    if status in (502, 503, 504):
+    if status in (429, 502, 503, 504):  # 429: rate-limited; a still-valid cached token keeps working
         return errors.BrokerUnreachable(f"the kubejit broker at {broker} is unavailable ({detail})")
     return errors.KubejitError(
         f"the kubejit broker at {broker} failed: {detail}", hint="Retry; report it if it persists."

@@ -60,7 +60,11 @@ def broker(
         tmp_path / "broker",
         [broker_identity, second_broker_identity],
         policy=POLICY,
-        extra_config={"identity": {"issuers": [issuer]}},
+        extra_config={
+            "identity": {"issuers": [issuer]},
+            # Each refusal's own record, to check each reason (by default repeats become one count).
+            "broker": {"rateLimits": {"authFailureSummarySeconds": 0}},
+        },
     )
     running.workdir.mkdir()
     running.start()
@@ -182,3 +186,28 @@ def test_hostile_tokens_are_refused_audited_and_create_nothing(
     finally:
         for c in clients:
             c.close()
+
+
+def test_a_flood_of_bad_tokens_is_cut_off_and_summarised_by_a_real_broker(
+    tmp_path: Path, broker_identity: BrokerIdentity
+) -> None:
+    """Shipped limits: 200 bad tokens → 60 answered 401, the rest 429; two auth.failed events once
+    the broker has stopped (the first at once, one summary flushed at shutdown with the count)."""
+    running = Broker(tmp_path / "flood", [broker_identity])
+    running.workdir.mkdir()
+    running.start()
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            answers = [
+                http.get("/v1/grants", headers={"authorization": f"Bearer bad-{n}"}) for n in range(200)
+            ]
+        statuses = [a.status_code for a in answers]
+        assert 60 <= statuses.count(401) <= 70 and statuses.count(429) == 200 - statuses.count(401)
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        assert answers[-1].json()["code"] == "rate-limited"
+        assert len(_auth_failures(running)) == 1
+    finally:
+        running.stop()
+    first, summary = _auth_failures(running)
+    assert "count" not in first and summary["count"] == 199 and summary["source_ip"] == "127.0.0.1"
+    assert summary["first_at"] <= summary["last_at"]

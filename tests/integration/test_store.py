@@ -48,8 +48,10 @@ from kubejit.store import (
     head_revision,
     upgrade,
 )
+from kubejit.store.grant_rows import grant_to_row
 from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import alembic_config
+from kubejit.store.tables import grants as grants_table
 from kubejit.store.tables import metadata
 from kubejit.store.users import SqlUserDirectory
 
@@ -822,3 +824,35 @@ def test_default_store_url_follows_xdg() -> None:
     assert default_store_url({"HOME": "/home/a"}) == "sqlite:////home/a/.local/share/kubejit/kubejit.db"
     # A relative XDG_DATA_HOME is invalid by the spec and ignored.
     assert default_store_url({"XDG_DATA_HOME": "rel", "HOME": "/home/a"}).startswith("sqlite:////home/a/")
+
+
+def test_pending_for_filters_in_sql_so_old_requests_are_not_hidden(
+    store: SqlGrantStore, engine: Engine
+) -> None:
+    """1,500 pending grants; only the 3 oldest are the sre's to decide: all 3 come back."""
+    rows = []
+    for n in range(1500):
+        groups = frozenset({"sre", "platform"}) if n < 3 else frozenset({"security"})
+        requester = PrincipalName("dev:bob" if n == 1 else "dev:alice")
+        grant = make_grant(
+            f"g{n:05}", created_at=NOW + timedelta(seconds=n), approver_groups=groups, requester=requester
+        )
+        rows.append({**grant_to_row(grant), "version": 1})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(grants_table), rows)
+    store.add(make_grant("gdone", approver_groups=frozenset({"sre"}), state=GrantState.DENIED), [])
+
+    found = store.pending_for(PrincipalName("dev:bob"), frozenset({"sre", "oncall"}))
+    assert [g.id for g in found] == ["g00002", "g00000"]  # newest first; never bob's own (g00001)
+    assert found[0].approver_groups == {"sre", "platform"}
+    assert [g.id for g in store.pending_for(PrincipalName("dev:carol"), frozenset({"platform"}))] == [
+        "g00002",
+        "g00001",
+        "g00000",
+    ]
+    assert len(store.pending_for(PrincipalName("dev:carol"), frozenset({"security"}), limit=2000)) == 1497
+    assert store.pending_for(PrincipalName("dev:carol"), frozenset({"security"}), limit=10)[0].id == "g01499"
+    assert store.pending_for(PrincipalName("dev:carol"), frozenset()) == []
+    assert (
+        store.pending_for(PrincipalName("dev:carol"), frozenset({'sre"', "%", "s"})) == []
+    )  # exact names only

@@ -67,3 +67,26 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not valid UTF-8"):
         load_settings(binary)
+
+
+def test_rate_limits_have_defaults_and_refuse_bad_values(tmp_path: Path) -> None:
+    limits = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path).broker.rate_limits
+    assert (limits.per_source_per_minute, limits.per_principal_per_minute) == (1200, 600)
+    assert (limits.auth_failures_per_source_per_minute, limits.auth_failure_summary_seconds) == (60, 60)
+    assert parse_settings(GOOD, source="c.yaml", base_dir=tmp_path).broker.max_open_grants_per_person == 20
+    text = GOOD.replace(
+        "  port: 8080\n", "  port: 8080\n  rateLimits: {perSourcePerMinute: 0}\n  maxOpenGrantsPerPerson: 5\n"
+    )
+    settings = parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert settings.broker.rate_limits.per_source_per_minute == 0  # off
+    assert settings.broker.max_open_grants_per_person == 5
+    for bad, field in (
+        ("rateLimits: {perPrincipalPerMinute: -1}", "broker.rateLimits.perPrincipalPerMinute"),
+        ("rateLimits: {authFailureSummarySeconds: 7200}", "broker.rateLimits.authFailureSummarySeconds"),
+        ("rateLimits: {perSecond: 5}", "broker.rateLimits.perSecond"),
+        ("maxOpenGrantsPerPerson: 0", "broker.maxOpenGrantsPerPerson"),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            parse_settings(
+                GOOD.replace("  port: 8080\n", f"  port: 8080\n  {bad}\n"), source="c.yaml", base_dir=tmp_path
+            )

@@ -213,6 +213,7 @@ def test_the_request_command_asks_for_the_same_access_again() -> None:
         (403, NotFound, "is not yours or does not exist"),
         (409, Conflict, "not active"),
         (503, BrokerUnreachable, "is unavailable"),
+        (429, BrokerUnreachable, "is unavailable"),
         (500, KubejitError, "failed"),
     ],
 )

@@ -27,6 +27,8 @@ for _cls in (
     errors.ClusterConflict,
     errors.ConfigError,
     errors.AuditUnavailable,
+    errors.RateLimited,
+    errors.TooManyOpenGrants,
 ):
     _BY_CODE[_cls.code] = _cls
 _BY_STATUS = {
@@ -37,6 +39,7 @@ _BY_STATUS = {
     409: errors.Conflict,
     413: errors.InvalidInput,
     422: errors.InvalidInput,
+    429: errors.RateLimited,
 }
 
 

@@ -10,7 +10,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from kubejit.durations import format_duration
-from kubejit.errors import ApprovalRefused, InvalidTransition, PermissionDenied, RequestDenied
+from kubejit.errors import (
+    ApprovalRefused,
+    InvalidTransition,
+    PermissionDenied,
+    RequestDenied,
+    TooManyOpenGrants,
+)
 from kubejit.grants.model import Approval, Grant, GrantState
 from kubejit.identity.principal import Principal
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
@@ -44,6 +50,19 @@ def new_grant(
         extendable=decision.extendable,
         max_duration=decision.max_duration,
     )
+
+
+def check_open_grants(requester: str, open_grants: int, *, cap: int | None) -> None:
+    """Refuse a new request when ``requester`` already has ``cap`` pending, approved or active grants.
+
+    Each open grant is rows, audit events and (once active) cluster objects: one person's script
+    must not be able to pile them up without bound.
+    """
+    if cap is not None and open_grants >= cap:
+        raise TooManyOpenGrants(
+            f"{requester} already has {open_grants} open grants (pending, approved or active); "
+            f"the broker allows at most {cap} per person (broker.maxOpenGrantsPerPerson)",
+        )
 
 
 def _require(grant: Grant, allowed: frozenset[GrantState], action: str) -> None:

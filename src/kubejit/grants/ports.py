@@ -66,6 +66,13 @@ class GrantStore(Protocol):
         limit: int = 100,
     ) -> builtins.list[Grant]: ...
 
+    def pending_for(
+        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+    ) -> builtins.list[Grant]:
+        """Pending grants, newest first, with an approver group in ``groups`` and not requested by
+        ``approver`` (filtered by the store, not after a limit)."""
+        ...
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
         ...

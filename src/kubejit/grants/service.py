@@ -104,6 +104,7 @@ class GrantService:
         activation_gate: Callable[[Grant], None] | None = None,
         locks: LockStore | None = None,
         lock_id_factory: Callable[[], str] = new_lock_id,
+        max_open_grants: int | None = None,
     ) -> None:
         self.store = store
         self.clusters = clusters
@@ -115,6 +116,8 @@ class GrantService:
         #: Admin locks (docs/offboarding.md); None only in tests that need none.
         self.locks = LockGuard(locks, clock=clock, admin_groups=policy.admin_groups) if locks else None
         self._new_lock_id = lock_id_factory
+        #: Pending + approved + active grants one person may hold (None: no cap).
+        self.max_open_grants = max_open_grants
 
     # -- helpers -------------------------------------------------------------------------------
     def _cluster(self, name: str) -> ClusterAdapter:
@@ -161,6 +164,7 @@ class GrantService:
     def request(self, principal: Principal, request: AccessRequest) -> Grant:
         self.check_not_locked(principal)
         self._cluster(request.cluster)
+        self._check_open_grants(principal)
         decision = evaluate(self.policy, principal, request, now=self.clock.now())
         decided = self._decision_event(principal, request, decision)
         if not decision.allowed:
@@ -201,6 +205,16 @@ class GrantService:
         if grant.state is GrantState.APPROVED:
             grant = self._activate(grant)
         return grant
+
+    def _check_open_grants(self, principal: Principal) -> None:
+        """The per-person cap, before policy is asked (so before any write)."""
+        cap = self.max_open_grants
+        if cap is None:
+            return
+        held = self.store.list(
+            requester=PrincipalName(principal.name), states=lifecycle.OPEN_STATES, limit=cap
+        )
+        lifecycle.check_open_grants(principal.name, len(held), cap=cap)
 
     def request_workload(self, principal: Principal, target: WorkloadTarget) -> Grant:
         """A CI/CD job's grant: decided by the policy's workload rules, auto-approved, active at once.
@@ -686,10 +700,13 @@ class GrantService:
             cluster=adapter.name,
         )
 
-    def pending_for(self, principal: Principal) -> list[Grant]:
-        """Requests waiting for this person's decision (never their own)."""
-        pending = self.store.list(states=frozenset({GrantState.PENDING}), limit=1000)
-        return [g for g in pending if g.requester != principal.name and g.approver_groups & principal.groups]
+    def pending_for(self, principal: Principal, *, limit: int = 1000) -> list[Grant]:
+        """Requests waiting for this person's decision (never their own), newest first.
+
+        The store filters (approver groups, not the requester's own), so the newest ``limit``
+        pending grants of other groups cannot hide the ones this person can decide.
+        """
+        return self.store.pending_for(PrincipalName(principal.name), principal.groups, limit=limit)
 
     def list_grants(
         self, *, requester: str | None = None, states: Sequence[GrantState] | None = None, limit: int = 100

@@ -25,12 +25,15 @@ from kubejit.server import (
 from kubejit.server.deps import Services
 from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
+from kubejit.server.rate_limits import LimitSources
 
 
 def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        if services.auth_failures is not None:
+            services.auth_failures.flush()  # before the engine closes: no counted failure is lost
         for stop in services.on_shutdown:
             stop()
 
@@ -44,6 +47,7 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(RecordOrigin)
+    app.add_middleware(LimitSources, limiter=lambda: services.limiter)
     app.include_router(routes_grants.router)
     app.include_router(routes_identity.router)
     app.include_router(routes_users.router)

@@ -22,6 +22,8 @@ from kubejit.identity.issuers import LoginOffer
 from kubejit.identity.principal import Principal
 from kubejit.identity.tokens import unverified_claims
 from kubejit.server.audit_records import login_event
+from kubejit.server.auth_failures import AuthFailureSummary
+from kubejit.server.rate_limits import RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.store.users import PersonSeen
 
@@ -80,6 +82,10 @@ class Services:
     #: Called when the app stops (workers, engine).
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
     sessions_seen: SessionsSeen = field(default_factory=SessionsSeen)
+    #: Rate limits per source and principal (server/rate_limits.py); None: no limits.
+    limiter: RequestLimiter | None = None
+    #: Repeated auth.failed per source summarised (server/auth_failures.py); None: each one written.
+    auth_failures: AuthFailureSummary | None = None
 
 
 def services(request: Request) -> Services:
@@ -90,11 +96,13 @@ def services(request: Request) -> Services:
 def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
     """The caller, from a bearer token; every failure is audited with source IP and user agent."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    source = request.client.host if request.client else None
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("missing bearer token", hint="Log in with `kubejit login`.")
         who = svc.authenticator.authenticate(token.strip())
     except AuthenticationFailed as exc:
+        refusal = svc.limiter.auth_failed(source) if svc.limiter is not None else None
         event = AuditEvent(
             action="auth.failed",
             actor="anonymous",
@@ -102,14 +110,21 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> 
             outcome="failure",
             details={
                 "error": exc.message,
-                "source_ip": request.client.host if request.client else None,
+                "source_ip": source,
                 "user_agent": request.headers.get("user-agent", "")[:200],
                 "path": request.url.path,
                 "claimed_issuer": _claimed_issuer(token.strip()),
             },
         )
-        svc.grants.store.record([event])
+        if svc.auth_failures is not None:
+            svc.auth_failures.failed(source, event)  # written now, or counted for one summary
+        elif refusal is None:
+            svc.grants.store.record([event])
+        if refusal is not None:
+            raise refusal from exc
         raise
+    if svc.limiter is not None:
+        svc.limiter.admit_principal(who.name)
     svc.grants.check_not_locked(who)  # 403 naming the lock; cached per process for at most a second
     if who.issuer != "dev" and not who.claims and svc.sessions_seen.first_use(token.strip()):
         # The dev issuer records its logins itself (POST /v1/dev/login); workloads are audited per exchange.

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kubejit.errors import KubejitError, RequestDenied
+from kubejit.errors import KubejitError, RateLimited, RequestDenied
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -27,8 +27,16 @@ def _kubejit_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KubejitError)
     if exc.http_status >= 500:
         log.warning("%s: %s", exc.code, exc.message)
+    return error_response(exc)
+
+
+def error_response(exc: KubejitError, **extra: Any) -> JSONResponse:
+    """The problem+json answer for ``exc`` (with Retry-After when it is a rate limit)."""
     rule = exc.rule if isinstance(exc, RequestDenied) else None
-    return problem(exc.http_status, exc.code, exc.message, hint=exc.hint, rule=rule)
+    response = problem(exc.http_status, exc.code, exc.message, hint=exc.hint, rule=rule, **extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -30,12 +30,13 @@ from kubejit.errors import (
     KubejitError,
     NotFound,
     PermissionDenied,
+    RateLimited,
     RequestDenied,
 )
 from kubejit.grants.exchange import Exchanged
 from kubejit.policy.workloads import WorkloadTarget
 from kubejit.server.deps import Services
-from kubejit.server.problems import problem
+from kubejit.server.problems import error_response
 from kubejit.server.schemas import ClusterOut
 
 router = APIRouter(prefix="/v1", tags=["token exchange"])
@@ -97,11 +98,17 @@ async def token_exchange(request: Request) -> Response:
             )
         fields = _fields(await request.body(), request.headers.get("content-type", ""))
         token, target = _parse(fields)
-        client = {
-            "source_ip": request.client.host if request.client else None,
-            "user_agent": request.headers.get("user-agent", "")[:200],
-        }
-        done = await run_in_threadpool(exchange.exchange, token, target, client=client)
+        source = request.client.host if request.client else None
+        client = {"source_ip": source, "user_agent": request.headers.get("user-agent", "")[:200]}
+        limiter = services.limiter
+        if limiter is not None:
+            limiter.check_auth_failures(source)  # each refused exchange is an audit write
+        try:
+            done = await run_in_threadpool(exchange.exchange, token, target, client=client)
+        except AuthenticationFailed:
+            if limiter is not None:
+                limiter.auth_failed(source)  # the next one past the allowance is refused above
+            raise
         return _answer(done, services.clusters, now=services.grants.clock.now())
     except KubejitError as exc:
         return _problem(exc)
@@ -245,19 +252,12 @@ def _oauth_error(exc: KubejitError) -> str:
         return "access_denied"
     if isinstance(exc, InvalidInput):
         return "invalid_request"
+    if isinstance(exc, RateLimited):
+        return "temporarily_unavailable"
     return "temporarily_unavailable" if exc.http_status == 503 else "server_error"
 
 
 def _problem(exc: KubejitError) -> JSONResponse:
-    rule = exc.rule if isinstance(exc, RequestDenied) else None
-    response = problem(
-        exc.http_status,
-        exc.code,
-        exc.message,
-        hint=exc.hint,
-        rule=rule,
-        error=_oauth_error(exc),
-        error_description=exc.message,
-    )
+    response = error_response(exc, error=_oauth_error(exc), error_description=exc.message)
     response.headers["cache-control"] = "no-store"
     return response

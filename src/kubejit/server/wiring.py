@@ -16,10 +16,12 @@ from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
 from kubejit.server.audit_delivery import AuditDelivery
 from kubejit.server.audit_records import checkpoint_worker, record_start
+from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
+from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
-from kubejit.server.workers import start_workers
+from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
@@ -58,6 +60,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         clock=clock,
         activation_gate=delivery.gate,
         locks=SqlLockStore(engine),
+        max_open_grants=settings.broker.max_open_grants_per_person,
     )
     if not settings.dev_issuer.enabled and not settings.identity.issuers:
         raise ConfigError(
@@ -88,6 +91,17 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         login_offers=login_offers(settings.identity.issuers),
         on_shutdown=[*(a.close for a in adapters.values()), issuers.close, close_exchange, engine.dispose],
     )
+    limits = settings.broker.rate_limits
+    services.limiter = RequestLimiter(
+        RateLimits(
+            per_source_per_minute=limits.per_source_per_minute,
+            per_principal_per_minute=limits.per_principal_per_minute,
+            auth_failures_per_source_per_minute=limits.auth_failures_per_source_per_minute,
+        )
+    )
+    services.auth_failures = AuthFailureSummary(
+        store.record, clock=clock, interval_seconds=limits.auth_failure_summary_seconds
+    )
     record_start(store, settings, clock=clock)
     checkpointer = Checkpointer(engine, load_or_create_signing_key(settings.checkpoint_key_path), clock=clock)
     # The last thing before the engine closes: sign the head the broker leaves behind.
@@ -100,6 +114,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         )
         interval = settings.audit.checkpoint_interval_seconds
         running.append(checkpoint_worker(checkpointer, interval=interval))
+        running[-1].start()
+        summaries = max(1.0, limits.auth_failure_summary_seconds)
+        running.append(Worker("auth-failure-summaries", services.auth_failures.flush_due, interval=summaries))
         running[-1].start()
         services.on_shutdown[:0] = [w.stop for w in running]
         delivery.start()

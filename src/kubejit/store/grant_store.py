@@ -117,6 +117,33 @@ class SqlGrantStore:
         with read_transaction(self.engine) as conn:
             return [row_to_grant(row._mapping) for row in conn.execute(query)]
 
+    def pending_for(
+        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+    ) -> builtins.list[Grant]:
+        """Pending grants one of ``groups`` may decide, not ``approver``'s own, newest first.
+
+        ``approver_groups`` is a JSON array: the membership test unnests it in SQL (SQLite's
+        ``json_each``, PostgreSQL's ``json_array_elements_text``), so the limit applies after it.
+        """
+        _check_limit(limit)
+        if not groups:
+            return []
+        unnest = (
+            sa.func.json_each if self.engine.dialect.name == "sqlite" else sa.func.json_array_elements_text
+        )
+        members = unnest(grants.c.approver_groups).table_valued("value")
+        decides = sa.exists(
+            sa.select(sa.literal(1)).select_from(members).where(members.c.value.in_(sorted(groups)))
+        )
+        query = (
+            sa.select(grants)
+            .where(grants.c.state == GrantState.PENDING.value, grants.c.requester != approver, decides)
+            .order_by(grants.c.created_at.desc(), grants.c.id.desc())
+            .limit(limit)
+        )
+        with read_transaction(self.engine) as conn:
+            return [row_to_grant(row._mapping) for row in conn.execute(query)]
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Grants whose time is up, earliest first: one index range scan per state, merged."""
         _check_limit(limit)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from kubejit.errors import (
     NotFound,
     PermissionDenied,
     RequestDenied,
+    TooManyOpenGrants,
 )
 from kubejit.grants.model import GrantState
 from kubejit.grants.service import GrantService
@@ -27,6 +29,8 @@ ALICE = Principal("alice", frozenset({"developers"}))
 BOB = Principal("bob", frozenset({"sre"}))
 CAROL = Principal("carol", frozenset({"sre"}))
 ADMIN = Principal("root", frozenset({"platform-admins"}))
+#: A developer who also decides sre requests.
+BOB_DEV = Principal("bob", frozenset({"developers", "sre"}))
 
 POLICY = Policy(
     roles={"view": RoleRef("view", "ClusterRole", "view"), "edit": RoleRef("edit", "ClusterRole", "edit")},
@@ -202,3 +206,46 @@ def test_extend_only_where_the_rule_allows(world) -> None:  # type: ignore[no-un
     service.approve(CAROL, edit.id)
     longer = service.extend(ALICE, edit.id, by=timedelta(minutes=15))
     assert longer.duration == timedelta(minutes=75)
+
+
+def test_open_grants_per_person_are_capped_before_anything_is_written() -> None:
+    store, cluster, clock = MemoryStore(), FakeCluster(), FixedClock()
+    ids = (GrantId(f"g{i}") for i in itertools.count(1))
+    service = GrantService(
+        store=store,
+        clusters={"dev": cluster},
+        policy=POLICY,
+        clock=clock,
+        id_factory=lambda: next(ids),
+        max_open_grants=3,
+    )
+    service.request(ALICE, VIEW)  # active
+    service.request(ALICE, EDIT)  # pending
+    approved = service.request(ALICE, EDIT)
+    events_before = len(store.events)
+    with pytest.raises(TooManyOpenGrants, match="at most 3 per person") as err:
+        service.request(ALICE, VIEW)
+    assert err.value.http_status == 409 and "revoke" in (err.value.hint or "")
+    assert len(store.grants) == 3 and len(store.events) == events_before
+    assert service.request(BOB_DEV, VIEW).state is GrantState.ACTIVE  # the cap is per person
+    service.revoke(ALICE, approved.id)  # an ended grant no longer counts
+    assert service.request(ALICE, VIEW).state is GrantState.ACTIVE
+
+
+def test_pending_for_finds_old_requests_behind_1500_newer_ones_of_other_groups(world) -> None:  # type: ignore[no-untyped-def]
+    service, _, _, clock = world
+    mine = [service.request(ALICE, EDIT) for _ in range(5)]  # the oldest: sre decides them
+    others = replace(
+        POLICY,
+        rules=tuple(replace(r, approver_groups=frozenset({"security"})) for r in POLICY.rules),
+    )
+    service.policy = others
+    for _ in range(1500):
+        clock.advance(timedelta(seconds=1))
+        service.request(ALICE, EDIT)
+    service.request(BOB_DEV, EDIT)  # bob's own request is never his to decide
+    found = service.pending_for(BOB_DEV)
+    assert [g.id for g in found] == [g.id for g in reversed(mine)]
+    assert (
+        service.pending_for(Principal("dave", frozenset({"security"})), limit=10)[0].requester == BOB_DEV.name
+    )
