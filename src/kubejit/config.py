@@ -202,6 +202,8 @@ class Settings(_Model):
     store: StoreSettings = Field(default_factory=StoreSettings)
     #: Where kubejit keeps per-grant ServiceAccounts, in every cluster.
     grant_namespace: DnsLabel = "kubejit-grants"
+    #: Where the broker's own ServiceAccount (and, in-cluster, its pod) lives: no policy reaches it.
+    broker_namespace: DnsLabel = "kubejit"
     clusters: list[ClusterSettings] = Field(min_length=1)
     policy_file: Path
     #: CI/CD systems whose job tokens ``POST /v1/token-exchange`` accepts.
@@ -239,6 +241,11 @@ class Settings(_Model):
                 "listens on a loopback address (broker.host: 127.0.0.1)"
             )
         return self
+
+    @property
+    def kubejit_namespaces(self) -> frozenset[str]:
+        """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
+        return frozenset({self.broker_namespace, self.grant_namespace})
 
     @property
     def checkpoint_key_path(self) -> Path:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from kubejit.durations import format_duration
 from kubejit.errors import NotFound
 from kubejit.policy.evaluate import user_may_request
+from kubejit.policy.glob import is_glob, matches
 from kubejit.policy.model import Rule
 from kubejit.server.audit_records import login_event
 from kubejit.server.deps import Svc, Who
@@ -67,7 +68,7 @@ def whoami(who: Who, svc: Svc) -> WhoAmIOut:
         groups=sorted(who.groups),
         issuer=who.issuer,
         admin=svc.grants.is_admin(who),
-        may_request=[describe_rule(r) for r in rules],
+        may_request=[describe_rule(r, protected=svc.grants.policy.protected_namespaces) for r in rules],
     )
 
 
@@ -76,9 +77,22 @@ def clusters(who: Who, svc: Svc) -> Sequence[ClusterOut]:
     return svc.clusters
 
 
-def describe_rule(rule: Rule) -> str:
+def describe_rule(rule: Rule, *, protected: frozenset[str] = frozenset()) -> str:
     approval = "auto-approved" if rule.approvals_required == 0 else f"{rule.approvals_required} approver(s)"
     return (
-        f"{rule.name}: {', '.join(rule.roles)} in {', '.join(rule.namespaces)} on "
+        f"{rule.name}: {', '.join(rule.roles)} in {_where(rule, protected)} on "
         f"{', '.join(rule.clusters)}, up to {format_duration(rule.max_duration)}, {approval}"
     )
+
+
+def _where(rule: Rule, protected: frozenset[str]) -> str:
+    """The rule's namespaces; when a glob could seem to cover a protected one, say that it does not."""
+    if not rule.namespaces:
+        return "the whole cluster"
+    shown = ", ".join(rule.namespaces)
+    skipped = sorted(
+        name
+        for name in protected
+        if name not in rule.namespaces and any(matches(p, name) for p in rule.namespaces if is_glob(p))
+    )
+    return f"{shown} (not {', '.join(skipped)})" if skipped else shown

@@ -184,3 +184,20 @@ def test_dev_login_and_whoami(world: World) -> None:
     me = world.http.get("/v1/whoami", headers={"authorization": f"Bearer {token}"}).json()
     assert me["name"] == "alice" and me["groups"] == ["developers"] and me["may_request"]
     assert world.http.post("/v1/dev/login", json={"user": "eve"}).status_code == 404
+
+
+def test_whoami_says_a_glob_stops_short_of_protected_namespaces() -> None:
+    from kubejit.server.routes_identity import describe_rule
+
+    policy = parse_policy(
+        "roles: {view: {clusterRole: view}, nodes: {clusterRole: node-reader, clusterScope: true}}\n"
+        "rules:\n"
+        "  - {name: open, users: ['*'], clusters: ['*'], namespaces: ['*', kube-system], roles: [view],"
+        " approval: auto}\n"
+        "  - {name: team, users: ['*'], clusters: [dev], namespaces: ['team-*'], roles: [view], approval: auto}\n"
+        "  - {name: wide, users: ['*'], clusters: [dev], roles: [nodes], approval: auto}\n"
+    )
+    open_rule, team, wide = (describe_rule(r, protected=policy.protected_namespaces) for r in policy.rules)
+    assert "in *, kube-system (not kube-node-lease, kube-public, kubejit, kubejit-grants) on *" in open_rule
+    assert "in team-* on dev" in team
+    assert "in the whole cluster on dev" in wide
