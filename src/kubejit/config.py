@@ -235,10 +235,23 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if self.dev_issuer.enabled and not is_loopback(self.broker.host):
+        if not self.dev_issuer.enabled:
+            return self
+        if not is_loopback(self.broker.host):
             raise ValueError(
                 "the dev issuer signs tokens for anyone who asks: it is only allowed when the broker "
                 "listens on a loopback address (broker.host: 127.0.0.1)"
+            )
+        public = urlsplit(self.broker.public_url).hostname if self.broker.public_url else self.broker.host
+        if not is_loopback(public):
+            raise ValueError(
+                "the dev issuer signs tokens for anyone who asks, and broker.publicUrl says people reach "
+                "this broker from elsewhere (through a proxy): set devIssuer.enabled: false, or a loopback publicUrl"
+            )
+        if self.identity.issuers:
+            raise ValueError(
+                "the dev issuer is for trials without an IdP: with identity.issuers configured it would let "
+                "anyone on the broker's host log in as any dev user; set devIssuer.enabled: false"
             )
         return self
 

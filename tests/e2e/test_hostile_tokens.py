@@ -60,7 +60,7 @@ def broker(
         tmp_path / "broker",
         [broker_identity, second_broker_identity],
         policy=POLICY,
-        extra_config={"identity": {"issuers": [issuer]}},
+        extra_config={"identity": {"issuers": [issuer]}, "devIssuer": {"enabled": False}},
     )
     running.workdir.mkdir()
     running.start()

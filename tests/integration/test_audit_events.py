@@ -109,7 +109,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         clusters=[ClusterOut(name="dev", audience="a")],
         dev_issuer=issuer,
     )
-    with TestClient(create_app(services)) as http:
+    # The dev issuer serves loopback clients only (TestClient's default client is "testclient").
+    with TestClient(create_app(services), client=("127.0.0.1", 50000)) as http:
         yield World(http, store, issuer)
     engine.dispose()
 
@@ -129,7 +130,7 @@ def test_every_event_of_a_request_names_its_source_ip_and_user_agent(world: Worl
         "grant.activated",
     ]
     assert {(e.details["source_ip"], e.details["user_agent"]) for e in events[1:]} == {
-        ("testclient", "kubejit-test/alice")
+        ("127.0.0.1", "kubejit-test/alice")
     }
     assert events[0].details["user_agent"] == "cli/1" and events[0].subject == "alice"
     decided = events[1]

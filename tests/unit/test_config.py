@@ -67,3 +67,33 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not valid UTF-8"):
         load_settings(binary)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("  publicUrl: https://kubejit.example.com\n", "broker.publicUrl says people reach"),
+        ("  publicUrl: http://10.0.0.5:8080\n", "broker.publicUrl says people reach"),
+    ],
+)
+def test_the_dev_issuer_is_refused_behind_a_public_url(extra: str, words: str, tmp_path: Path) -> None:
+    text = GOOD.replace("  port: 8080\n", "  port: 8080\n" + extra)
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert words in caught.value.message and "devIssuer.enabled: false" in caught.value.message
+
+
+def test_the_dev_issuer_is_refused_next_to_real_issuers(tmp_path: Path) -> None:
+    text = GOOD + (
+        "identity:\n  issuers:\n    - {name: corp, issuerUrl: 'https://idp.example.com', audience: kubejit}\n"
+    )
+    with pytest.raises(ConfigError, match="with identity.issuers configured"):
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    alone = text.replace("  enabled: true\n", "  enabled: false\n")
+    assert parse_settings(alone, source="c.yaml", base_dir=tmp_path).identity.issuers
+
+
+def test_the_dev_issuer_is_allowed_on_loopback_with_a_loopback_public_url(tmp_path: Path) -> None:
+    for url in ("http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:8080"):
+        text = GOOD.replace("  port: 8080\n", f"  port: 8080\n  publicUrl: '{url}'\n")
+        assert parse_settings(text, source="c.yaml", base_dir=tmp_path).dev_issuer.enabled

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from kubejit.durations import format_duration
-from kubejit.errors import NotFound
+from kubejit.checks import is_loopback
+from kubejit.errors import NotFound, PermissionDenied
 from kubejit.policy.evaluate import user_may_request
 from kubejit.policy.glob import is_glob, matches
 from kubejit.policy.model import Rule
@@ -51,13 +52,33 @@ def login_config(svc: Svc) -> LoginConfigOut:
 
 
 @router.post("/dev/login", response_model=DevLoginOut)
-def dev_login(body: DevLoginIn, svc: Svc) -> DevLoginOut:
-    """Issue a token for a configured dev user (only when the dev issuer is enabled)."""
+def dev_login(body: DevLoginIn, svc: Svc, request: Request) -> DevLoginOut:
+    """Issue a token for a configured dev user (only when the dev issuer is enabled, only to loopback)."""
     if svc.dev_issuer is None:
         raise NotFound("the dev issuer is not enabled on this broker", hint="Log in with your IdP.")
+    if not _direct_from_loopback(request):
+        raise PermissionDenied(
+            "the dev issuer serves only clients on the broker's own host, not through a proxy",
+            hint="Run `kubejit login --dev-user NAME` on the broker's host against its loopback address.",
+        )
     token = svc.dev_issuer.issue(body.user)
     svc.grants.store.record([login_event(body.user, issuer="dev", at=svc.grants.clock.now())])
     return DevLoginOut(token=token, user=body.user)
+
+
+#: Headers a reverse proxy adds: their presence means the client is not who the socket says.
+_PROXY_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-")
+
+
+def _direct_from_loopback(request: Request) -> bool:
+    """The dev issuer hands a token for anyone to whoever asks: only to a process on this host, directly.
+
+    A proxy on the same host would make every remote client look like loopback, so any forwarding
+    header refuses the request, whatever it says.
+    """
+    client = request.client.host if request.client else None
+    forwarded = any(name.startswith(_PROXY_HEADERS) for name in request.headers.keys())
+    return is_loopback(client) and not forwarded
 
 
 @router.get("/whoami", response_model=WhoAmIOut)

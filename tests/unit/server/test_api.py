@@ -82,7 +82,8 @@ def world() -> Iterator[World]:
         clusters=[ClusterOut(name="dev", audience="a")],
         dev_issuer=issuer,
     )
-    with TestClient(create_app(services, max_body_bytes=4096)) as http:
+    # The dev issuer serves loopback clients only (TestClient's default client is "testclient").
+    with TestClient(create_app(services, max_body_bytes=4096), client=("127.0.0.1", 50000)) as http:
         yield World(http, store, cluster, issuer)
 
 
@@ -183,7 +184,36 @@ def test_dev_login_and_whoami(world: World) -> None:
     token = world.http.post("/v1/dev/login", json={"user": "alice"}).json()["token"]
     me = world.http.get("/v1/whoami", headers={"authorization": f"Bearer {token}"}).json()
     assert me["name"] == "alice" and me["groups"] == ["developers"] and me["may_request"]
-    assert world.http.post("/v1/dev/login", json={"user": "eve"}).status_code == 404
+    miss = world.http.post("/v1/dev/login", json={"user": "eve"})
+    assert miss.status_code == 404
+    assert "alice" not in miss.text and "bob" not in miss.text  # never who is configured
+
+
+@pytest.mark.parametrize(
+    ("client", "headers"),
+    [
+        (("192.0.2.7", 4000), {}),
+        (("testclient", 50000), {}),
+        (("127.0.0.1", 4000), {"X-Forwarded-For": "192.0.2.7"}),
+        (("127.0.0.1", 4000), {"X-Forwarded-Proto": "https"}),
+        (("127.0.0.1", 4000), {"Forwarded": "for=192.0.2.7"}),
+        (("::1", 4000), {"X-Real-IP": "192.0.2.7"}),
+    ],
+)
+def test_dev_login_serves_only_loopback_clients_without_a_proxy(
+    world: World, client: tuple[str, int], headers: dict[str, str]
+) -> None:
+    app = world.http.app
+    with TestClient(app, client=client) as http:
+        r = http.post("/v1/dev/login", json={"user": "alice"}, headers=headers)
+    assert r.status_code == 403, r.text
+    assert "token" not in r.json() and r.json()["detail"].startswith("the dev issuer serves only clients")
+    assert [e for e in world.store.events if e.action == "auth.login"] == []
+
+
+def test_dev_login_from_ipv6_loopback_is_served(world: World) -> None:
+    with TestClient(world.http.app, client=("::1", 4000)) as http:
+        assert http.post("/v1/dev/login", json={"user": "alice"}).status_code == 200
 
 
 def test_whoami_says_a_glob_stops_short_of_protected_namespaces() -> None:

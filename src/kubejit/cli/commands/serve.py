@@ -46,7 +46,14 @@ def serve(
     settings = load_settings(config)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
-        settings = Settings.model_validate(
-            settings.model_dump(by_alias=False) | {"broker": settings.broker.model_copy(update=overrides)}
-        )
+        from pydantic import ValidationError
+
+        from kubejit.errors import ConfigError
+
+        broker = settings.broker.model_copy(update=overrides)
+        try:  # the overrides pass the same checks as the file (the dev issuer only on loopback, say)
+            settings = Settings.model_validate(settings.model_dump(by_alias=False) | {"broker": broker})
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"--host/--port: {message}", hint="See docs/configuration.md.") from exc
     run_broker(settings)
