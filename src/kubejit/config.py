@@ -54,10 +54,22 @@ class BrokerSettings(_Model):
     #: How the CLI reaches the broker; defaults to http://host:port.
     public_url: str | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Serve /metrics (unauthenticated). Default: only when the broker listens on loopback.
+    expose_metrics: bool | None = None
+    #: Serve /openapi.json, /docs and /redoc (unauthenticated). Default: only on loopback.
+    expose_api_docs: bool | None = None
 
     @property
     def url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def metrics_exposed(self) -> bool:
+        return is_loopback(self.host) if self.expose_metrics is None else self.expose_metrics
+
+    @property
+    def api_docs_exposed(self) -> bool:
+        return is_loopback(self.host) if self.expose_api_docs is None else self.expose_api_docs
 
 
 class StoreSettings(_Model):

@@ -97,3 +97,23 @@ def test_the_dev_issuer_is_allowed_on_loopback_with_a_loopback_public_url(tmp_pa
     for url in ("http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:8080"):
         text = GOOD.replace("  port: 8080\n", f"  port: 8080\n  publicUrl: '{url}'\n")
         assert parse_settings(text, source="c.yaml", base_dir=tmp_path).dev_issuer.enabled
+
+
+@pytest.mark.parametrize(
+    ("host", "settings", "exposed"),
+    [
+        ("127.0.0.1", "", (True, True)),
+        ("::1", "", (True, True)),
+        ("0.0.0.0", "", (False, False)),
+        ("10.0.0.5", "", (False, False)),
+        ("0.0.0.0", "  exposeMetrics: true\n", (True, False)),
+        ("127.0.0.1", "  exposeApiDocs: false\n  exposeMetrics: false\n", (False, False)),
+    ],
+)
+def test_metrics_and_api_docs_default_to_exposed_only_on_loopback(
+    host: str, settings: str, exposed: tuple[bool, bool], tmp_path: Path
+) -> None:
+    text = GOOD.replace("host: 127.0.0.1", f"host: '{host}'").replace("  port: 8080\n", "  port: 8080\n" + settings)
+    text = text.replace("  enabled: true\n", "  enabled: false\n")
+    broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
+    assert (broker.metrics_exposed, broker.api_docs_exposed) == exposed

@@ -20,7 +20,14 @@ from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
 
 
-def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
+def create_app(
+    services: Services,
+    *,
+    max_body_bytes: int = 64 * 1024,
+    expose_metrics: bool = True,
+    expose_api_docs: bool = True,
+) -> FastAPI:
+    """The app; ``expose_*`` off makes those unauthenticated paths 404 (config decides: loopback only)."""
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -32,6 +39,7 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
         title="kubejit",
         version=__version__,
         description="Just-in-time, short-lived, audited access to Kubernetes.",
+        **({} if expose_api_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}),
     )
     app.state.services = services
     problems.install(app)
@@ -49,7 +57,6 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
     def metrics() -> PlainTextResponse:
         for state, count in services.grants.store.count_by_state().items():
             by_state.labels(state=state).set(count)
@@ -60,6 +67,8 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
                 gauge.labels(sink=row.sink).set(value)
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
+    if expose_metrics:
+        app.get("/metrics", include_in_schema=False)(metrics)
     return app
 
 

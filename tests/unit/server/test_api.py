@@ -231,3 +231,23 @@ def test_whoami_says_a_glob_stops_short_of_protected_namespaces() -> None:
     assert "in *, kube-system (not kube-node-lease, kube-public, kubejit, kubejit-grants) on *" in open_rule
     assert "in team-* on dev" in team
     assert "in the whole cluster on dev" in wide
+
+
+UNAUTHENTICATED_EXTRAS = ["/metrics", "/openapi.json", "/docs", "/redoc"]
+
+
+@pytest.mark.parametrize("path", UNAUTHENTICATED_EXTRAS)
+def test_metrics_and_api_docs_are_404_when_not_exposed(world: World, path: str) -> None:
+    services = world.http.app.state.services
+    with TestClient(create_app(services, expose_metrics=False, expose_api_docs=False)) as closed:
+        assert closed.get(path).status_code == 404
+        assert closed.get("/healthz").status_code == 200
+    assert world.http.get(path).status_code == 200  # exposed (what a loopback broker does by default)
+
+
+def test_metrics_and_api_docs_are_exposed_independently(world: World) -> None:
+    services = world.http.app.state.services
+    with TestClient(create_app(services, expose_metrics=True, expose_api_docs=False)) as http:
+        assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [200, 404, 404, 404]
+    with TestClient(create_app(services, expose_metrics=False, expose_api_docs=True)) as http:
+        assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [404, 200, 200, 200]

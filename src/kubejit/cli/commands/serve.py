@@ -24,7 +24,12 @@ def run_broker(settings: Settings) -> None:
     for chatty in ("httpx", "httpx2", "alembic"):  # one line per HTTP call or migration step is noise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     services = build_services(settings)
-    app = create_app(services, max_body_bytes=settings.broker.max_body_bytes)
+    app = create_app(
+        services,
+        max_body_bytes=settings.broker.max_body_bytes,
+        expose_metrics=settings.broker.metrics_exposed,
+        expose_api_docs=settings.broker.api_docs_exposed,
+    )
     typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
     uvicorn.run(app, host=settings.broker.host, port=settings.broker.port, log_level="warning")
 
