@@ -22,6 +22,7 @@ from kubejit.yamlsource import parse_yaml, read_text, where
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DnsLabel = Annotated[str, Field(pattern=_DNS_LABEL.pattern)]
+_GROUPS_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}:")
 
 
 def data_dir() -> Path:
@@ -133,6 +134,8 @@ class OidcIssuerSettings(_Model):
     groups_claim: str | None = "groups"
     #: Put before usernames (and groups, unless groupsPrefix): defaults to "<name>:".
     prefix: str | None = None
+    #: Put before groups: null (default) means the same as the prefix, "" means none (the IdP's
+    #: group names as they are: only for a single issuer that maps groups).
     groups_prefix: str | None = None
     required_claims: list[str] = Field(default_factory=list)
     leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -166,9 +169,26 @@ class OidcIssuerSettings(_Model):
             raise ValueError("a prefix must end with ':' (e.g. 'corp:') so it never blends into a name")
         return prefix
 
+    @field_validator("groups_prefix")
+    @classmethod
+    def _safe_groups_prefix(cls, prefix: str | None) -> str | None:
+        if prefix in (None, "") or _GROUPS_PREFIX.fullmatch(prefix):
+            return prefix
+        raise ValueError(
+            "a groupsPrefix is letters, digits, '.', '_', '-' or ':' ending with ':' (e.g. 'corp:'), "
+            "or '' for none"
+        )
+
     @property
     def effective_prefix(self) -> str:
         return self.prefix or f"{self.name}:"
+
+    @property
+    def effective_groups_prefix(self) -> str | None:
+        """What this issuer's groups start with; None when it maps no groups (groupsClaim: null)."""
+        if self.groups_claim is None:
+            return None
+        return self.effective_prefix if self.groups_prefix is None else self.groups_prefix
 
 
 class IdentitySettings(_Model):
@@ -191,7 +211,22 @@ class IdentitySettings(_Model):
             for b in prefixes:
                 if a != b and b.startswith(a):
                     raise ValueError(f"issuer prefix {a!r} is a prefix of {b!r}: their names could collide")
+        _refuse_overlapping_groups(issuers)
         return issuers
+
+
+def _refuse_overlapping_groups(issuers: list[OidcIssuerSettings]) -> None:
+    """Two issuers whose groups could be spelled alike would let one IdP mint the other's groups
+    (its admin group, say): group prefixes must be distinct and none the start of another ("" is
+    the start of every prefix)."""
+    mapped = [(i.name, i.effective_groups_prefix) for i in issuers if i.effective_groups_prefix is not None]
+    for a_name, a in mapped:
+        for b_name, b in mapped:
+            if a_name != b_name and b.startswith(a):
+                raise ValueError(
+                    f"the groups of issuers {a_name!r} ({a!r}) and {b_name!r} ({b!r}) could collide: "
+                    "give each a groupsPrefix that is not the start of another's, or groupsClaim: null"
+                )
 
 
 class AuditSettings(AuditDeliverySettings):
