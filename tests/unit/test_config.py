@@ -87,7 +87,7 @@ def test_the_dev_issuer_is_refused_next_to_real_issuers(tmp_path: Path) -> None:
     text = GOOD + (
         "identity:\n  issuers:\n    - {name: corp, issuerUrl: 'https://idp.example.com', audience: kubejit}\n"
     )
-    with pytest.raises(ConfigError, match="with identity.issuers configured"):
+    with pytest.raises(ConfigError, match=r"with identity\.issuers configured"):
         parse_settings(text, source="c.yaml", base_dir=tmp_path)
     alone = text.replace("  enabled: true\n", "  enabled: false\n")
     assert parse_settings(alone, source="c.yaml", base_dir=tmp_path).identity.issuers
@@ -113,7 +113,9 @@ def test_the_dev_issuer_is_allowed_on_loopback_with_a_loopback_public_url(tmp_pa
 def test_metrics_and_api_docs_default_to_exposed_only_on_loopback(
     host: str, settings: str, exposed: tuple[bool, bool], tmp_path: Path
 ) -> None:
-    text = GOOD.replace("host: 127.0.0.1", f"host: '{host}'").replace("  port: 8080\n", "  port: 8080\n" + settings)
+    text = GOOD.replace("host: 127.0.0.1", f"host: '{host}'").replace(
+        "  port: 8080\n", "  port: 8080\n" + settings
+    )
     text = text.replace("  enabled: true\n", "  enabled: false\n")
     broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
     assert (broker.metrics_exposed, broker.api_docs_exposed) == exposed

@@ -62,7 +62,8 @@ class DevIssuer:
         if username not in self.users:
             # Never list the configured users: whoever asks would learn whom to log in as.
             raise NotFound(
-                f"no dev user '{username}'", hint="Dev users are listed under devIssuer.users in the broker config."
+                f"no dev user '{username}'",
+                hint="Dev users are listed under devIssuer.users in the broker config.",
             )
         now = int(self._clock.now().timestamp())
         claims = {

@@ -28,6 +28,7 @@ def create_app(
     expose_api_docs: bool = True,
 ) -> FastAPI:
     """The app; ``expose_*`` off makes those unauthenticated paths 404 (config decides: loopback only)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -39,7 +40,9 @@ def create_app(
         title="kubejit",
         version=__version__,
         description="Just-in-time, short-lived, audited access to Kubernetes.",
-        **({} if expose_api_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}),
+        openapi_url="/openapi.json" if expose_api_docs else None,
+        docs_url="/docs" if expose_api_docs else None,
+        redoc_url="/redoc" if expose_api_docs else None,
     )
     app.state.services = services
     problems.install(app)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from kubejit.durations import format_duration
 from kubejit.checks import is_loopback
+from kubejit.durations import format_duration
 from kubejit.errors import NotFound, PermissionDenied
 from kubejit.policy.evaluate import user_may_request
 from kubejit.policy.glob import is_glob, matches
@@ -77,7 +77,7 @@ def _direct_from_loopback(request: Request) -> bool:
     header refuses the request, whatever it says.
     """
     client = request.client.host if request.client else None
-    forwarded = any(name.startswith(_PROXY_HEADERS) for name in request.headers.keys())
+    forwarded = any(name.startswith(_PROXY_HEADERS) for name in request.headers)
     return is_loopback(client) and not forwarded
 
 

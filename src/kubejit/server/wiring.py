@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from kubejit.audit.checkpoint import load_or_create_signing_key
@@ -29,7 +30,6 @@ from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
-
 
 #: Where Kubernetes tells a pod its namespace.
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -110,10 +110,9 @@ def _kubejit_namespaces(settings: Settings) -> frozenset[str]:
     """brokerNamespace and grantNamespace, and, in a pod, the namespace the pod really runs in."""
     namespaces = settings.kubejit_namespaces
     if any(c.in_cluster for c in settings.clusters):
-        try:
+        # Not in a pod after all (OSError): building the in-cluster adapter says so.
+        with contextlib.suppress(OSError):
             namespaces |= {_SA_NAMESPACE_FILE.read_text().strip()} - {""}
-        except OSError:
-            pass  # not in a pod after all: building the in-cluster adapter says so
     return namespaces
 
 

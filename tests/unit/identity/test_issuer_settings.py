@@ -116,7 +116,9 @@ def test_distinct_group_prefixes_are_accepted(issuers: str) -> None:
     assert len(_parse(issuers).identity.issuers) == 2  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("prefix", ["corp", ":", "c orp:", "corp:x", "::", "-corp:", "ad\u200bmins:", "a" * 64 + ":"])
+@pytest.mark.parametrize(
+    "prefix", ["corp", ":", "c orp:", "corp:x", "::", "-corp:", "ad\u200bmins:", "a" * 64 + ":"]
+)
 def test_a_groups_prefix_must_be_safe_text_ending_with_a_colon(prefix: str) -> None:
     with pytest.raises(ConfigError, match="groupsPrefix"):
         _parse(f"    - {{name: corp, issuerUrl: 'https://idp', audience: k, groupsPrefix: '{prefix}'}}\n")

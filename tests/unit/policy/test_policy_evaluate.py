@@ -9,6 +9,7 @@ import pytest
 
 from kubejit.errors import InvalidInput
 from kubejit.identity.principal import Principal
+from kubejit.identity.workload import workload_principal
 from kubejit.policy.evaluate import (
     DEFAULT_DENY,
     check_rule,
@@ -20,7 +21,6 @@ from kubejit.policy.evaluate import (
 from kubejit.policy.load import parse_policy
 from kubejit.policy.model import AccessRequest, Decision, Outcome, Policy, RoleRef, Rule
 from kubejit.policy.workloads import WorkloadTarget, evaluate_workload
-from kubejit.identity.workload import workload_principal
 
 pytestmark = pytest.mark.unit
 
@@ -489,7 +489,9 @@ SYSTEM = ["kube-system", "kube-public", "kube-node-lease"]
     ("namespace", "moved"),
     [*((n, False) for n in [*SYSTEM, *KUBEJITS_OWN]), *((n, True) for n in [*SYSTEM, "jit", "jit-grants"])],
 )
-def test_no_glob_reaches_system_or_kubejit_namespaces_for_people_or_workloads(namespace: str, moved: bool) -> None:
+def test_no_glob_reaches_system_or_kubejit_namespaces_for_people_or_workloads(
+    namespace: str, moved: bool
+) -> None:
     """The broker's namespace is protected without any config (defaults) and where the config moves it."""
     protected = frozenset({"jit", "jit-grants"}) if moved else None
     policy = parse_policy(OPEN, **({"protected_namespaces": protected} if protected else {}))

@@ -142,7 +142,9 @@ def test_protected_namespaces_join_the_system_ones() -> None:
 def test_an_allow_rule_may_not_name_kubejits_own_namespaces(namespace: str) -> None:
     text = rules(GOOD_RULE.replace("namespaces: [dev]", f"namespaces: [dev, {namespace}]"))
     error = error_of(text)
-    assert error.message.startswith(f"policy.yaml:10:23: rule 'x' grants access to '{namespace}', kubejit's own")
+    assert error.message.startswith(
+        f"policy.yaml:10:23: rule 'x' grants access to '{namespace}', kubejit's own"
+    )
     assert "brokerNamespace" in (error.hint or "")
 
 
@@ -150,7 +152,9 @@ def test_the_configured_broker_namespace_is_refused_and_the_default_is_then_an_o
     text = rules(GOOD_RULE.replace("namespaces: [dev]", "namespaces: [jit]"))
     with pytest.raises(PolicyError, match="'jit', kubejit's own namespace"):
         parse_policy(text, protected_namespaces=frozenset({"jit", "jit-grants"}))
-    moved = parse_policy(rules(GOOD_RULE.replace("[dev]", "[kubejit]")), protected_namespaces=frozenset({"jit"}))
+    moved = parse_policy(
+        rules(GOOD_RULE.replace("[dev]", "[kubejit]")), protected_namespaces=frozenset({"jit"})
+    )
     assert moved.rules[0].namespaces == ("kubejit",)
 
 

@@ -251,3 +251,54 @@ def test_metrics_and_api_docs_are_exposed_independently(world: World) -> None:
         assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [200, 404, 404, 404]
     with TestClient(create_app(services, expose_metrics=False, expose_api_docs=True)) as http:
         assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [404, 200, 200, 200]
+
+
+WIDE_POLICY = POLICY.replace(
+    "  edit: {clusterRole: edit}\n",
+    "  edit: {clusterRole: edit}\n  reader: {clusterRole: view, clusterScope: true}\n",
+) + (
+    "  - name: cluster-read\n    groups: [developers]\n    clusters: [dev]\n    roles: [reader]\n"
+    "    duration: {max: 1h}\n    approval: auto\n"
+)
+
+
+@pytest.fixture
+def wide(world: World) -> World:
+    """The world with a cluster-wide role `reader` that developers may request."""
+    world.http.app.state.services.grants.policy = parse_policy(WIDE_POLICY)
+    return world
+
+
+@pytest.mark.parametrize(
+    "body", [{"cluster": "dev", "role": "reader"}, {"cluster": "dev", "namespaces": [], "role": "reader"}]
+)
+def test_a_cluster_wide_role_is_requested_without_namespaces(wide: World, body: dict[str, object]) -> None:
+    r = wide.http.post("/v1/grants", json={**body, "reason": "audit"}, headers=wide.auth("alice"))
+    assert r.status_code == 201, r.text
+    assert (r.json()["state"], r.json()["namespaces"], r.json()["role"]) == ("active", [], "reader")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (
+            {"cluster": "dev", "namespaces": ["team-a"], "role": "reader"},
+            "is cluster-wide; a request for it names no namespaces",
+        ),
+        ({"cluster": "dev", "role": "view"}, "needs at least one namespace"),
+        ({"cluster": "dev", "namespaces": [], "role": "edit"}, "needs at least one namespace"),
+    ],
+)
+def test_the_wrong_shape_for_the_role_is_refused_and_changes_nothing(
+    wide: World, body: dict[str, object], words: str
+) -> None:
+    r = wide.http.post("/v1/grants", json=body, headers=wide.auth("alice"))
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+    assert wide.store.grants == {} and wide.cluster.objects == {}
+
+
+def test_a_cluster_wide_role_still_needs_a_rule(wide: World) -> None:
+    r = wide.http.post("/v1/grants", json={"cluster": "dev", "role": "reader"}, headers=wide.auth("bob"))
+    assert r.status_code == 403, r.text
+    assert wide.store.grants == {} and wide.cluster.objects == {}

@@ -30,7 +30,9 @@ def test_moved_namespaces_are_the_protected_ones(tmp_path: Path) -> None:
     assert wiring._kubejit_namespaces(settings) == {"jit", "jit-grants"}
 
 
-def test_in_a_pod_the_pods_namespace_is_protected_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_in_a_pod_the_pods_namespace_is_protected_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pod_namespace = tmp_path / "namespace"
     pod_namespace.write_text("security-tools")
     monkeypatch.setattr(wiring, "_SA_NAMESPACE_FILE", pod_namespace)
