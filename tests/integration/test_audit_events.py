@@ -109,17 +109,15 @@ def world(tmp_path: Path) -> Iterator[World]:
         clusters=[ClusterOut(name="dev", audience="a")],
         dev_issuer=issuer,
     )
-    # The dev issuer serves loopback clients only (TestClient's default client is "testclient").
-    with TestClient(create_app(services), client=("127.0.0.1", 50000)) as http:
+    with TestClient(create_app(services)) as http:
         yield World(http, store, issuer)
     engine.dispose()
 
 
 def test_every_event_of_a_request_names_its_source_ip_and_user_agent(world: World) -> None:
-    assert (
-        world.http.post("/v1/dev/login", json={"user": "alice"}, headers={"user-agent": "cli/1"}).status_code
-        == 200
-    )
+    with TestClient(world.http.app, client=("127.0.0.1", 50000)) as local:  # dev login: loopback only
+        login = local.post("/v1/dev/login", json={"user": "alice"}, headers={"user-agent": "cli/1"})
+    assert login.status_code == 200
     body = {"cluster": "dev", "namespaces": ["team-a"], "role": "view", "reason": "INC-9"}
     assert world.http.post("/v1/grants", json=body, headers=world.auth("alice")).status_code == 201
     events = world.events()
@@ -130,7 +128,7 @@ def test_every_event_of_a_request_names_its_source_ip_and_user_agent(world: Worl
         "grant.activated",
     ]
     assert {(e.details["source_ip"], e.details["user_agent"]) for e in events[1:]} == {
-        ("127.0.0.1", "kubejit-test/alice")
+        ("testclient", "kubejit-test/alice")
     }
     assert events[0].details["user_agent"] == "cli/1" and events[0].subject == "alice"
     decided = events[1]
