@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from collections.abc import Iterable
+from pathlib import Path
+
+from kubejit.errors import ConfigError
 
 
 def is_loopback(host: str | None) -> bool:
@@ -23,3 +28,20 @@ def duplicates(values: Iterable[str]) -> list[str]:
     for value in values:
         (again if value in seen else seen).add(value)
     return sorted(again)
+
+
+def read_private_file(path: Path, *, what: str) -> bytes:
+    """A secret key file's bytes, refused when group or others may read or write it.
+
+    Refused, not fixed: a key others could read may have been copied, and only its owner can decide
+    whether to replace it. The mode is checked on the open file, so a swap after the check cannot
+    slip a looser file in.
+    """
+    with open(path, "rb") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"{what} {path} is open to group or others (mode {mode:04o}); a secret key must be 0600",
+                hint=f"Run `chmod 600 {path}`, and replace the key if someone else may have read it.",
+            )
+        return handle.read()

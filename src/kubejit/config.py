@@ -22,6 +22,7 @@ from kubejit.yamlsource import parse_yaml, read_text, where
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DnsLabel = Annotated[str, Field(pattern=_DNS_LABEL.pattern)]
+_GROUPS_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}:")
 
 
 def data_dir() -> Path:
@@ -67,10 +68,22 @@ class BrokerSettings(_Model):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     #: Pending + approved + active grants one person may hold at once.
     max_open_grants_per_person: int = Field(default=20, ge=1, le=10_000)
+    #: Serve /metrics (unauthenticated). Default: only when the broker listens on loopback.
+    expose_metrics: bool | None = None
+    #: Serve /openapi.json, /docs and /redoc (unauthenticated). Default: only on loopback.
+    expose_api_docs: bool | None = None
 
     @property
     def url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def metrics_exposed(self) -> bool:
+        return is_loopback(self.host) if self.expose_metrics is None else self.expose_metrics
+
+    @property
+    def api_docs_exposed(self) -> bool:
+        return is_loopback(self.host) if self.expose_api_docs is None else self.expose_api_docs
 
 
 class StoreSettings(_Model):
@@ -134,6 +147,8 @@ class OidcIssuerSettings(_Model):
     groups_claim: str | None = "groups"
     #: Put before usernames (and groups, unless groupsPrefix): defaults to "<name>:".
     prefix: str | None = None
+    #: Put before groups: null (default) means the same as the prefix, "" means none (the IdP's
+    #: group names as they are: only for a single issuer that maps groups).
     groups_prefix: str | None = None
     required_claims: list[str] = Field(default_factory=list)
     leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -167,9 +182,26 @@ class OidcIssuerSettings(_Model):
             raise ValueError("a prefix must end with ':' (e.g. 'corp:') so it never blends into a name")
         return prefix
 
+    @field_validator("groups_prefix")
+    @classmethod
+    def _safe_groups_prefix(cls, prefix: str | None) -> str | None:
+        if prefix in (None, "") or _GROUPS_PREFIX.fullmatch(prefix):
+            return prefix
+        raise ValueError(
+            "a groupsPrefix is letters, digits, '.', '_', '-' or ':' ending with ':' (e.g. 'corp:'), "
+            "or '' for none"
+        )
+
     @property
     def effective_prefix(self) -> str:
         return self.prefix or f"{self.name}:"
+
+    @property
+    def effective_groups_prefix(self) -> str | None:
+        """What this issuer's groups start with; None when it maps no groups (groupsClaim: null)."""
+        if self.groups_claim is None:
+            return None
+        return self.effective_prefix if self.groups_prefix is None else self.groups_prefix
 
 
 class IdentitySettings(_Model):
@@ -192,7 +224,22 @@ class IdentitySettings(_Model):
             for b in prefixes:
                 if a != b and b.startswith(a):
                     raise ValueError(f"issuer prefix {a!r} is a prefix of {b!r}: their names could collide")
+        _refuse_overlapping_groups(issuers)
         return issuers
+
+
+def _refuse_overlapping_groups(issuers: list[OidcIssuerSettings]) -> None:
+    """Two issuers whose groups could be spelled alike would let one IdP mint the other's groups
+    (its admin group, say): group prefixes must be distinct and none the start of another ("" is
+    the start of every prefix)."""
+    mapped = [(i.name, i.effective_groups_prefix) for i in issuers if i.effective_groups_prefix is not None]
+    for a_name, a in mapped:
+        for b_name, b in mapped:
+            if a_name != b_name and b.startswith(a):
+                raise ValueError(
+                    f"the groups of issuers {a_name!r} ({a!r}) and {b_name!r} ({b!r}) could collide: "
+                    "give each a groupsPrefix that is not the start of another's, or groupsClaim: null"
+                )
 
 
 class AuditSettings(AuditDeliverySettings):
@@ -215,6 +262,8 @@ class Settings(_Model):
     store: StoreSettings = Field(default_factory=StoreSettings)
     #: Where kubejit keeps per-grant ServiceAccounts, in every cluster.
     grant_namespace: DnsLabel = "kubejit-grants"
+    #: Where the broker's own ServiceAccount (and, in-cluster, its pod) lives: no policy reaches it.
+    broker_namespace: DnsLabel = "kubejit"
     clusters: list[ClusterSettings] = Field(min_length=1)
     policy_file: Path
     #: CI/CD systems whose job tokens ``POST /v1/token-exchange`` accepts.
@@ -246,12 +295,30 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if self.dev_issuer.enabled and not is_loopback(self.broker.host):
+        if not self.dev_issuer.enabled:
+            return self
+        if not is_loopback(self.broker.host):
             raise ValueError(
                 "the dev issuer signs tokens for anyone who asks: it is only allowed when the broker "
                 "listens on a loopback address (broker.host: 127.0.0.1)"
             )
+        public = urlsplit(self.broker.public_url).hostname if self.broker.public_url else self.broker.host
+        if not is_loopback(public):
+            raise ValueError(
+                "the dev issuer signs tokens for anyone who asks, and broker.publicUrl says people reach "
+                "this broker from elsewhere (through a proxy): set devIssuer.enabled: false, or a loopback publicUrl"
+            )
+        if self.identity.issuers:
+            raise ValueError(
+                "the dev issuer is for trials without an IdP: with identity.issuers configured it would let "
+                "anyone on the broker's host log in as any dev user; set devIssuer.enabled: false"
+            )
         return self
+
+    @property
+    def kubejit_namespaces(self) -> frozenset[str]:
+        """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
+        return frozenset({self.broker_namespace, self.grant_namespace})
 
     @property
     def checkpoint_key_path(self) -> Path:

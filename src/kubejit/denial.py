@@ -62,15 +62,17 @@ def request_for(grant: Mapping[str, Any], denial: Denial) -> tuple[str, str]:
             f"grant {grant['id']} is {grant['state']}",
             f"{base} {namespaces} --role {grant['role']} {reason}",
         )
-    if denial.namespace is not None and denial.namespace not in grant["namespaces"]:
+    wide = not grant["namespaces"]  # a cluster-wide role covers every namespace
+    if denial.namespace is not None and not wide and denial.namespace not in grant["namespaces"]:
         return (
             f"grant {grant['id']} ({grant['role']}) covers {', '.join(grant['namespaces'])}, "
             f"not {denial.namespace}",
             f"{base} --namespace {denial.namespace} --role {grant['role']} {reason}",
         )
-    namespace = denial.namespace or grant["namespaces"][0]
+    namespace = denial.namespace or (None if wide else grant["namespaces"][0])
+    where = f" --namespace {namespace}" if namespace else ""
     return (
         f"role {grant['role']} of grant {grant['id']} does not allow {denial.what}",
-        f"{base} --namespace {namespace} --role ROLE {reason}   (ROLE: one that allows it; "
+        f"{base}{where} --role ROLE {reason}   (ROLE: one that allows it; "
         "`kubejit whoami` lists what you may request)",
     )

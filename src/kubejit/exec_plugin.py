@@ -351,6 +351,7 @@ def write_private(path: str, text: str) -> None:
     temporary file is per process, so concurrent writers (parallel kubectl calls) never collide."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only: a leftover keeps its own
     with os.fdopen(fd, "w") as out:
         out.write(text)
     os.replace(tmp, path)

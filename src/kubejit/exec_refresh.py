@@ -207,7 +207,8 @@ def _emit(paths: CachePaths, fields: dict[str, str], api_version: str, *, from_c
 def state_message(grant: dict[str, Any], *, broker: str) -> tuple[str, str] | None:
     """What to tell the user when the grant cannot give a token now; None when it is active."""
     state = grant["state"]
-    what = f"grant {grant['id']} ({grant['role']} in {', '.join(grant['namespaces'])} on cluster {grant['cluster']})"
+    where = ", ".join(grant["namespaces"]) or "all namespaces"
+    what = f"grant {grant['id']} ({grant['role']} in {where} on cluster {grant['cluster']})"
     again = f"To get access again run: {request_command(grant)}"
     by = f" by {grant['ended_by']}" if grant.get("ended_by") else ""
     reason = f": {grant['end_reason']}" if grant.get("end_reason") else ""

@@ -86,8 +86,9 @@ class JitContext:
         }
 
 
-def context_name(cluster: str, namespace: str) -> str:
-    return f"jit-{cluster}-{namespace}"
+def context_name(cluster: str, namespace: str | None) -> str:
+    """``jit-<cluster>-<namespace>``; ``jit-<cluster>-cluster-wide`` for a grant of a cluster-wide role."""
+    return f"jit-{cluster}-{namespace or 'cluster-wide'}"
 
 
 def plan_contexts(
@@ -109,7 +110,8 @@ def plan_contexts(
                 f"the broker does not say where cluster {grant['cluster']} is (grant {grant['id']})",
                 hint="Ask the broker's operator to check the cluster's kubeconfig in the broker config.",
             )
-        name = context_name(str(grant["cluster"]), str(grant["namespaces"][0]))
+        first = str(grant["namespaces"][0]) if grant["namespaces"] else None  # none: cluster-wide
+        name = context_name(str(grant["cluster"]), first)
         if name in taken:
             name = f"{name}-{grant['id']}"
         taken.add(name)
@@ -118,7 +120,7 @@ def plan_contexts(
                 grant_id=str(grant["id"]),
                 context=name,
                 cluster=str(grant["cluster"]),
-                namespace=str(grant["namespaces"][0]),
+                namespace=first or "default",
                 server=str(endpoint["server"]),
                 certificate_authority_data=endpoint.get("certificate_authority_data") or None,
                 broker=broker,

@@ -62,6 +62,7 @@ def broker(
         policy=POLICY,
         extra_config={
             "identity": {"issuers": [issuer]},
+            "devIssuer": {"enabled": False},
             # Each refusal's own record, to check each reason (by default repeats become one count).
             "broker": {"rateLimits": {"authFailureSummarySeconds": 0}},
         },

@@ -27,7 +27,7 @@ POLICY = """
 roles:
   view: {clusterRole: view}
   edit: {clusterRole: edit}
-adminGroups: [platform-admins]
+adminGroups: [dex:platform-admins]
 rules:
   - name: developers-edit
     groups: [dex:developers]
@@ -38,6 +38,7 @@ rules:
     approval: auto
 """
 CAROL = ProxyUser("carol", ("developers",), email="carol@example.com")
+ROOT = ProxyUser("root", ("platform-admins",), email="root@example.com")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def dex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dex]:
 def oidc_broker(
     tmp_path: Path, dex: Dex, broker_identity: BrokerIdentity, second_broker_identity: BrokerIdentity
 ) -> Iterator[Broker]:
-    """The e2e broker, trusting Dex as well as its dev issuer."""
+    """The e2e broker, trusting Dex (and not its dev issuer: the two are refused together)."""
     issuer = {
         "name": "dex",
         "issuerUrl": dex.issuer,
@@ -62,7 +63,7 @@ def oidc_broker(
         tmp_path / "broker",
         [broker_identity, second_broker_identity],
         policy=POLICY,
-        extra_config={"identity": {"issuers": [issuer]}},
+        extra_config={"identity": {"issuers": [issuer]}, "devIssuer": {"enabled": False}},
     )
     running.workdir.mkdir()
     running.start()
@@ -143,7 +144,7 @@ def test_device_login_then_request_with_group_policy(
     assert "no rule allows dex:alice@example.com the role 'edit'" in refused.stderr
 
     # Accounting: both people are known, with the grant carol holds; only admins may list them.
-    oidc_broker.login("root")
+    device_login(oidc_broker, dex, "root", proxy_user=ROOT)
     people = {p["username"]: p for p in oidc_broker.json("root", "users")}
     assert people["dex:carol@example.com"]["active_grants"] == [grant["id"]]
     assert people["dex:alice@example.com"]["issuer"] == "dex"
@@ -191,9 +192,9 @@ def test_browser_login_with_pkce_refresh_and_logout(oidc_broker: Broker, dex: De
     assert again.returncode == 4 and "not logged in" in again.stderr
 
 
-def test_dev_users_still_log_in_next_to_oidc(oidc_broker: Broker) -> None:
-    oidc_broker.login("alice")
-    assert oidc_broker.json("alice", "whoami")["name"] == "alice"  # the dev issuer: no prefix
+def test_no_dev_login_next_to_oidc(oidc_broker: Broker) -> None:
+    dev = oidc_broker.cli("alice", "login", "--dev-user", "alice", check=False)
+    assert dev.returncode == 5 and "the dev issuer is not enabled" in dev.stderr
     wrong = oidc_broker.cli("bob", "login", "--device", "--issuer", "corp", check=False)
     assert wrong.returncode == 2 and "no identity provider 'corp' (offered: dex)" in wrong.stderr
     assert "Traceback" not in wrong.stderr

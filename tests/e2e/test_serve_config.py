@@ -11,9 +11,9 @@ import yaml
 from tests.broker_process import E2E_POLICY, KUBEJIT
 
 
-def serve(config: Path) -> subprocess.CompletedProcess[str]:
+def serve(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [KUBEJIT, "serve", "--config", str(config)],
+        [KUBEJIT, "serve", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -65,6 +65,13 @@ def test_invalid_config_stops_the_broker_with_its_position(tmp_path: Path) -> No
 def test_unsafe_dev_issuer_and_missing_files_are_refused(tmp_path: Path) -> None:
     done = serve(write(tmp_path, broker={"host": "0.0.0.0", "port": 1}))
     assert done.returncode == 78 and "loopback" in done.stderr
+    behind_proxy = {"host": "127.0.0.1", "port": 1, "publicUrl": "https://kubejit.example.com"}
+    done = serve(write(tmp_path, broker=behind_proxy))
+    assert done.returncode == 78 and "devIssuer.enabled: false" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    done = serve(write(tmp_path), "--host", "0.0.0.0")  # an override is checked like the file
+    assert done.returncode == 78 and "--host/--port: the dev issuer" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
     done = serve(write(tmp_path, policyFile="nope.yaml"))
     assert done.returncode == 78 and "nope.yaml" in done.stderr and "Traceback" not in done.stderr
     done = serve(tmp_path / "missing.yaml")

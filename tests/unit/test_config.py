@@ -90,3 +90,55 @@ def test_rate_limits_have_defaults_and_refuse_bad_values(tmp_path: Path) -> None
             parse_settings(
                 GOOD.replace("  port: 8080\n", f"  port: 8080\n  {bad}\n"), source="c.yaml", base_dir=tmp_path
             )
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("  publicUrl: https://kubejit.example.com\n", "broker.publicUrl says people reach"),
+        ("  publicUrl: http://10.0.0.5:8080\n", "broker.publicUrl says people reach"),
+    ],
+)
+def test_the_dev_issuer_is_refused_behind_a_public_url(extra: str, words: str, tmp_path: Path) -> None:
+    text = GOOD.replace("  port: 8080\n", "  port: 8080\n" + extra)
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert words in caught.value.message and "devIssuer.enabled: false" in caught.value.message
+
+
+def test_the_dev_issuer_is_refused_next_to_real_issuers(tmp_path: Path) -> None:
+    text = GOOD + (
+        "identity:\n  issuers:\n    - {name: corp, issuerUrl: 'https://idp.example.com', audience: kubejit}\n"
+    )
+    with pytest.raises(ConfigError, match=r"with identity\.issuers configured"):
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    alone = text.replace("  enabled: true\n", "  enabled: false\n")
+    assert parse_settings(alone, source="c.yaml", base_dir=tmp_path).identity.issuers
+
+
+def test_the_dev_issuer_is_allowed_on_loopback_with_a_loopback_public_url(tmp_path: Path) -> None:
+    for url in ("http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:8080"):
+        text = GOOD.replace("  port: 8080\n", f"  port: 8080\n  publicUrl: '{url}'\n")
+        assert parse_settings(text, source="c.yaml", base_dir=tmp_path).dev_issuer.enabled
+
+
+@pytest.mark.parametrize(
+    ("host", "settings", "exposed"),
+    [
+        ("127.0.0.1", "", (True, True)),
+        ("::1", "", (True, True)),
+        ("0.0.0.0", "", (False, False)),
+        ("10.0.0.5", "", (False, False)),
+        ("0.0.0.0", "  exposeMetrics: true\n", (True, False)),
+        ("127.0.0.1", "  exposeApiDocs: false\n  exposeMetrics: false\n", (False, False)),
+    ],
+)
+def test_metrics_and_api_docs_default_to_exposed_only_on_loopback(
+    host: str, settings: str, exposed: tuple[bool, bool], tmp_path: Path
+) -> None:
+    text = GOOD.replace("host: 127.0.0.1", f"host: '{host}'").replace(
+        "  port: 8080\n", "  port: 8080\n" + settings
+    )
+    text = text.replace("  enabled: true\n", "  enabled: false\n")
+    broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
+    assert (broker.metrics_exposed, broker.api_docs_exposed) == exposed

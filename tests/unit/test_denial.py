@@ -65,3 +65,17 @@ def test_an_ended_grant_asks_for_it_again() -> None:
     happened, command = request_for({**GRANT, "state": "revoked"}, denial)
     assert happened == "grant g1a2b3 is revoked"
     assert command.startswith("kubejit request --cluster dev --namespace team-a --role view")
+
+
+def test_a_cluster_wide_grant_covers_every_namespace_so_only_the_role_can_be_short() -> None:
+    wide = {**GRANT, "namespaces": [], "role": "reader"}
+    (denial,) = find_denials(FORBIDDEN)
+    happened, command = request_for(wide, denial)
+    assert happened == "role reader of grant g1a2b3 does not allow list pods in namespace team-c"
+    assert command.startswith("kubejit request --cluster dev --namespace team-c --role ROLE")
+    (at_cluster_scope,) = find_denials(
+        'nodes is forbidden: User "system:serviceaccount:kubejit-grants:kubejit-g1a2b3" cannot list '
+        'resource "nodes" in API group "" at the cluster scope'
+    )
+    happened, command = request_for(wide, at_cluster_scope)
+    assert command.startswith("kubejit request --cluster dev --role ROLE")

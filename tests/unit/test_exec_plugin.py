@@ -388,3 +388,15 @@ def test_a_redirect_is_not_followed_with_the_token() -> None:
                 broker.shutdown()
                 other.shutdown()
     assert seen == []
+
+
+def test_write_private_is_0600_even_over_looser_leftovers(tmp_path: Path) -> None:
+    path = tmp_path / "session.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    leftover = tmp_path / f"session.json.{os.getpid()}.tmp"  # a crashed earlier write of this process id
+    leftover.write_text("half")
+    leftover.chmod(0o666)
+    plugin.write_private(str(path), "new")
+    assert path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o600
+    assert not leftover.exists()

@@ -216,3 +216,10 @@ def test_a_kubeconfig_in_a_folder_that_cannot_exist_is_a_clear_error(tmp_path: P
         pass
     with pytest.raises(ConfigError, match="cannot write the kubeconfig"):
         write_kubeconfig(target, "apiVersion: v1\n")
+
+
+def test_a_cluster_wide_grant_gets_a_cluster_wide_context_in_the_default_namespace() -> None:
+    clusters = {"dev": {"name": "dev", "server": "https://d", "certificate_authority_data": None}}
+    grants = [{"id": "gw", "cluster": "dev", "namespaces": [], "activated_at": "2026-01-01T00:00:00"}]
+    (planned,) = plan_contexts(grants, clusters, broker="http://b", command="kubejit")
+    assert (planned.context, planned.namespace) == ("jit-dev-cluster-wide", "default")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kubejit.audit.event import rfc3339
+from kubejit.checks import read_private_file
 from kubejit.errors import ConfigError
 
 #: The action of the chained event that copies each checkpoint into the log (and so to the sinks).
@@ -131,7 +132,12 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
-    key = _load_pem(path, private=True)
+    """The broker's own key: refused (ConfigError) when group or others may read it."""
+    try:
+        data = read_private_file(path, what="audit checkpoint key")
+    except OSError as exc:
+        raise ConfigError(f"cannot read key {path}: {exc.strerror or exc}", hint=_KEY_HINT) from exc
+    key = _load_pem(path, private=True, data=data)
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(f"{path} is not an Ed25519 private key", hint=_KEY_HINT)
     return key
@@ -156,9 +162,9 @@ def public_pem(key: Ed25519PublicKey) -> str:
 _KEY_HINT = "Create one with `openssl genpkey -algorithm ed25519 -out key.pem` (or let the broker do it)."
 
 
-def _load_pem(path: Path, *, private: bool | None) -> object:
+def _load_pem(path: Path, *, private: bool | None, data: bytes | None = None) -> object:
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as exc:
         raise ConfigError(f"cannot read key {path}: {exc.strerror or exc}", hint=_KEY_HINT) from exc
     try:

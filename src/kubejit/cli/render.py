@@ -72,7 +72,7 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
             f"[{style}]{state}[/]",
             g["requester"],
             g["cluster"],
-            ",".join(g["namespaces"]),
+            ",".join(g["namespaces"]) or "(cluster-wide)",
             g["role"],
             _when(ends).partition(" (")[2].rstrip(")") if g["state"] in ("active", "pending") else "-",
             (g["reason"] or "")[:40],
@@ -89,7 +89,8 @@ def grant(g: dict[str, Any], output: Output, *, headline: str) -> None:
     console.print(
         f"  state:      [{STATE_STYLE.get(g['state'], 'dim')}]{g['state']}[/]   (rule: {g['rule']})"
     )
-    console.print(f"  access:     {g['role']} in {', '.join(g['namespaces'])} on cluster {g['cluster']}")
+    where = ", ".join(g["namespaces"]) or "all namespaces (cluster-wide)"
+    console.print(f"  access:     {g['role']} in {where} on cluster {g['cluster']}")
     if g["state"] == "active":
         console.print(f"  expires:    {_when(g['expires_at'])}")
     elif g["state"] == "pending":

@@ -71,6 +71,7 @@ def install_broker(
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the file holds the broker's token; an existing one keeps its mode otherwise
     with os.fdopen(fd, "w") as handle:
         handle.write(yaml.safe_dump(document, sort_keys=False))
     with Client(KubeConfig.from_file(out), trust_env=False) as broker:

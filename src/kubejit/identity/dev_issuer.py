@@ -14,6 +14,7 @@ from pathlib import Path
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from kubejit.checks import read_private_file
 from kubejit.clock import Clock
 from kubejit.errors import AuthenticationFailed, ConfigError, NotFound
 from kubejit.identity.principal import Principal
@@ -26,7 +27,8 @@ def load_or_create_key(path: Path) -> ECKey:
     """Keep the signing key across restarts so issued tokens stay valid; 0600, never logged."""
     try:
         if path.exists():
-            return ECKey.import_key(path.read_bytes(), parameters={"kid": "dev-1"})
+            pem = read_private_file(path, what="dev issuer key")
+            return ECKey.import_key(pem, parameters={"kid": "dev-1"})
         path.parent.mkdir(parents=True, exist_ok=True)
         key = ECKey.generate_key("P-256", parameters={"kid": "dev-1"}, private=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -58,9 +60,10 @@ class DevIssuer:
 
     def issue(self, username: str) -> str:
         if username not in self.users:
-            known = ", ".join(sorted(self.users)) or "none"
+            # Never list the configured users: whoever asks would learn whom to log in as.
             raise NotFound(
-                f"no dev user '{username}' (configured: {known})", hint="Add it under devIssuer.users."
+                f"no dev user '{username}'",
+                hint="Dev users are listed under devIssuer.users in the broker config.",
             )
         now = int(self._clock.now().timestamp())
         claims = {

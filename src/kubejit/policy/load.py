@@ -27,7 +27,7 @@ from kubejit.durations import format_duration, parse_duration
 from kubejit.errors import InvalidInput, PolicyError
 from kubejit.policy.evaluate import DEFAULT_DENY
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, is_name_pattern
-from kubejit.policy.model import SYSTEM_NAMESPACES, Policy, RoleRef, Rule, WorkloadRule
+from kubejit.policy.model import KUBEJIT_NAMESPACES, SYSTEM_NAMESPACES, Policy, RoleRef, Rule, WorkloadRule
 from kubejit.yamlsource import MAX_YAML_BYTES, read_text
 
 #: A policy is written by hand; anything bigger is a mistake (or an attack on the parser).
@@ -51,7 +51,7 @@ _RBAC_NAME = re.compile(r"[^\s/%]{1,253}")
 
 
 def load_policy_file(
-    path: str | os.PathLike[str], *, protected_namespaces: frozenset[str] = frozenset()
+    path: str | os.PathLike[str], *, protected_namespaces: frozenset[str] = KUBEJIT_NAMESPACES
 ) -> Policy:
     """Read and parse a policy file; the one function here that touches the file system."""
     text = read_text(
@@ -64,17 +64,18 @@ def load_policy_file(
 
 
 def parse_policy(
-    text: str, *, source: str = "policy.yaml", protected_namespaces: frozenset[str] = frozenset()
+    text: str, *, source: str = "policy.yaml", protected_namespaces: frozenset[str] = KUBEJIT_NAMESPACES
 ) -> Policy:
     """Parse policy YAML; raise ``PolicyError`` ("file:line:column: what; hint") on the first problem.
 
-    ``protected_namespaces`` (the broker's own namespace, say) join the system namespaces that no
-    namespace glob ever matches.
+    ``protected_namespaces`` are kubejit's own (the broker's and the grant namespace; the defaults
+    unless the broker config moves them). They join the system namespaces that no namespace glob ever
+    matches, and unlike those an allow rule may not name them either: nobody gets access there.
     """
     if len(text) > MAX_POLICY_BYTES:
         raise PolicyError(f"{source}: policy is larger than 1 MiB", hint="A policy is written by hand.")
     root = _compose(text, source)
-    reader = _Reader(source)
+    reader = _Reader(source, reserved=protected_namespaces)
     if root is None:
         raise PolicyError(
             f"{source}:1:1: the policy is empty",
@@ -168,8 +169,10 @@ class _Fields:
 class _Reader:
     """Typed access to YAML nodes; every failure is a PolicyError that points at the node."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, reserved: frozenset[str] = KUBEJIT_NAMESPACES) -> None:
         self.source = source
+        #: kubejit's own namespaces, which no allow rule may name (see ``granted_namespaces``).
+        self.reserved = reserved
 
     def error(self, node: Node, message: str, hint: str) -> PolicyError:
         mark = node.start_mark
@@ -403,6 +406,26 @@ def _patterns(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[st
     return tuple(patterns)
 
 
+def granted_namespaces(reader: _Reader, fields: _Fields, what: str) -> tuple[str, ...]:
+    """The namespaces an allow (or workload) rule grants: patterns, none of them kubejit's own.
+
+    A glob already stops short of them (``glob.matches_namespace``); naming one exactly is refused
+    here, at load, because access to the broker's namespace is access to the broker's ServiceAccount,
+    and through it to whatever the broker may bind anywhere.
+    """
+    patterns = _patterns(reader, fields, "namespaces", what)
+    for value, node in reader.strings(fields["namespaces"], f"{what}: namespaces"):
+        if value in reader.reserved:
+            raise reader.error(
+                node,
+                f"{what} grants access to {value!r}, kubejit's own namespace (the broker's ServiceAccount "
+                "or the grant ServiceAccounts live there)",
+                "Remove it: kubejit never grants access to its brokerNamespace or grantNamespace "
+                "(docs/policy.md); a deny rule may still name it.",
+            )
+    return patterns
+
+
 def _require(reader: _Reader, fields: _Fields, key: str, what: str, hint: str) -> None:
     if key not in fields:
         raise reader.error(fields.node, f"allow {what} is missing the key {key!r}", hint)
@@ -423,7 +446,10 @@ def _scope(
             _require(
                 reader, fields, "namespaces", what, "Add namespaces: [...]; ['*'] means any unprotected one."
             )
-        namespaces = _patterns(reader, fields, "namespaces", what) if "namespaces" in fields else ("*",)
+        if deny:
+            namespaces = _patterns(reader, fields, "namespaces", what) if "namespaces" in fields else ("*",)
+        else:
+            namespaces = granted_namespaces(reader, fields, what)
         return _Scope(clusters, role_names, namespaces)
     if len(cluster_wide) != len(role_names):
         raise reader.error(

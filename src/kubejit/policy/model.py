@@ -10,6 +10,12 @@ from typing import Literal
 
 #: Never matched by a glob; a rule must name them exactly (and the kubejit namespace is added at load).
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+#: Where kubejit itself lives unless the broker config says otherwise (``brokerNamespace``,
+#: ``grantNamespace``). Never matched by a glob and never named by an allow rule: access there is
+#: access to the broker's ServiceAccount (and, in-cluster, its pod), hence to everything it may bind.
+DEFAULT_BROKER_NAMESPACE = "kubejit"
+DEFAULT_GRANT_NAMESPACE = "kubejit-grants"
+KUBEJIT_NAMESPACES = frozenset({DEFAULT_BROKER_NAMESPACE, DEFAULT_GRANT_NAMESPACE})
 
 
 class Outcome(StrEnum):
@@ -90,7 +96,7 @@ class Policy:
     #: Groups whose members may revoke anyone's grants and offboard users.
     admin_groups: frozenset[str] = frozenset()
     #: Namespaces a glob never matches (system namespaces plus the broker's own).
-    protected_namespaces: frozenset[str] = SYSTEM_NAMESPACES
+    protected_namespaces: frozenset[str] = SYSTEM_NAMESPACES | KUBEJIT_NAMESPACES
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def _rule(
         provider=provider,
         claims=claims,
         clusters=load._patterns(reader, fields, "clusters", what),
-        namespaces=load._patterns(reader, fields, "namespaces", what),
+        namespaces=load.granted_namespaces(reader, fields, what),
         roles=_roles(reader, fields, what, roles),
         default_duration=default,
         max_duration=maximum,

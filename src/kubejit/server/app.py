@@ -28,7 +28,15 @@ from kubejit.server.origin import RecordOrigin
 from kubejit.server.rate_limits import LimitSources
 
 
-def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
+def create_app(
+    services: Services,
+    *,
+    max_body_bytes: int = 64 * 1024,
+    expose_metrics: bool = True,
+    expose_api_docs: bool = True,
+) -> FastAPI:
+    """The app; ``expose_*`` off makes those unauthenticated paths 404 (config decides: loopback only)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -42,6 +50,9 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
         title="kubejit",
         version=__version__,
         description="Just-in-time, short-lived, audited access to Kubernetes.",
+        openapi_url="/openapi.json" if expose_api_docs else None,
+        docs_url="/docs" if expose_api_docs else None,
+        redoc_url="/redoc" if expose_api_docs else None,
     )
     app.state.services = services
     problems.install(app)
@@ -61,7 +72,6 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
     def metrics() -> PlainTextResponse:
         for state, count in services.grants.store.count_by_state().items():
             by_state.labels(state=state).set(count)
@@ -72,6 +82,8 @@ def create_app(services: Services, *, max_body_bytes: int = 64 * 1024) -> FastAP
                 gauge.labels(sink=row.sink).set(value)
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
+    if expose_metrics:
+        app.get("/metrics", include_in_schema=False)(metrics)
     return app
 
 

@@ -22,7 +22,12 @@ class _In(BaseModel):
 
 class GrantRequestIn(_In):
     cluster: Name
-    namespaces: list[Name] = Field(min_length=1, max_length=20)
+    #: One or more for a namespaced role; none (empty or left out) for a cluster-wide role.
+    namespaces: list[Name] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The namespaces to access; leave it empty for a cluster-wide role (clusterScope: true).",
+    )
     role: Name
     duration: Annotated[str, StringConstraints(max_length=32)] | None = None
     reason: Text = ""

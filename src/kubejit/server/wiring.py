@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 from kubejit.audit.checkpoint import load_or_create_signing_key
 from kubejit.clock import Clock, SystemClock
 from kubejit.clusters.adapter import KubeClusterAdapter
@@ -31,12 +34,13 @@ from kubejit.store.migrate import upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
 
+#: Where Kubernetes tells a pod its namespace.
+_SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
 
 def build_services(settings: Settings, *, clock: Clock | None = None, workers: bool = True) -> Services:
     clock = clock or SystemClock()
-    policy = load_policy_file(
-        str(settings.policy_file), protected_namespaces=frozenset({settings.grant_namespace})
-    )
+    policy = load_policy_file(str(settings.policy_file), protected_namespaces=_kubejit_namespaces(settings))
     engine = create_store_engine(settings.store_url)
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
@@ -123,6 +127,16 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     services.on_shutdown.insert(0, delivery.close)
     services.audit_status = delivery.status
     return services
+
+
+def _kubejit_namespaces(settings: Settings) -> frozenset[str]:
+    """brokerNamespace and grantNamespace, and, in a pod, the namespace the pod really runs in."""
+    namespaces = settings.kubejit_namespaces
+    if any(c.in_cluster for c in settings.clusters):
+        # Not in a pod after all (OSError): building the in-cluster adapter says so.
+        with contextlib.suppress(OSError):
+            namespaces |= {_SA_NAMESPACE_FILE.read_text().strip()} - {""}
+    return namespaces
 
 
 def _cluster_out(adapter: KubeClusterAdapter, audience: str) -> ClusterOut:

@@ -97,3 +97,15 @@ def test_a_missing_key_or_a_public_key_as_signing_key_is_refused(tmp_path: Path)
     public.write_text(public_pem(KEY.public_key()))
     with pytest.raises(ConfigError):
         load_signing_key(public)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_a_signing_key_open_to_others_is_refused_until_chmod_600(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "key.pem"
+    key = load_or_create_signing_key(path)
+    os.chmod(path, mode)
+    with pytest.raises(ConfigError) as err:
+        load_or_create_signing_key(path)
+    assert f"(mode {mode:04o})" in err.value.message and f"chmod 600 {path}" in (err.value.hint or "")
+    os.chmod(path, 0o600)
+    assert key_id(load_or_create_signing_key(path).public_key()) == key_id(key.public_key())

@@ -79,3 +79,52 @@ def test_bad_issuers_are_refused_with_the_field(issuers: str, message: str) -> N
 def test_http_is_allowed_on_loopback() -> None:
     settings = _parse("    - {name: t, issuerUrl: 'http://127.0.0.1:5556/dex', audience: k}\n")
     assert settings.identity.issuers[0].issuer_url == "http://127.0.0.1:5556/dex"  # type: ignore[attr-defined]
+
+
+def _two(a: str, b: str) -> str:
+    return (
+        f"    - {{name: a, issuerUrl: 'https://a', audience: k{a}}}\n"
+        f"    - {{name: b, issuerUrl: 'https://b', audience: k{b}}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "issuers",
+    [
+        _two(", groupsPrefix: 'corp:'", ", groupsPrefix: 'corp:'"),  # the same
+        _two(", groupsPrefix: 'x:'", ", groupsPrefix: 'x:y:'"),  # one the start of the other
+        _two(", groupsPrefix: ''", ", groupsPrefix: ''"),  # both none
+        _two(", groupsPrefix: ''", ""),  # none is the start of every prefix
+        _two(", groupsPrefix: 'b:'", ""),  # a's groups look like b's (b's default is 'b:')
+    ],
+)
+def test_issuers_whose_groups_could_collide_are_refused(issuers: str) -> None:
+    with pytest.raises(ConfigError, match="could collide"):
+        _parse(issuers)
+
+
+@pytest.mark.parametrize(
+    "issuers",
+    [
+        _two("", ""),  # defaults: 'a:' and 'b:'
+        _two(", groupsPrefix: ''", ", groupsClaim: null"),  # only a maps groups
+        _two(", groupsPrefix: 'b:', groupsClaim: null", ""),  # a maps none: its prefix is unused
+        _two(", groupsPrefix: 'corp.eu:'", ", groupsPrefix: 'corp.us:'"),
+    ],
+)
+def test_distinct_group_prefixes_are_accepted(issuers: str) -> None:
+    assert len(_parse(issuers).identity.issuers) == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["corp", ":", "c orp:", "corp:x", "::", "-corp:", "ad\u200bmins:", "a" * 64 + ":"]
+)
+def test_a_groups_prefix_must_be_safe_text_ending_with_a_colon(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="groupsPrefix"):
+        _parse(f"    - {{name: corp, issuerUrl: 'https://idp', audience: k, groupsPrefix: '{prefix}'}}\n")
+
+
+def test_an_empty_groups_prefix_means_the_idps_names_as_they_are() -> None:
+    settings = _parse("    - {name: corp, issuerUrl: 'https://idp', audience: k, groupsPrefix: ''}\n")
+    issuer = issuer_from_settings(settings.identity.issuers[0])  # type: ignore[attr-defined]
+    assert issuer.mapping.groups_prefix == ""

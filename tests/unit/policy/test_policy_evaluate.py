@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kubejit.errors import InvalidInput
 from kubejit.identity.principal import Principal
+from kubejit.identity.workload import workload_principal
 from kubejit.policy.evaluate import (
     DEFAULT_DENY,
     check_rule,
@@ -18,6 +20,7 @@ from kubejit.policy.evaluate import (
 )
 from kubejit.policy.load import parse_policy
 from kubejit.policy.model import AccessRequest, Decision, Outcome, Policy, RoleRef, Rule
+from kubejit.policy.workloads import WorkloadTarget, evaluate_workload
 
 pytestmark = pytest.mark.unit
 
@@ -452,3 +455,55 @@ def test_every_decision_is_consistent(
     if cluster == "prod":
         contractor = Principal(principal.name, principal.groups | {"contractors"})
         assert not evaluate(POLICY, contractor, request, now=NOW).allowed
+
+
+OPEN = """\
+roles:
+  admin: {clusterRole: admin}
+rules:
+  - name: anything
+    users: ["*"]
+    clusters: ["*"]
+    namespaces: ["*", "kube*", "?????????????", "jit*"]
+    roles: ["*"]
+    approval: auto
+  - name: break-glass
+    users: ["*"]
+    clusters: ["*"]
+    namespaces: ["*"]
+    roles: [admin]
+    breakGlass: true
+workloads:
+  - name: ci
+    issuer: ci
+    claims: {project: app}
+    clusters: ["*"]
+    namespaces: ["*", "kube*"]
+    roles: [admin]
+"""
+KUBEJITS_OWN = ["kubejit", "kubejit-grants"]
+SYSTEM = ["kube-system", "kube-public", "kube-node-lease"]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "moved"),
+    [*((n, False) for n in [*SYSTEM, *KUBEJITS_OWN]), *((n, True) for n in [*SYSTEM, "jit", "jit-grants"])],
+)
+def test_no_glob_reaches_system_or_kubejit_namespaces_for_people_or_workloads(
+    namespace: str, moved: bool
+) -> None:
+    """The broker's namespace is protected without any config (defaults) and where the config moves it."""
+    protected = frozenset({"jit", "jit-grants"}) if moved else None
+    policy = parse_policy(OPEN, **({"protected_namespaces": protected} if protected else {}))
+    anyone = Principal("dev:anyone")
+    for break_glass in (False, True):
+        request = AccessRequest("prod", (namespace,), "admin", reason="outage", break_glass=break_glass)
+        decision = evaluate(policy, anyone, request, now=NOW)
+        assert (decision.outcome, decision.rule) == (Outcome.DENY, DEFAULT_DENY)
+    job = workload_principal("ci", {"sub": "job", "project": "app"})
+    target = WorkloadTarget(cluster="prod", namespaces=(namespace,), role="admin")
+    assert evaluate_workload(policy, job, target, now=NOW).decision.outcome is Outcome.DENY
+    # ...while the same globs do cover an ordinary namespace.
+    ordinary = AccessRequest("prod", ("payments",), "admin")
+    assert evaluate(policy, anyone, ordinary, now=NOW).outcome is Outcome.AUTO
+    assert evaluate_workload(policy, job, replace(target, namespaces=("payments",)), now=NOW).decision.allowed

@@ -9,7 +9,7 @@ import pytest
 
 from kubejit.errors import PolicyError
 from kubejit.policy.load import MAX_POLICY_BYTES, load_policy_file, parse_policy
-from kubejit.policy.model import SYSTEM_NAMESPACES, RoleRef
+from kubejit.policy.model import KUBEJIT_NAMESPACES, SYSTEM_NAMESPACES, RoleRef
 
 pytestmark = pytest.mark.unit
 
@@ -134,7 +134,33 @@ def test_empty_rules_is_a_deny_all_policy_and_admin_groups_are_read() -> None:
 def test_protected_namespaces_join_the_system_ones() -> None:
     policy = parse_policy(rules(GOOD_RULE), protected_namespaces=frozenset({"kubejit"}))
     assert policy.protected_namespaces == SYSTEM_NAMESPACES | {"kubejit"}
-    assert parse_policy(rules(GOOD_RULE)).protected_namespaces == SYSTEM_NAMESPACES
+    # Without a broker config: kubejit's default namespaces are protected all the same.
+    assert parse_policy(rules(GOOD_RULE)).protected_namespaces == SYSTEM_NAMESPACES | KUBEJIT_NAMESPACES
+
+
+@pytest.mark.parametrize("namespace", ["kubejit", "kubejit-grants"])
+def test_an_allow_rule_may_not_name_kubejits_own_namespaces(namespace: str) -> None:
+    text = rules(GOOD_RULE.replace("namespaces: [dev]", f"namespaces: [dev, {namespace}]"))
+    error = error_of(text)
+    assert error.message.startswith(
+        f"policy.yaml:10:23: rule 'x' grants access to '{namespace}', kubejit's own"
+    )
+    assert "brokerNamespace" in (error.hint or "")
+
+
+def test_the_configured_broker_namespace_is_refused_and_the_default_is_then_an_ordinary_name() -> None:
+    text = rules(GOOD_RULE.replace("namespaces: [dev]", "namespaces: [jit]"))
+    with pytest.raises(PolicyError, match="'jit', kubejit's own namespace"):
+        parse_policy(text, protected_namespaces=frozenset({"jit", "jit-grants"}))
+    moved = parse_policy(
+        rules(GOOD_RULE.replace("[dev]", "[kubejit]")), protected_namespaces=frozenset({"jit"})
+    )
+    assert moved.rules[0].namespaces == ("kubejit",)
+
+
+def test_a_deny_rule_may_name_kubejits_own_namespace() -> None:
+    text = rules(GOOD_RULE + "  - {name: keep-out, effect: deny, users: ['*'], namespaces: [kubejit]}\n")
+    assert parse_policy(text).rules[1].namespaces == ("kubejit",)
 
 
 def test_roles_mapping_is_read_only() -> None:

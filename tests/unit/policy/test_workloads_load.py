@@ -200,3 +200,9 @@ def test_bad_workload_rules_say_where_and_what(body: str, where: str, words: str
     assert error.hint
     if "default-deny" in words:
         assert "reserved" in error.hint  # a valid DNS label: the DNS hint would mislead
+
+
+@pytest.mark.parametrize("namespace", ["kubejit", "kubejit-grants"])
+def test_a_workload_rule_may_not_name_kubejits_own_namespaces(namespace: str) -> None:
+    error = error_of(workloads(GOOD.replace("namespaces: [app]", f"namespaces: [{namespace}]")))
+    assert f"workload rule 'deploy-staging' grants access to '{namespace}', kubejit's own" in error.message

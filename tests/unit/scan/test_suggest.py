@@ -85,3 +85,14 @@ def test_dns_labels() -> None:
     assert dns_label("System:Controller--X", fallback="r") == "system-controller-x"
     assert dns_label(":::", fallback="r") == "r"
     assert len(dns_label("a" * 100, fallback="r")) == 63
+
+
+def test_bindings_in_kubejits_own_namespaces_are_skipped_not_suggested() -> None:
+    text, policy = suggested(
+        rb("kubejit", "ops-admin", "admin", user("alice")),
+        rb("kubejit-grants", "ops-edit", "edit", group("ops")),
+        rb("team-a", "alice-edit", "edit", user("alice")),
+    )
+    assert [r.namespaces for r in policy.rules] == [("team-a",)]
+    assert "# skipped: RoleBinding kubejit/ops-admin (in kubejit's own namespace" in text
+    assert "# skipped: RoleBinding kubejit-grants/ops-edit (in kubejit's own namespace" in text

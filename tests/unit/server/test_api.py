@@ -82,7 +82,8 @@ def world() -> Iterator[World]:
         clusters=[ClusterOut(name="dev", audience="a")],
         dev_issuer=issuer,
     )
-    with TestClient(create_app(services, max_body_bytes=4096)) as http:
+    # The dev issuer serves loopback clients only (TestClient's default client is "testclient").
+    with TestClient(create_app(services, max_body_bytes=4096), client=("127.0.0.1", 50000)) as http:
         yield World(http, store, cluster, issuer)
 
 
@@ -183,4 +184,121 @@ def test_dev_login_and_whoami(world: World) -> None:
     token = world.http.post("/v1/dev/login", json={"user": "alice"}).json()["token"]
     me = world.http.get("/v1/whoami", headers={"authorization": f"Bearer {token}"}).json()
     assert me["name"] == "alice" and me["groups"] == ["developers"] and me["may_request"]
-    assert world.http.post("/v1/dev/login", json={"user": "eve"}).status_code == 404
+    miss = world.http.post("/v1/dev/login", json={"user": "eve"})
+    assert miss.status_code == 404
+    assert "alice" not in miss.text and "bob" not in miss.text  # never who is configured
+
+
+@pytest.mark.parametrize(
+    ("client", "headers"),
+    [
+        (("192.0.2.7", 4000), {}),
+        (("testclient", 50000), {}),
+        (("127.0.0.1", 4000), {"X-Forwarded-For": "192.0.2.7"}),
+        (("127.0.0.1", 4000), {"X-Forwarded-Proto": "https"}),
+        (("127.0.0.1", 4000), {"Forwarded": "for=192.0.2.7"}),
+        (("::1", 4000), {"X-Real-IP": "192.0.2.7"}),
+    ],
+)
+def test_dev_login_serves_only_loopback_clients_without_a_proxy(
+    world: World, client: tuple[str, int], headers: dict[str, str]
+) -> None:
+    app = world.http.app
+    with TestClient(app, client=client) as http:
+        r = http.post("/v1/dev/login", json={"user": "alice"}, headers=headers)
+    assert r.status_code == 403, r.text
+    assert "token" not in r.json() and r.json()["detail"].startswith("the dev issuer serves only clients")
+    assert [e for e in world.store.events if e.action == "auth.login"] == []
+
+
+def test_dev_login_from_ipv6_loopback_is_served(world: World) -> None:
+    with TestClient(world.http.app, client=("::1", 4000)) as http:
+        assert http.post("/v1/dev/login", json={"user": "alice"}).status_code == 200
+
+
+def test_whoami_says_a_glob_stops_short_of_protected_namespaces() -> None:
+    from kubejit.server.routes_identity import describe_rule
+
+    policy = parse_policy(
+        "roles: {view: {clusterRole: view}, nodes: {clusterRole: node-reader, clusterScope: true}}\n"
+        "rules:\n"
+        "  - {name: open, users: ['*'], clusters: ['*'], namespaces: ['*', kube-system], roles: [view],"
+        " approval: auto}\n"
+        "  - {name: team, users: ['*'], clusters: [dev], namespaces: ['team-*'], roles: [view], approval: auto}\n"
+        "  - {name: wide, users: ['*'], clusters: [dev], roles: [nodes], approval: auto}\n"
+    )
+    open_rule, team, wide = (describe_rule(r, protected=policy.protected_namespaces) for r in policy.rules)
+    assert "in *, kube-system (not kube-node-lease, kube-public, kubejit, kubejit-grants) on *" in open_rule
+    assert "in team-* on dev" in team
+    assert "in the whole cluster on dev" in wide
+
+
+UNAUTHENTICATED_EXTRAS = ["/metrics", "/openapi.json", "/docs", "/redoc"]
+
+
+@pytest.mark.parametrize("path", UNAUTHENTICATED_EXTRAS)
+def test_metrics_and_api_docs_are_404_when_not_exposed(world: World, path: str) -> None:
+    services = world.http.app.state.services
+    with TestClient(create_app(services, expose_metrics=False, expose_api_docs=False)) as closed:
+        assert closed.get(path).status_code == 404
+        assert closed.get("/healthz").status_code == 200
+    assert world.http.get(path).status_code == 200  # exposed (what a loopback broker does by default)
+
+
+def test_metrics_and_api_docs_are_exposed_independently(world: World) -> None:
+    services = world.http.app.state.services
+    with TestClient(create_app(services, expose_metrics=True, expose_api_docs=False)) as http:
+        assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [200, 404, 404, 404]
+    with TestClient(create_app(services, expose_metrics=False, expose_api_docs=True)) as http:
+        assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [404, 200, 200, 200]
+
+
+WIDE_POLICY = POLICY.replace(
+    "  edit: {clusterRole: edit}\n",
+    "  edit: {clusterRole: edit}\n  reader: {clusterRole: view, clusterScope: true}\n",
+) + (
+    "  - name: cluster-read\n    groups: [developers]\n    clusters: [dev]\n    roles: [reader]\n"
+    "    duration: {max: 1h}\n    approval: auto\n"
+)
+
+
+@pytest.fixture
+def wide(world: World) -> World:
+    """The world with a cluster-wide role `reader` that developers may request."""
+    world.http.app.state.services.grants.policy = parse_policy(WIDE_POLICY)
+    return world
+
+
+@pytest.mark.parametrize(
+    "body", [{"cluster": "dev", "role": "reader"}, {"cluster": "dev", "namespaces": [], "role": "reader"}]
+)
+def test_a_cluster_wide_role_is_requested_without_namespaces(wide: World, body: dict[str, object]) -> None:
+    r = wide.http.post("/v1/grants", json={**body, "reason": "audit"}, headers=wide.auth("alice"))
+    assert r.status_code == 201, r.text
+    assert (r.json()["state"], r.json()["namespaces"], r.json()["role"]) == ("active", [], "reader")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (
+            {"cluster": "dev", "namespaces": ["team-a"], "role": "reader"},
+            "is cluster-wide; a request for it names no namespaces",
+        ),
+        ({"cluster": "dev", "role": "view"}, "needs at least one namespace"),
+        ({"cluster": "dev", "namespaces": [], "role": "edit"}, "needs at least one namespace"),
+    ],
+)
+def test_the_wrong_shape_for_the_role_is_refused_and_changes_nothing(
+    wide: World, body: dict[str, object], words: str
+) -> None:
+    r = wide.http.post("/v1/grants", json=body, headers=wide.auth("alice"))
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+    assert wide.store.grants == {} and wide.cluster.objects == {}
+
+
+def test_a_cluster_wide_role_still_needs_a_rule(wide: World) -> None:
+    r = wide.http.post("/v1/grants", json={"cluster": "dev", "role": "reader"}, headers=wide.auth("bob"))
+    assert r.status_code == 403, r.text
+    assert wide.store.grants == {} and wide.cluster.objects == {}

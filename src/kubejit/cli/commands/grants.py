@@ -29,12 +29,15 @@ def request(
     cluster: Annotated[
         str, typer.Option("--cluster", "-c", help="Cluster name, as registered in the broker.")
     ],
-    namespace: Annotated[
-        list[str], typer.Option("--namespace", "-n", help="Namespace to access; repeat for several.")
-    ],
     role: Annotated[
         str, typer.Option("--role", "-r", help="Role from the policy's allow-list, e.g. view, edit.")
     ],
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace", "-n", help="Namespace to access; repeat for several. None for a cluster-wide role."
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why you need it; recorded in the audit log.")] = "",
     duration: Annotated[
         str | None, typer.Option("--for", help="How long, e.g. 30m or 2h (default: the rule's default).")
@@ -59,15 +62,16 @@ def request(
     broker: BrokerOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Request just-in-time access to namespaces of one cluster.
+    """Request just-in-time access to namespaces of one cluster (or, for a cluster-wide role, all of it).
 
     Example: kubejit request -c dev -n team-a -r edit --for 1h --reason "debug checkout latency"
+    Cluster-wide (a policy role with clusterScope: true): kubejit request -c dev -r node-reader
     """
     if duration is not None:
         parse_duration(duration)  # fail here, before any network call, with the same message
     body: dict[str, Any] = {
         "cluster": cluster,
-        "namespaces": namespace,
+        "namespaces": namespace or [],
         "role": role,
         "duration": duration,
         "reason": reason,

@@ -14,19 +14,34 @@ from kubejit.durations import parse_duration
 from kubejit.identity.principal import Principal
 from kubejit.policy.explain import explain, format_explanation
 from kubejit.policy.load import load_policy_file
-from kubejit.policy.model import AccessRequest
+from kubejit.policy.model import DEFAULT_BROKER_NAMESPACE, DEFAULT_GRANT_NAMESPACE, AccessRequest, Policy
 
 app = typer.Typer(help="Check and test access policy files.", no_args_is_help=True)
 
 PolicyFile = Annotated[
     Path, typer.Option("--policy", "-p", help="The policy YAML file.", envvar="KUBEJIT_POLICY")
 ]
+# The broker protects its own namespaces from every rule; check the policy the way it will load it.
+BrokerNamespace = Annotated[
+    str, typer.Option("--broker-namespace", help="The broker's namespace (config brokerNamespace).")
+]
+GrantNamespace = Annotated[
+    str, typer.Option("--grant-namespace", help="Where grant ServiceAccounts live (config grantNamespace).")
+]
+
+
+def _load(policy: Path, broker_namespace: str, grant_namespace: str) -> Policy:
+    return load_policy_file(policy, protected_namespaces=frozenset({broker_namespace, grant_namespace}))
 
 
 @app.command()
-def validate(policy: PolicyFile) -> None:
+def validate(
+    policy: PolicyFile,
+    broker_namespace: BrokerNamespace = DEFAULT_BROKER_NAMESPACE,
+    grant_namespace: GrantNamespace = DEFAULT_GRANT_NAMESPACE,
+) -> None:
     """Load a policy file and report the first error as file:line:column (exit 78), or OK."""
-    loaded = load_policy_file(policy)
+    loaded = _load(policy, broker_namespace, grant_namespace)
     render.console.print(
         f"{policy}: OK ({len(loaded.rules)} rules, roles: {', '.join(sorted(loaded.roles))})"
     )
@@ -48,13 +63,15 @@ def check(
     reason: Annotated[str, typer.Option("--reason")] = "",
     ticket: Annotated[str | None, typer.Option("--ticket")] = None,
     break_glass: Annotated[bool, typer.Option("--break-glass")] = False,
+    broker_namespace: BrokerNamespace = DEFAULT_BROKER_NAMESPACE,
+    grant_namespace: GrantNamespace = DEFAULT_GRANT_NAMESPACE,
     output: OutputOpt = render.Output.table,
 ) -> None:
     """Dry run: the decision for a request, and the rule that made it. Exit 0 if allowed, 3 if denied.
 
     Example: kubejit policy check -p policy.yaml -u alice -g developers -c dev -n team-a -r edit --for 2h
     """
-    loaded = load_policy_file(policy)
+    loaded = _load(policy, broker_namespace, grant_namespace)
     who = Principal(name=user, groups=frozenset(group or ()))
     request = AccessRequest(
         cluster=cluster,

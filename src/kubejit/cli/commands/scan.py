@@ -138,9 +138,11 @@ def scan(
     now = SystemClock().now()
     report = run_scan(snapshot, now=now, options=options)
     if suggest_policy:
+        from kubejit.clusters.bootstrap import BROKER_NAMESPACE
         from kubejit.clusters.scan.suggest import suggest_policy as draft
 
-        _emit(draft(snapshot, cluster=snapshot.cluster, generated_at=now), out)
+        reserved = frozenset({BROKER_NAMESPACE, grant_namespace})
+        _emit(draft(snapshot, cluster=snapshot.cluster, generated_at=now, reserved_namespaces=reserved), out)
     else:
         _emit_report(report, output, out)
     _gate(report, threshold)

@@ -24,7 +24,12 @@ def run_broker(settings: Settings) -> None:
     for chatty in ("httpx", "httpx2", "alembic"):  # one line per HTTP call or migration step is noise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     services = build_services(settings)
-    app = create_app(services, max_body_bytes=settings.broker.max_body_bytes)
+    app = create_app(
+        services,
+        max_body_bytes=settings.broker.max_body_bytes,
+        expose_metrics=settings.broker.metrics_exposed,
+        expose_api_docs=settings.broker.api_docs_exposed,
+    )
     typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
     uvicorn.run(app, host=settings.broker.host, port=settings.broker.port, log_level="warning")
 
@@ -46,7 +51,14 @@ def serve(
     settings = load_settings(config)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
-        settings = Settings.model_validate(
-            settings.model_dump(by_alias=False) | {"broker": settings.broker.model_copy(update=overrides)}
-        )
+        from pydantic import ValidationError
+
+        from kubejit.errors import ConfigError
+
+        broker = settings.broker.model_copy(update=overrides)
+        try:  # the overrides pass the same checks as the file (the dev issuer only on loopback, say)
+            settings = Settings.model_validate(settings.model_dump(by_alias=False) | {"broker": broker})
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"--host/--port: {message}", hint="See docs/configuration.md.") from exc
     run_broker(settings)

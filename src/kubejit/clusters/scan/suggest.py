@@ -21,6 +21,7 @@ import yaml
 
 from kubejit.clusters.scan.defaults import is_recognised
 from kubejit.clusters.scan.model import Binding, ObjectRef, Snapshot, Subject
+from kubejit.policy.model import KUBEJIT_NAMESPACES
 
 #: Placeholder: who approves the grants. Replace it with a real group of approvers.
 APPROVER_GROUP = "platform-admins"
@@ -75,12 +76,16 @@ def _people(binding: Binding, skipped: set[str]) -> Iterable[Subject]:
         yield subject
 
 
-def _drafts(snapshot: Snapshot, skipped: set[str]) -> list[_Draft]:
+def _drafts(snapshot: Snapshot, skipped: set[str], reserved: frozenset[str]) -> list[_Draft]:
     """Standing access per subject, then subjects with identical access merged into one draft rule."""
     held: dict[tuple[Subject, _Access], set[str]] = defaultdict(set)
     sources: dict[tuple[Subject, _Access], set[ObjectRef]] = defaultdict(set)
     for binding in snapshot.bindings:
         if is_recognised(binding):
+            continue
+        if not binding.cluster_wide and binding.namespace in reserved:
+            # A policy may not grant access to kubejit's own namespaces: remove such bindings, do not replace them.
+            skipped.add(f"{binding.ref} (in kubejit's own namespace: no policy may grant access there)")
             continue
         access = _Access(binding.role_kind, binding.role_name, binding.cluster_wide)
         for subject in _people(binding, skipped):
@@ -146,10 +151,20 @@ def _dump(value: Any, *, indent: int = 0) -> list[str]:
     return [" " * indent + line for line in text.splitlines()]
 
 
-def suggest_policy(snapshot: Snapshot, *, cluster: str, generated_at: datetime) -> str:
-    """Policy YAML replacing the standing user and group bindings of ``snapshot`` (see module doc)."""
+def suggest_policy(
+    snapshot: Snapshot,
+    *,
+    cluster: str,
+    generated_at: datetime,
+    reserved_namespaces: frozenset[str] = KUBEJIT_NAMESPACES,
+) -> str:
+    """Policy YAML replacing the standing user and group bindings of ``snapshot`` (see module doc).
+
+    Bindings in ``reserved_namespaces`` (the broker's and the grant namespace) are listed as skipped:
+    the policy loader refuses rules granting access there.
+    """
     skipped: set[str] = set()
-    drafts = _drafts(snapshot, skipped)
+    drafts = _drafts(snapshot, skipped, reserved_namespaces)
     roles = _role_names(drafts)
     cluster_name = dns_label(cluster, fallback="*")
     lines = [
