@@ -53,6 +53,23 @@ workloads:
     clusters: [kubejit-test-a]
     namespaces: ["e2e-*"]
     roles: [edit]
+  - name: followup-open
+    issuer: github
+    github:
+      repository_id: "{REPOSITORY_ID}"
+      workflow: followup
+    clusters: [kubejit-test-a]
+    namespaces: ["e2e-*"]
+    roles: [view]
+  - name: followup-after-ci
+    issuer: github
+    github:
+      repository_id: "{REPOSITORY_ID}"
+      workflow: after-ci
+      event_name: workflow_run
+    clusters: [kubejit-test-a]
+    namespaces: ["e2e-*"]
+    roles: [view]
   - name: gitlab-read
     issuer: gitlab
     gitlab:
@@ -308,6 +325,17 @@ HOSTILE = {
         403,
         "pull-request-refused",
     ),
+    # Base-context events a pull request can trigger: refused by a rule that does not pin event_name.
+    "a workflow_run after a pull request's CI": (
+        {"event_name": "workflow_run", "workflow": "followup"},
+        403,
+        "event-refused",
+    ),
+    "an issue_comment workflow": (
+        {"event_name": "issue_comment", "workflow": "followup"},
+        403,
+        "event-refused",
+    ),
     "a wrong audience": ({"aud": "https://another-service.example"}, 401, None),
     "an audience list naming this broker and another": (
         {"aud": [AUDIENCE, "https://other.example"]},
@@ -358,7 +386,11 @@ def test_hostile_job_tokens_are_refused_audited_and_create_nothing(
     assert len(refused) == 3 and all(r["outcome"] == "failure" for r in refused)
     assert "replay" in refused[0]["error"] and "aud" in refused[1]["error"]
     denied = workload_broker.audit("grant.request_denied")[denied_before:]
-    assert [d["rule"] for d in denied] == ["default-deny", "default-deny", "pull-request-refused"]
+    assert [d["rule"] for d in denied] == [
+        *("default-deny", "default-deny", "pull-request-refused", "event-refused", "event-refused")
+    ]
+    assert [d["claims"]["event_name"] for d in denied[3:]] == ["workflow_run", "issue_comment"]
+    assert all("followup-open" in d["near_miss"] and "pins event_name" in d["message"] for d in denied[3:])
     assert denied[0]["claims"]["repository"] == "evil/app"
     assert denied[2]["claims"]["event_name"] == "pull_request"
     after = (
@@ -376,6 +408,14 @@ def test_hostile_job_tokens_are_refused_audited_and_create_nothing(
     assert done.returncode == 3 and "fork" in done.stderr and "Traceback" not in done.stderr
     assert token_file.read_text() not in done.stderr + done.stdout
     assert not (tmp_path / "kc").exists()
+
+    # A rule that pins event_name: workflow_run allows exactly that (and refuses issue_comment).
+    after_ci = {"event_name": "workflow_run", "workflow": "after-ci"}
+    answer = exchange(github_issuer.issue(github_claims(github_issuer, **after_ci)))
+    assert answer.status_code == 200, answer.text
+    commented = {"event_name": "issue_comment", "workflow": "after-ci"}
+    answer = exchange(github_issuer.issue(github_claims(github_issuer, **commented)))
+    assert answer.status_code == 403 and answer.json()["rule"] == "default-deny", answer.text
 
 
 ACTION = Path(__file__).parents[2] / "action.yml"

@@ -294,3 +294,69 @@ def test_an_unreadable_config_key_warns_and_still_checks_the_log(
     assert verdict["first_bad_seq"] == 9 and verdict["warning"].startswith(
         "checkpoint signatures not checked"
     )
+
+
+# -- a log cut back to an older checkpoint -----------------------------------------------------------
+@pytest.fixture
+def recent(engine: Engine, key: Ed25519PrivateKey) -> Engine:
+    """Like ``signed``, but signed just now: checkpoint at 5 an hour ago, at 10 (event 11) a second ago."""
+    now = datetime.now(UTC)
+    store = SqlGrantStore(engine)
+    for n in range(1, 6):
+        store.record([_event(n)])
+    assert write_checkpoint(engine, key, now=now - timedelta(hours=1)) is not None
+    store.record([_event(n) for n in range(7, 11)])
+    assert write_checkpoint(engine, key, now=now - timedelta(seconds=1)) is not None
+    return engine
+
+
+def _verify_with(url: str, key_file: Path, *args: str) -> tuple[int, dict[str, object]]:
+    result = CliRunner().invoke(
+        app, ["verify", "--store-url", url, "--public-key", str(key_file), "-o", "json", *args]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.stdout)["data"]
+
+
+def test_a_log_cut_back_to_an_older_checkpoint_warns_and_fails_against_the_recorded_head(
+    recent: Engine, store_url: str, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    public = _public_key_file(tmp_path, key)
+    code, fresh = _verify_with(store_url, public)
+    assert code == 0 and fresh["ok"] is True and fresh["warning"] == "", fresh
+    head = f"{fresh['last_seq']}:{fresh['head_hash']}"
+    assert _verify_with(store_url, public, "--expect-head", head)[0] == 0
+
+    # The attacker deletes the newest events and the checkpoint that covered them.
+    _sql(recent, "DELETE FROM audit_events WHERE seq > 6", "DELETE FROM audit_checkpoints WHERE seq = 10")
+    code, cut = _verify_with(store_url, public)
+    assert code == 0 and cut["ok"] is True and cut["last_seq"] == 6  # every remaining checkpoint agrees
+    assert "newest signed checkpoint (seq 5)" in str(cut["warning"]) and "1h ago" in str(cut["warning"])
+
+    for expected in (head, "11"):
+        code, verdict = _verify_with(store_url, public, "--expect-head", expected)
+        assert code == EXIT_TAMPERED and verdict["ok"] is False, verdict
+        assert verdict["first_bad_seq"] == 7
+        assert str(verdict["message"]).startswith(
+            "tail cut: the log ends at seq 6, but its head was recorded"
+        )
+
+    done = _kubejit("audit", "verify", "--store-url", store_url, "--public-key", str(public))
+    assert done.returncode == 0 and "warning" in done.stdout and "--expect-head" in done.stdout
+
+
+def test_an_expected_head_whose_hash_differs_is_a_rewrite(
+    recent: Engine, store_url: str, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    code, verdict = _verify_with(store_url, _public_key_file(tmp_path, key), "--expect-head", f"9:{'0' * 64}")
+    assert code == EXIT_TAMPERED and verdict["first_bad_seq"] == 9
+    assert "event 9 differs from the head recorded for it" in str(verdict["message"])
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "5:xyz", f"5:{'a' * 63}", "5:"])
+def test_a_malformed_expected_head_is_refused_before_the_store_is_read(tmp_path: Path, value: str) -> None:
+    db = tmp_path / "nope" / "kubejit.db"
+    done = _kubejit("audit", "verify", "--store-url", f"sqlite:///{db}", "--expect-head", value)
+    assert done.returncode == 2, done.stderr
+    assert "is not SEQ or SEQ:HASH" in done.stderr and "Traceback" not in done.stderr
+    assert not db.parent.exists()

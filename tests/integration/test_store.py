@@ -277,7 +277,7 @@ def test_a_grant_with_every_field_set_round_trips(store: SqlGrantStore) -> None:
         approvals_required=2,
         approver_groups=frozenset({"sre", "security"}),
         approvals=(
-            Approval(PrincipalName("dev:bob"), NOW + timedelta(seconds=1), "ok"),
+            Approval(PrincipalName("dev:bob"), NOW + timedelta(seconds=1), "ok", person="bob@example.com"),
             Approval(PrincipalName("dev:carol"), datetime(2026, 3, 1, 14, 0, 2, tzinfo=cest)),
         ),
         break_glass=True,

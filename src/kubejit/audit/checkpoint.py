@@ -13,7 +13,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -26,6 +26,9 @@ from kubejit.errors import ConfigError
 
 #: The action of the chained event that copies each checkpoint into the log (and so to the sinks).
 CHECKPOINT_ACTION = "audit.checkpoint"
+#: A running broker that writes events signs a checkpoint every interval: a newest checkpoint older
+#: than this many intervals means an idle broker, or newer events cut together with their checkpoints.
+STALE_AFTER_INTERVALS = 5
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,60 @@ def check(
                 f"event {cp.seq} differs from the checkpoint signed at {rfc3339(cp.at)}: "
                 "the log was rewritten (hashes recomputed) at or before this event",
             )
+    return None
+
+
+def stale_warning(checkpoints: Iterable[Checkpoint], *, now: datetime, interval: timedelta) -> str:
+    """A warning when the newest checkpoint is older than ``STALE_AFTER_INTERVALS`` intervals, else "".
+
+    Cutting the log back to an older checkpoint (events and the newer checkpoints deleted) leaves a
+    log that agrees with every remaining checkpoint; only its age, or a head recorded elsewhere
+    (``check_expected_head``), shows it. An idle broker signs nothing new either, so this warns.
+    """
+    newest = max(checkpoints, key=lambda c: c.seq, default=None)
+    if newest is None or now - newest.at <= interval * STALE_AFTER_INTERVALS:
+        return ""
+    age = _age(now - newest.at)
+    return (
+        f"the newest signed checkpoint (seq {newest.seq}) is from {rfc3339(newest.at)}, {age} ago, more "
+        f"than {STALE_AFTER_INTERVALS} checkpoint intervals: if the broker wrote events since, they may "
+        "have been cut together with their checkpoints; compare with the newest audit.checkpoint event "
+        "your sinks received, or pass --expect-head SEQ:HASH"
+    )
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class ExpectedHead:
+    """A head the operator recorded (from an earlier verify or a sink): the log must have reached it."""
+
+    seq: int
+    hash: str | None = None
+
+
+def check_expected_head(
+    expected: ExpectedHead, *, end_seq: int, stored_hash: str | None
+) -> CheckpointProblem | None:
+    """The log must reach ``expected.seq`` and, when a hash was recorded, hold that hash there."""
+    if end_seq < expected.seq:
+        return CheckpointProblem(
+            end_seq + 1,
+            f"tail cut: the log ends at seq {end_seq}, but its head was recorded at seq {expected.seq} "
+            f"(--expect-head); events {end_seq + 1}..{expected.seq} (at least) are gone",
+        )
+    if expected.hash is not None and stored_hash != expected.hash:
+        return CheckpointProblem(
+            expected.seq,
+            f"event {expected.seq} differs from the head recorded for it (--expect-head): "
+            "the log was rewritten at or before this event",
+        )
     return None
 
 

@@ -2,6 +2,10 @@
 
 Every rule about who may move a grant where lives here (self-approval, approver groups, extension
 limits), so the API, the CLI and the workers can only ask, never re-check.
+
+Approval rules count people, not logins: one human with two logins (``okta:alice``, ``google:alice``,
+the same verified email as ``Principal.person``) gives one approval and cannot approve a request
+made under the other login.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def new_grant(
         break_glass=decision.break_glass,
         extendable=decision.extendable,
         max_duration=decision.max_duration,
+        requester_person=principal.person,
     )
 
 
@@ -75,9 +80,10 @@ def _require(grant: Grant, allowed: frozenset[GrantState], action: str) -> None:
 
 def check_approver(grant: Grant, approver: Principal) -> None:
     """Raise unless ``approver`` may approve (or deny) this grant."""
-    if approver.name == grant.requester:
+    if approver.same_person(grant.requester, grant.requester_person):
+        also = "" if approver.name == grant.requester else f" (made as {grant.requester}, the same person)"
         raise ApprovalRefused(
-            f"you cannot approve or deny your own request {grant.id}",
+            f"you cannot approve or deny your own request {grant.id}{also}",
             hint=f"Ask someone in {', '.join(sorted(grant.approver_groups)) or 'an approver group'}.",
         )
     if not (approver.groups & grant.approver_groups):
@@ -92,12 +98,15 @@ def approve(grant: Grant, *, approver: Principal, comment: str, now: datetime) -
     if now >= grant.pending_until:
         raise InvalidTransition(f"request {grant.id} timed out waiting for approval", hint="Request again.")
     check_approver(grant, approver)
-    if any(a.approver == approver.name for a in grant.approvals):
+    earlier = next((a for a in grant.approvals if approver.same_person(a.approver, a.person)), None)
+    if earlier is not None:
+        also = "" if earlier.approver == approver.name else f" (as {earlier.approver}, the same person)"
         raise ApprovalRefused(
-            f"{approver.name} has already approved grant {grant.id}",
-            hint=f"It needs {grant.approvals_required} different approvers.",
+            f"{approver.name} has already approved grant {grant.id}{also}",
+            hint=f"It needs {grant.approvals_required} different people.",
         )
-    approvals = (*grant.approvals, Approval(PrincipalName(approver.name), now, comment.strip()))
+    approval = Approval(PrincipalName(approver.name), now, comment.strip(), person=approver.person)
+    approvals = (*grant.approvals, approval)
     state = GrantState.APPROVED if len(approvals) >= grant.approvals_required else GrantState.PENDING
     return replace(grant, approvals=approvals, state=state)
 

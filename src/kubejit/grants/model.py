@@ -41,6 +41,8 @@ class Approval:
     approver: PrincipalName
     at: datetime
     comment: str = ""
+    #: The approver's person (``Principal.person``): one human counts once, whichever login approved.
+    person: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class Grant:
     end_reason: str = ""
     #: Optimistic concurrency: bumped on every save, so two replicas never both apply a transition.
     version: int = 0
+    #: The requester's person (``Principal.person``), so another login of theirs cannot approve.
+    #: Not stored by the SQL store yet (it needs a column): None after a reload.
+    requester_person: str | None = None
 
     @property
     def service_account(self) -> str:

@@ -197,7 +197,9 @@ class GrantService:
         decided = replace(decided, grant_id=grant.id)
         events = [
             decided,
-            self._event("grant.requested", principal.name, grant, decision=str(decision.outcome)),
+            self._event(
+                "grant.requested", principal.name, grant, decision=str(decision.outcome), **_person(principal)
+            ),
         ]
         if grant.break_glass:
             events.append(self._event("grant.break_glass", principal.name, grant, review_required=True))
@@ -295,7 +297,8 @@ class GrantService:
         grant = self.store.get(grant_id)
         approved = lifecycle.approve(grant, approver=principal, comment=comment, now=self.clock.now())
         action = "grant.approved" if approved.state is GrantState.APPROVED else "grant.approval_recorded"
-        grant = self.store.save(approved, [self._event(action, principal.name, approved, comment=comment)])
+        event = self._event(action, principal.name, approved, comment=comment, **_person(principal))
+        grant = self.store.save(approved, [event])
         if grant.state is GrantState.APPROVED:
             grant = self._activate(grant)
         return grant
@@ -716,3 +719,8 @@ class GrantService:
             states=frozenset(states) if states else None,
             limit=limit,
         )
+
+
+def _person(principal: Principal) -> dict[str, str]:
+    """The audit detail naming the human behind a login (approvals count people), when known."""
+    return {"person": principal.person} if principal.person else {}

@@ -30,6 +30,7 @@ def issuer_from_settings(s: OidcIssuerSettings) -> OIDCIssuer:
         ),
         required_claims=tuple(s.required_claims),
         leeway_seconds=s.leeway_seconds,
+        authorized_parties=(s.login.client_id,) if s.login is not None else (),
     )
 
 

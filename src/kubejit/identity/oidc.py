@@ -46,6 +46,9 @@ class OIDCIssuer:
     required_claims: tuple[str, ...] = ()
     leeway_seconds: int = 30
     algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS
+    #: Clients whose tokens for several audiences (``azp``) are accepted besides ``audience``: the
+    #: issuer's login client (``login.clientId``), which asks the IdP for the broker's audience too.
+    authorized_parties: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -58,6 +61,7 @@ class OIDCIssuer:
             leeway_seconds=self.leeway_seconds,
             algorithms=self.algorithms,
             required_claims=tuple(dict.fromkeys(("sub", "exp", "iat", *self.required_claims))),
+            authorized_parties=self.authorized_parties,
         )
 
 

@@ -16,3 +16,10 @@ class Principal:
     issuer: str = "dev"
     #: Workload claims (CI/CD federation); empty for people.
     claims: tuple[tuple[str, str], ...] = ()
+    #: The human behind the login across issuers: the IdP-verified email, lowercased, or None. Two
+    #: logins (``okta:alice``, ``google:alice``) with the same one are one person to approval rules.
+    person: str | None = None
+
+    def same_person(self, name: str, person: str | None) -> bool:
+        """Whether a login recorded as (``name``, ``person``) is this one's human."""
+        return name == self.name or (person is not None and person == self.person)

@@ -42,6 +42,9 @@ class TokenRules:
     leeway_seconds: int = 30
     algorithms: Collection[str] = ALLOWED_ALGORITHMS
     required_claims: tuple[str, ...] = ("sub", "exp", "iat")
+    #: Clients besides ``audience`` a token with several audiences may be issued to (its ``azp``),
+    #: e.g. the CLI's login client, for which the IdP minted a token for the broker too.
+    authorized_parties: tuple[str, ...] = ()
 
 
 def _segment(token: str, index: int) -> dict[str, Any]:
@@ -86,4 +89,24 @@ def verify_jwt(token: str, *, keys: KeySet, rules: TokenRules, now: int) -> dict
         registry.validate(decoded.claims)
     except JoseError as exc:
         raise AuthenticationFailed(f"token rejected: {exc.description or exc.error}") from exc
+    check_authorized_party(decoded.claims, rules)
     return dict(decoded.claims)
+
+
+def check_authorized_party(claims: dict[str, Any], rules: TokenRules) -> None:
+    """OIDC Core 3.1.3.7: a token for several audiences must say which client it was issued to
+    (``azp``), and that must be a client of ours; otherwise any party in ``aud`` could replay it here.
+    A token for one audience is left alone (an ``azp`` there may name a sibling client)."""
+    aud = claims.get("aud")
+    if not isinstance(aud, list) or len(aud) < 2:
+        return
+    azp = claims.get("azp")
+    hint = "Ask an administrator: tokens with several audiences must carry azp naming this broker's client."
+    if not isinstance(azp, str):
+        raise AuthenticationFailed(
+            "token rejected: it names several audiences but no authorized party (azp)", hint=hint
+        )
+    if azp not in (rules.audience, *rules.authorized_parties):
+        raise AuthenticationFailed(
+            f"token rejected: it was issued to the client {azp[:100]!r}, not to this broker's", hint=hint
+        )

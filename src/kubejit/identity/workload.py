@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubejit.errors import AuthenticationFailed
+from kubejit.identity.names import name_refusal, normal_name
 from kubejit.identity.principal import MAX_NAME_LENGTH, Principal
 
 _MAX_CLAIM_CHARS = 512
@@ -34,6 +35,13 @@ def workload_principal(issuer_name: str, claims: Mapping[str, Any]) -> Principal
     if not subject:
         raise AuthenticationFailed(
             "the job token has no subject (sub) claim", hint="Use the CI system's own OIDC job token."
+        )
+    subject = normal_name(subject)
+    refusal = name_refusal(subject)
+    if refusal is not None:
+        raise AuthenticationFailed(
+            f"the job token's subject {subject!a} is refused as a name: {refusal}",
+            hint="Name repositories and environments in one script, without look-alike letters.",
         )
     name = f"{issuer_name}:{subject}"
     if len(name) > MAX_NAME_LENGTH:

@@ -12,6 +12,14 @@ the head is in a fork or not, and ``pull_request_target`` jobs run in the base r
 while usually checking out the fork's code. As fork and non-fork cannot be told apart from the token,
 no rule can allow either event (see docs/ci.md); deploy from ``push``, ``workflow_dispatch`` or an
 environment instead.
+
+Events that run in the base repository's context are refused unless a rule says otherwise. A
+``workflow_run``, ``issue_comment``, ``pull_request_review``, ``check_run`` (and most other) job runs
+on the default branch with the base repository's identity, yet anyone who can open a pull request or
+write a comment can trigger it, and such workflows often handle the pull request's code or text. So a
+rule that does not pin ``event_name`` matches only the events a writer of the repository starts
+(``SAFE_GITHUB_EVENTS``); one that pins it matches exactly what it pins. Likewise a GitLab rule that
+does not pin ``pipeline_source`` never matches a merge request's pipeline.
 """
 
 from __future__ import annotations
@@ -30,6 +38,14 @@ from kubejit.policy.model import SYSTEM_NAMESPACES, AccessRequest, Decision, Out
 #: The decision's rule when a pull request's token is refused (no rule can allow one).
 PULL_REQUEST_GUARD = "pull-request-refused"
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
+#: The decision's rule when only rules that leave the trigger open matched a base-context event.
+EVENT_GUARD = "event-refused"
+#: GitHub events only a writer of the repository can start: a rule matches them without pinning event_name.
+SAFE_GITHUB_EVENTS = frozenset(
+    {"push", "workflow_dispatch", "schedule", "release", "merge_group", "deployment"}
+)
+#: GitLab pipeline sources a merge request starts: a rule matches them only when it pins pipeline_source.
+MERGE_REQUEST_SOURCES = frozenset({"merge_request_event", "external_pull_request_event"})
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,31 @@ def pull_request_refusal(claims: Mapping[str, str]) -> str | None:
     return None
 
 
+def event_refusal(rule: WorkloadRule, claims: Mapping[str, str]) -> str | None:
+    """Why this rule may not serve the job's trigger, or None: see the module docstring.
+
+    A GitHub token always names its event; a token of any other issuer that carries ``event_name``
+    or ``pipeline_source`` is judged the same way (the claim means the same there).
+    """
+    pinned = {match.claim for match in rule.claims}
+    event = claims.get("event_name")
+    github_like = rule.provider == "github" or event is not None
+    if github_like and "event_name" not in pinned and event not in SAFE_GITHUB_EVENTS:
+        shown = event or "(none)"
+        return (
+            f"job tokens of {shown} workflows are refused unless the workload rule pins event_name: they run "
+            "with the base repository's identity and others (a pull request, a comment) can trigger them; "
+            f"to allow it, add event_name: [{shown}] to the rule's claims"
+        )
+    source = claims.get("pipeline_source")
+    if "pipeline_source" not in pinned and source in MERGE_REQUEST_SOURCES:
+        return (
+            f"job tokens of {source} pipelines are refused unless the workload rule pins pipeline_source: "
+            f"a merge request starts them; to allow it, add pipeline_source: [{source}] to the rule's claims"
+        )
+    return None
+
+
 def evaluate_workload(
     policy: Policy, principal: Principal, target: WorkloadTarget, *, now: datetime
 ) -> WorkloadDecision:
@@ -96,11 +137,16 @@ def evaluate_workload(
     refusal = pull_request_refusal(claims)
     if refusal is not None:
         return WorkloadDecision(Decision(Outcome.DENY, PULL_REQUEST_GUARD, refusal))
-    candidates = [
+    matching = [
         rule
         for rule in policy.workloads
         if rule.issuer == principal.issuer and claims_match(rule, claims) is None
     ]
+    candidates = [rule for rule in matching if event_refusal(rule, claims) is None]
+    if matching and not candidates:
+        refusal = event_refusal(matching[0], claims)
+        near_miss = f"rule '{matching[0].name}': {refusal}"
+        return WorkloadDecision(Decision(Outcome.DENY, EVENT_GUARD, refusal or ""), near_miss=near_miss)
     if not candidates:
         message = f"no workload rule matches {principal.name}"
         return WorkloadDecision(

@@ -11,6 +11,7 @@ import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import cast
 
 import sqlalchemy as sa
@@ -44,6 +45,8 @@ def _select(dialect: str) -> str:
     )
 
 
+#: The broker's default ``audit.checkpointIntervalSeconds``, when no config says otherwise.
+DEFAULT_CHECKPOINT_INTERVAL = timedelta(seconds=60)
 #: Larger than any seq (a signed 64-bit column).
 _LAST = 2**63 - 1
 
@@ -123,21 +126,42 @@ def _verify_range(url: str, after_seq: int, upto: int, prev_hash: str) -> Verify
         engine.dispose()
 
 
-def verify_log(engine: Engine, *, public_keys: Sequence[Ed25519PublicKey] | None, jobs: int = 1) -> Verdict:
+def verify_log(
+    engine: Engine,
+    *,
+    public_keys: Sequence[Ed25519PublicKey] | None,
+    jobs: int = 1,
+    now: datetime | None = None,
+    checkpoint_interval: timedelta = DEFAULT_CHECKPOINT_INTERVAL,
+    expect_head: checkpoint.ExpectedHead | None = None,
+) -> Verdict:
     """The whole check behind `kubejit audit verify`: the chain, then every signed checkpoint.
 
     ``public_keys=None`` checks checkpoints against the log without their signatures (and says so).
+    ``now`` turns on the warning for a newest checkpoint older than a few intervals; ``expect_head``
+    is a head recorded outside the database, which the log must still reach (a cut to an older
+    checkpoint agrees with every checkpoint left, so only such an anchor proves it).
     """
     chain = verify_parallel(engine, jobs=jobs)
     checkpoints = list_checkpoints(engine)
     keys = None if public_keys is None else {checkpoint.key_id(k): k for k in public_keys}
-    hashes = stored_hashes(engine, [cp.seq for cp in checkpoints])
-    problem = checkpoint.check(checkpoints, stored_hashes=hashes, end_seq=_end_seq(engine), keys=keys)
-    warning = ""
+    anchors = [cp.seq for cp in checkpoints] + ([expect_head.seq] if expect_head else [])
+    hashes = stored_hashes(engine, anchors)
+    end_seq = _end_seq(engine)
+    problems = [checkpoint.check(checkpoints, stored_hashes=hashes, end_seq=end_seq, keys=keys)]
+    if expect_head is not None:
+        stored = hashes.get(expect_head.seq)
+        problems.append(checkpoint.check_expected_head(expect_head, end_seq=end_seq, stored_hash=stored))
+    found = [p for p in problems if p is not None]
+    problem = min(found, key=lambda p: p.seq) if found else None
+    warnings = []
     if keys is None:
-        warning = "checkpoint signatures not checked: no public key given (--public-key or --config)"
+        warnings.append("checkpoint signatures not checked: no public key given (--public-key or --config)")
     elif not checkpoints:
-        warning = "no signed checkpoints yet: a cut tail cannot be detected before the first one"
+        warnings.append("no signed checkpoints yet: a cut tail cannot be detected before the first one")
+    if now is not None:
+        warnings.append(checkpoint.stale_warning(checkpoints, now=now, interval=checkpoint_interval))
+    warning = "; ".join(w for w in warnings if w)
     return judge(chain, problem, checkpoints=len(checkpoints), warning=warning)
 
 

@@ -31,7 +31,7 @@ def grant_to_row(grant: Grant) -> dict[str, Any]:
         "approvals_required": grant.approvals_required,
         "approver_groups": sorted(grant.approver_groups),
         "approvals": [
-            {"approver": a.approver, "at": _aware(a.at).isoformat(), "comment": a.comment}
+            {"approver": a.approver, "at": _aware(a.at).isoformat(), "comment": a.comment, "person": a.person}
             for a in grant.approvals
         ],
         "break_glass": grant.break_glass,
@@ -71,6 +71,7 @@ def row_to_grant(row: Any) -> Grant:
                 approver=PrincipalName(a["approver"]),
                 at=datetime.fromisoformat(a["at"]).astimezone(UTC),
                 comment=a["comment"],
+                person=a.get("person"),  # absent in rows written before people were recorded
             )
             for a in row["approvals"]
         ),

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kubejit.audit.checkpoint import (
+    Checkpoint,
+    ExpectedHead,
     check,
+    check_expected_head,
     key_id,
     load_or_create_signing_key,
     load_public_key,
@@ -21,6 +24,7 @@ from kubejit.audit.checkpoint import (
     sign,
     signature_valid,
     signed_message,
+    stale_warning,
 )
 from kubejit.errors import ConfigError
 
@@ -109,3 +113,27 @@ def test_a_signing_key_open_to_others_is_refused_until_chmod_600(tmp_path: Path,
     assert f"(mode {mode:04o})" in err.value.message and f"chmod 600 {path}" in (err.value.hint or "")
     os.chmod(path, 0o600)
     assert key_id(load_or_create_signing_key(path).public_key()) == key_id(key.public_key())
+
+
+def _checkpoint_at(seq: int, at: datetime) -> Checkpoint:
+    return Checkpoint(seq, "h" * 64, at, "k", "s")
+
+
+def test_a_newest_checkpoint_older_than_five_intervals_is_warned_about() -> None:
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    checkpoints = [_checkpoint_at(5, at - timedelta(hours=1)), _checkpoint_at(10, at)]
+    minute = timedelta(minutes=1)
+    assert stale_warning(checkpoints, now=at + 5 * minute, interval=minute) == ""
+    warning = stale_warning(checkpoints, now=at + 5 * minute + timedelta(seconds=1), interval=minute)
+    assert "newest signed checkpoint (seq 10)" in warning and "5m ago" in warning
+    assert stale_warning([], now=at, interval=minute) == ""  # "no checkpoints yet" is said elsewhere
+
+
+def test_an_expected_head_must_be_reached_and_match() -> None:
+    digest = "a" * 64
+    assert check_expected_head(ExpectedHead(10, digest), end_seq=12, stored_hash=digest) is None
+    assert check_expected_head(ExpectedHead(10), end_seq=10, stored_hash="b" * 64) is None
+    behind = check_expected_head(ExpectedHead(10), end_seq=6, stored_hash=None)
+    assert behind is not None and behind.seq == 7 and "tail cut: the log ends at seq 6" in behind.message
+    rewritten = check_expected_head(ExpectedHead(10, digest), end_seq=12, stored_hash="b" * 64)
+    assert rewritten is not None and rewritten.seq == 10 and "rewritten" in rewritten.message

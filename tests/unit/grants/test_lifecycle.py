@@ -132,3 +132,31 @@ def test_fail_only_from_approved() -> None:
     assert lifecycle.fail(grant(), reason="boom", now=NOW).state is GrantState.FAILED
     with pytest.raises(InvalidTransition):
         lifecycle.fail(grant(1), reason="boom", now=NOW)
+
+
+OKTA_BOB = Principal("okta:bob", frozenset({"sre"}), issuer="okta", person="bob@corp.example")
+GOOGLE_BOB = Principal("google:bob", frozenset({"sre"}), issuer="google", person="bob@corp.example")
+
+
+def test_one_person_with_two_logins_gives_one_approval() -> None:
+    g = lifecycle.approve(grant(2), approver=OKTA_BOB, comment="", now=NOW)
+    assert g.approvals[0].person == "bob@corp.example"
+    with pytest.raises(ApprovalRefused, match=r"already approved .*\(as okta:bob, the same person\)"):
+        lifecycle.approve(g, approver=GOOGLE_BOB, comment="", now=NOW)
+    # Logins without a verified email are told apart by name only.
+    g = lifecycle.approve(g, approver=Principal("google:bob", frozenset({"sre"})), comment="", now=NOW)
+    assert g.state is GrantState.APPROVED
+
+
+def test_nobody_approves_their_own_request_under_another_login() -> None:
+    request = AccessRequest(cluster="dev", namespaces=("team-a",), role="view")
+    requester = Principal("okta:alice", frozenset({"developers"}), person="alice@corp.example")
+    g = lifecycle.new_grant(GrantId("g"), principal=requester, request=request, decision=decision(1), now=NOW)
+    assert g.requester_person == "alice@corp.example"
+    other_login = Principal("google:alice", frozenset({"sre"}), person="alice@corp.example")
+    with pytest.raises(ApprovalRefused, match=r"your own request g \(made as okta:alice, the same person\)"):
+        lifecycle.approve(g, approver=other_login, comment="", now=NOW)
+    with pytest.raises(ApprovalRefused, match="your own"):
+        lifecycle.deny(g, approver=other_login, reason="", now=NOW)
+    someone_else = Principal("google:alice", frozenset({"sre"}), person="alice@elsewhere.example")
+    assert lifecycle.approve(g, approver=someone_else, comment="", now=NOW).state is GrantState.APPROVED

@@ -81,7 +81,11 @@ def test_allowed_algorithms_authenticate(verifier: OIDCVerifier, key: Any, alg: 
 
 
 def test_audience_in_a_list_is_accepted(verifier: OIDCVerifier) -> None:
-    assert verifier.verify(sign(claims(aud=["other", "kubejit"])))["sub"] == "u1"
+    assert verifier.verify(sign(claims(aud=["kubejit"])))["sub"] == "u1"
+    # Several audiences: only with azp naming this broker (OIDC Core 3.1.3.7).
+    assert verifier.verify(sign(claims(aud=["other", "kubejit"], azp="kubejit")))["sub"] == "u1"
+    with pytest.raises(AuthenticationFailed, match="azp"):
+        verifier.verify(sign(claims(aud=["other", "kubejit"])))
 
 
 def test_alg_none_is_refused(verifier: OIDCVerifier) -> None:
@@ -150,7 +154,7 @@ def test_garbage_is_refused(verifier: OIDCVerifier, token: str) -> None:
         verifier.verify(token)
 
 
-@pytest.mark.parametrize("flag", [False, "false", "False"])
+@pytest.mark.parametrize("flag", [False, "false", "False", None, "yes", 1, "1"])  # None: claim missing
 def test_unverified_email_is_not_a_username(verifier: OIDCVerifier, flag: Any) -> None:
     with pytest.raises(AuthenticationFailed, match="not verified"):
         verifier.authenticate(sign(claims(email_verified=flag)))

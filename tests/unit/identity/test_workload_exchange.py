@@ -209,7 +209,8 @@ def test_a_replayed_job_token_is_refused_and_audited(world: World) -> None:
     ("claims", "words"),
     [
         ({"aud": "https://other.example"}, "aud"),
-        ({"aud": [AUD, "https://other.example"]}, "exactly this broker"),
+        ({"aud": [AUD, "https://other.example"]}, "several audiences but no authorized party"),
+        ({"aud": [AUD, "https://other.example"], "azp": AUD}, "exactly this broker"),
         ({"iss": "https://evil.example"}, "not a workload issuer"),
         ({"exp": 1}, "expired"),
         ({"jti": None}, "jti"),

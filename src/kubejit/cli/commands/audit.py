@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -40,6 +40,9 @@ from kubejit.cli.commands import audit_delivery
 from kubejit.cli.options import OutputOpt
 from kubejit.cli.render import Output
 from kubejit.errors import ConfigError, InvalidInput
+
+if TYPE_CHECKING:
+    from kubejit.audit.checkpoint import ExpectedHead
 
 app = typer.Typer(
     help="The tamper-evident audit log: verify it, search it, join it to the API server's audit log.",
@@ -75,6 +78,8 @@ class StoreTarget:
     url: str
     checkpoint_key: Path | None = None
     grant_namespace: str | None = None
+    #: The broker's ``audit.checkpointIntervalSeconds`` (None: not known, the default applies).
+    checkpoint_interval_seconds: float | None = None
 
 
 def _target(config: Path | None, store_url: str | None) -> StoreTarget:
@@ -88,7 +93,12 @@ def _target(config: Path | None, store_url: str | None) -> StoreTarget:
     from kubejit.config import load_settings
 
     settings = load_settings(config)
-    return StoreTarget(settings.store_url, settings.checkpoint_key_path, settings.grant_namespace)
+    return StoreTarget(
+        settings.store_url,
+        settings.checkpoint_key_path,
+        settings.grant_namespace,
+        settings.audit.checkpoint_interval_seconds,
+    )
 
 
 def _engine(target: StoreTarget) -> Any:
@@ -113,16 +123,26 @@ def verify(
         int,
         typer.Option(min=1, help="Processes hashing in parallel, for logs over 200,000 events."),
     ] = DEFAULT_JOBS,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            metavar="SEQ[:HASH]",
+            help="A head recorded earlier (an OK line's 'head seq N hash H' as N:H): fail if the log is behind it.",
+        ),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Check every event's hash and link, and every signed checkpoint; exit 65 on any finding.
 
     Finds an edited, deleted or reordered event (naming the first bad seq) and a cut tail (the log
-    ends before a signed checkpoint). Example: kubejit audit verify --config config.yaml
+    ends before a signed checkpoint, or before --expect-head). Warns when the newest checkpoint is
+    older than 5 checkpoint intervals. Example: kubejit audit verify --config config.yaml
     """
     from kubejit.audit.checkpoint import load_public_key
-    from kubejit.store.audit_verify import verify_log
+    from kubejit.store.audit_verify import DEFAULT_CHECKPOINT_INTERVAL, verify_log
 
+    expected = parse_expected_head(expect_head) if expect_head is not None else None
     target = _target(config, store_url)
     keys = [load_public_key(p) for p in public_key or []]
     if not keys and target.checkpoint_key is not None and target.checkpoint_key.exists():
@@ -132,7 +152,17 @@ def verify(
             typer.echo(f"warning: {exc.message}; pass --public-key", err=True)
     engine = _engine(target)
     try:
-        verdict = verify_log(engine, public_keys=keys or None, jobs=jobs)
+        interval = DEFAULT_CHECKPOINT_INTERVAL
+        if target.checkpoint_interval_seconds is not None:
+            interval = timedelta(seconds=target.checkpoint_interval_seconds)
+        verdict = verify_log(
+            engine,
+            public_keys=keys or None,
+            jobs=jobs,
+            now=datetime.now(UTC),
+            checkpoint_interval=interval,
+            expect_head=expected,
+        )
     finally:
         engine.dispose()
     if output is Output.json:
@@ -151,6 +181,22 @@ def verify(
         render.console.print(f"[yellow]warning[/]: {escape(verdict.warning)}")
     if not verdict.ok:
         raise typer.Exit(EXIT_TAMPERED)
+
+
+_EXPECTED_HEAD = re.compile(r"([0-9]{1,18})(?::([0-9a-f]{64}))?")
+
+
+def parse_expected_head(value: str) -> ExpectedHead:
+    """``SEQ`` or ``SEQ:HASH`` (the 64 hex digits an OK line prints after 'hash')."""
+    from kubejit.audit.checkpoint import ExpectedHead
+
+    found = _EXPECTED_HEAD.fullmatch(value.strip().lower())
+    if found is None or int(found.group(1)) < 1:
+        raise InvalidInput(
+            f"--expect-head: {value[:80]!r} is not SEQ or SEQ:HASH",
+            hint="Copy it from an earlier OK line: 'head seq 1234 hash 5c0e...' is 1234:5c0e...",
+        )
+    return ExpectedHead(int(found.group(1)), found.group(2))
 
 
 # -- search ----------------------------------------------------------------------------------------
