@@ -29,6 +29,7 @@ from kubejit.errors import (
 from kubejit.grants import lifecycle
 from kubejit.grants.model import LIVE_STATES, Grant, GrantState
 from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, MintedToken
+from kubejit.grants.reachability import ClusterReachability
 from kubejit.grants.reconciler import Action, ActionKind, diff
 from kubejit.grants.token_facts import service_account_uid
 from kubejit.identity.principal import Principal
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 #: TokenRequest tokens live at least this long (the API server's minimum); deleting the
 #: ServiceAccount at the grant's end is what really ends them.
 MIN_TOKEN_SECONDS = 600
+#: A stolen or leaked cluster token is good for at most this long, however long its grant runs: the
+#: exec plugin refreshes before it expires (its ``expirationTimestamp``), so users never notice.
+MAX_TOKEN_SECONDS = 3600
 SYSTEM_ACTOR = "kubejit"
 #: Grants ended side by side in one sweeper tick (each waits on its cluster's round trips).
 EXPIRY_WORKERS = 8
@@ -63,6 +67,7 @@ class GrantService:
         clock: Clock,
         id_factory: Callable[[], GrantId] = new_grant_id,
         activation_gate: Callable[[Grant], None] | None = None,
+        max_token_seconds: int = MAX_TOKEN_SECONDS,
     ) -> None:
         self.store = store
         self.clusters = clusters
@@ -71,6 +76,9 @@ class GrantService:
         self._new_id = id_factory
         #: Fail-closed audit: raises (AuditUnavailable) to refuse an activation before anything is created.
         self._activation_gate = activation_gate
+        self.max_token_seconds = max(MIN_TOKEN_SECONDS, max_token_seconds)
+        #: What the reconciler last saw of each cluster (for logs and /metrics).
+        self.reachability = ClusterReachability()
 
     # -- helpers -------------------------------------------------------------------------------
     def _cluster(self, name: str) -> ClusterAdapter:
@@ -275,6 +283,8 @@ class GrantService:
     def _activate(self, grant: Grant) -> Grant:
         """Create the grant's objects, then mark it active; a permanent failure leaves nothing behind."""
         adapter = self._cluster(grant.cluster)
+        if lifecycle.activation_is_stale(grant, now=self.clock.now()):
+            return self._expire_stale(grant)
         if self._activation_gate is not None:
             self._activation_gate(grant)
         try:
@@ -324,7 +334,8 @@ class GrantService:
                 f"grant {grant.id} is {grant.state}; no token can be issued",
                 hint=f"Request access again with `kubejit request --cluster {grant.cluster} ...`.",
             )
-        seconds = max(MIN_TOKEN_SECONDS, int(grant.time_left(now).total_seconds()))
+        left = int(grant.time_left(now).total_seconds())
+        seconds = max(MIN_TOKEN_SECONDS, min(self.max_token_seconds, left))
         minted = self._cluster(grant.cluster).mint_token(grant, expiration_seconds=seconds)
         digest = hashlib.sha256(minted.token.encode()).hexdigest()
         # A second token for the same grant is kubectl's exec plugin refreshing it.
@@ -372,14 +383,41 @@ class GrantService:
         done: list[Action] = []
         for name in [cluster] if cluster else sorted(self.clusters):
             adapter = self._cluster(name)
-            live = self.store.list(states=LIVE_STATES, cluster=ClusterName(name), limit=1_000_000)
-            for action in diff(live, adapter.list_owned()):
+            live = self._drop_stale_approvals(
+                self.store.list(states=LIVE_STATES, cluster=ClusterName(name), limit=1_000_000)
+            )
+            try:
+                owned = adapter.list_owned()
+            except ClusterError as exc:  # an outage: one WARNING per outage, not a traceback per tick
+                self.reachability.unreachable(name, exc.message)
+                continue
+            self.reachability.reached(name)
+            for action in diff(live, owned):
                 try:
                     self._apply(action, adapter)
                     done.append(action)
                 except KubejitError as exc:
                     log.warning("reconcile %s %s failed: %s", action.kind, action.grant_id, exc.message)
         return done
+
+    def _drop_stale_approvals(self, live: list[Grant]) -> list[Grant]:
+        """Expire approvals too old to activate (even while their cluster is down); the rest stay."""
+        now = self.clock.now()
+        kept = []
+        for grant in live:
+            if not lifecycle.activation_is_stale(grant, now=now):
+                kept.append(grant)
+                continue
+            try:
+                self._expire_stale(grant)
+            except KubejitError as exc:  # another replica ended or activated it first
+                log.info("stale approval %s skipped: %s", grant.id, exc.message)
+        return kept
+
+    def _expire_stale(self, grant: Grant) -> Grant:
+        expired = lifecycle.expire(grant, now=self.clock.now())
+        event = self._event("grant.expired", SYSTEM_ACTOR, expired, why=expired.end_reason)
+        return self._finish(grant, expired, event)
 
     def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
         if action.kind is ActionKind.DELETE:
