@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import replace
 from datetime import timedelta
 
@@ -300,3 +301,26 @@ def test_a_stale_approval_another_replica_already_ended_is_skipped(world) -> Non
 
     assert store.get(grant.id).state is GrantState.REVOKED
     assert "grant.expired" not in store.actions()
+
+
+# -- an outage is one log line, not a traceback per tick ----------------------------------------------
+def test_an_outage_logs_once_and_its_end_once(world, caplog) -> None:  # type: ignore[no-untyped-def]
+    service, _, cluster, _ = world
+    caplog.set_level(logging.INFO, logger="kubejit")
+    cluster.fail_list = ClusterUnavailable("cannot reach cluster 'dev': connection refused")
+    for _ in range(3):
+        assert service.reconcile() == []
+    assert service.reachability.snapshot() == {"dev": False}
+    cluster.fail_list = None
+    for _ in range(3):
+        service.reconcile()
+    assert service.reachability.snapshot() == {"dev": True}
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "cluster dev is unreachable, reconciling it waits until it answers: "
+            "cannot reach cluster 'dev': connection refused",
+        ),
+        ("INFO", "cluster dev is reachable again"),
+    ]
+    assert all(r.exc_info is None for r in caplog.records)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
 from kubejit.clock import FixedClock
+from kubejit.errors import ClusterUnavailable
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.ids import GrantId
@@ -184,3 +185,14 @@ def test_dev_login_and_whoami(world: World) -> None:
     me = world.http.get("/v1/whoami", headers={"authorization": f"Bearer {token}"}).json()
     assert me["name"] == "alice" and me["groups"] == ["developers"] and me["may_request"]
     assert world.http.post("/v1/dev/login", json={"user": "eve"}).status_code == 404
+
+
+def test_metrics_say_whether_each_cluster_answered_the_reconciler(world: World) -> None:
+    service = world.http.app.state.services.grants  # type: ignore[attr-defined]
+    assert "kubejit_cluster_reachable{" not in world.http.get("/metrics").text  # not looked at yet
+    world.cluster.fail_list = ClusterUnavailable("down")
+    service.reconcile()
+    assert 'kubejit_cluster_reachable{cluster="dev"} 0.0' in world.http.get("/metrics").text
+    world.cluster.fail_list = None
+    service.reconcile()
+    assert 'kubejit_cluster_reachable{cluster="dev"} 1.0' in world.http.get("/metrics").text
