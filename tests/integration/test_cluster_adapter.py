@@ -618,6 +618,15 @@ def stolen(broker_kubeconfig: Path) -> Iterator[Client]:
         yield client
 
 
+@pytest.fixture
+def someone_elses_account(admin_client: Client) -> Iterator[str]:
+    """An account in the grant namespace that kubejit did not make (say, one an admin once bound)."""
+    name = f"ci-deployer-{secrets.token_hex(3)}"
+    admin_client.create(ServiceAccount(metadata=ObjectMeta(name=name, namespace=GRANT_NAMESPACE)))
+    yield name
+    admin_client.delete(ServiceAccount, name, namespace=GRANT_NAMESPACE)
+
+
 @pytest.mark.parametrize("namespace", ["kube-system", "kube-public", "kube-node-lease"])
 def test_a_forged_kubejit_binding_in_a_protected_namespace_is_refused(
     stolen: Client, admin_client: Client, namespace: str
@@ -657,7 +666,7 @@ def test_the_broker_cannot_hand_on_its_own_rights_to_a_grant_account(
 
 
 def test_the_broker_may_mint_tokens_only_for_kubejit_accounts_and_only_short_ones(
-    stolen: Client, broker_adapter: KubeClusterAdapter, grant: Grant
+    stolen: Client, broker_adapter: KubeClusterAdapter, grant: Grant, someone_elses_account: str
 ) -> None:
     broker_adapter.ensure_grant_objects(grant)
     day = ServiceAccount.Token(
@@ -666,21 +675,27 @@ def test_the_broker_may_mint_tokens_only_for_kubejit_accounts_and_only_short_one
     )
     said = _refusal(stolen, day, name=grant.service_account, namespace=GRANT_NAMESPACE)
     assert "tokens of at most 3600 seconds for kubejit's own grant accounts" in said
-    default = ServiceAccount.Token(
-        metadata=ObjectMeta(name="default"), spec=TokenRequestSpec(audiences=[], expirationSeconds=600)
+    theirs = ServiceAccount.Token(
+        metadata=ObjectMeta(name=someone_elses_account),
+        spec=TokenRequestSpec(audiences=[], expirationSeconds=600),
     )
-    _refusal(stolen, default, name="default", namespace=GRANT_NAMESPACE)
+    _refusal(stolen, theirs, name=someone_elses_account, namespace=GRANT_NAMESPACE)
     assert broker_adapter.mint_token(grant, expiration_seconds=3600).token  # what kubejit does still works
 
 
-def test_the_broker_may_create_and_delete_only_kubejit_accounts(stolen: Client, admin_client: Client) -> None:
+def test_the_broker_may_create_and_delete_only_kubejit_accounts(
+    stolen: Client, admin_client: Client, someone_elses_account: str
+) -> None:
     unlabelled = ServiceAccount(metadata=ObjectMeta(name=f"kubejit-g{secrets.token_hex(6)}"))
     said = _refusal(stolen, unlabelled, namespace=GRANT_NAMESPACE)
     assert "must be named kubejit-<grant> and carry kubejit's labels" in said
     with pytest.raises(ApiError) as refused:
-        stolen.delete(ServiceAccount, "default", namespace=GRANT_NAMESPACE)
+        stolen.delete(ServiceAccount, someone_elses_account, namespace=GRANT_NAMESPACE)
     assert refused.value.status.code == 403
-    assert admin_client.get(ServiceAccount, "default", namespace=GRANT_NAMESPACE)
+    assert "may only delete bindings and accounts that kubejit created" in (
+        refused.value.status.message or ""
+    )
+    assert admin_client.get(ServiceAccount, someone_elses_account, namespace=GRANT_NAMESPACE)
 
 
 def test_every_broker_identity_is_confined_not_only_the_one_named_kubejit_broker(

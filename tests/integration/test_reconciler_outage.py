@@ -55,9 +55,10 @@ def test_an_outage_is_one_warning_and_its_end_one_info(
             service.reconcile()
         assert service.reachability.snapshot() == {name: True}
 
-    about_it = [r for r in caplog.records if name in r.getMessage()]
+    about_it = [r for r in caplog.records if r.name == "kubejit.grants.reachability"]
     warnings = [r for r in about_it if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].exc_info is None
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == warnings
     assert f"cluster {name} is unreachable" in warnings[0].getMessage()
     assert "\n" not in warnings[0].getMessage()
     infos = [r for r in about_it if r.levelno == logging.INFO]
