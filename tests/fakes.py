@@ -108,6 +108,10 @@ class FakeCluster:
         self.objects: dict[GrantId, list[OwnedObject]] = {}
         self.fail_with: ClusterError | None = None
         self.fail_delete: ClusterError | None = None
+        #: ``list_owned`` raises it while set (the reconciler's view of an outage).
+        self.fail_list: ClusterError | None = None
+        #: ``expiration_seconds`` of every token minted, in order.
+        self.minted_seconds: list[int] = []
 
     def ensure_grant_objects(self, grant: Grant) -> None:
         if self.fail_with is not None:
@@ -126,6 +130,7 @@ class FakeCluster:
     def mint_token(self, grant: Grant, *, expiration_seconds: int) -> MintedToken:
         from datetime import UTC
 
+        self.minted_seconds.append(expiration_seconds)
         return MintedToken(
             token=f"secret-token-{grant.id}",
             expires_at=datetime.now(UTC) + timedelta(seconds=expiration_seconds),
@@ -133,6 +138,8 @@ class FakeCluster:
         )
 
     def list_owned(self) -> list[OwnedObject]:
+        if self.fail_list is not None:
+            raise self.fail_list
         return [o for objs in self.objects.values() for o in objs]
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.core.client import LabelSelector
+from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.models.rbac_v1 import RoleRef as KubeRoleRef
 from lightkube.models.rbac_v1 import Subject
@@ -41,6 +42,7 @@ from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
 from kubejit.policy.model import RoleRef
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.processes import free_port
+from tests.broker_identity import token_client
 
 pytestmark = pytest.mark.integration
 
@@ -582,3 +584,148 @@ def test_each_registered_cluster_gets_the_grants_for_it(
     finally:
         registry.adapter(grant.cluster).delete_grant_objects(grant.id)
     assert objects_of(admin_client_for(second_control_plane), grant.id) == set()
+
+
+# -- what a stolen broker credential still cannot do (the admission policy of deploy/rbac.yaml) -----------
+def _kubejit_shaped(
+    kind: type[RoleBinding] | type[ClusterRoleBinding],
+    *,
+    namespace: str | None,
+    role: tuple[str, str] = ("ClusterRole", "view"),
+) -> RoleBinding | ClusterRoleBinding:
+    """A binding exactly as kubejit makes one (name, labels, its own grant account), for a made-up grant."""
+    grant_id = "g" + secrets.token_hex(6)
+    name = f"kubejit-{grant_id}"
+    labels = {"app.kubernetes.io/managed-by": "kubejit", GRANT_LABEL: grant_id}
+    return kind(
+        metadata=ObjectMeta(name=name, namespace=namespace, labels=labels),
+        roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind=role[0], name=role[1]),
+        subjects=[Subject(kind="ServiceAccount", name=name, namespace=GRANT_NAMESPACE)],
+    )
+
+
+def _refusal(client: Client, obj: Any, **kwargs: Any) -> str:
+    with pytest.raises(ApiError) as refused:
+        client.create(obj, **kwargs)
+    assert refused.value.status.code == 403
+    return refused.value.status.message or ""
+
+
+@pytest.fixture
+def stolen(broker_kubeconfig: Path) -> Iterator[Client]:
+    """A client holding nothing but the broker's token, used the way a thief would."""
+    with Client(KubeConfig.from_file(broker_kubeconfig), trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def someone_elses_account(admin_client: Client) -> Iterator[str]:
+    """An account in the grant namespace that kubejit did not make (say, one an admin once bound)."""
+    name = f"ci-deployer-{secrets.token_hex(3)}"
+    admin_client.create(ServiceAccount(metadata=ObjectMeta(name=name, namespace=GRANT_NAMESPACE)))
+    yield name
+    admin_client.delete(ServiceAccount, name, namespace=GRANT_NAMESPACE)
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "kube-public", "kube-node-lease"])
+def test_a_forged_kubejit_binding_in_a_protected_namespace_is_refused(
+    stolen: Client, admin_client: Client, namespace: str
+) -> None:
+    forged = _kubejit_shaped(RoleBinding, namespace=namespace, role=("ClusterRole", "admin"))
+    said = _refusal(stolen, forged)
+    assert f"may not grant access in the protected namespace {namespace}" in said
+    assert objects_of(admin_client, _meta(forged).labels[GRANT_LABEL]) == set()  # type: ignore[index]
+
+
+def test_a_grant_on_kube_system_is_cluster_forbidden_with_the_admission_policys_hint(
+    broker_adapter: KubeClusterAdapter, admin_client: Client, control_plane: ControlPlane
+) -> None:
+    grant = make_grant(control_plane.name, ("kube-system",))
+    with pytest.raises(ClusterForbidden, match="protected namespace kube-system") as refused:
+        broker_adapter.ensure_grant_objects(grant)
+    assert refused.value.hint is not None and "admission policy" in refused.value.hint
+    assert objects_of(admin_client, grant.id) == set()
+
+
+@pytest.mark.parametrize("kind", [RoleBinding, ClusterRoleBinding], ids=["RoleBinding", "ClusterRoleBinding"])
+def test_a_forged_kubejit_binding_to_cluster_admin_is_refused(
+    stolen: Client, namespaces: tuple[str, str, str], kind: type[RoleBinding] | type[ClusterRoleBinding]
+) -> None:
+    namespace = namespaces[0] if kind is RoleBinding else None
+    _refusal(stolen, _kubejit_shaped(kind, namespace=namespace, role=("ClusterRole", "cluster-admin")))
+
+
+def test_the_broker_cannot_hand_on_its_own_rights_to_a_grant_account(
+    stolen: Client, namespaces: tuple[str, str, str]
+) -> None:
+    """RBAC lets anyone bind a role whose rights they hold, without `bind`: the broker holds its own
+    ClusterRole, and a grant account holding it would be a broker outside the admission policy."""
+    forged = _kubejit_shaped(RoleBinding, namespace=namespaces[0], role=("ClusterRole", "kubejit-broker"))
+    said = _refusal(stolen, forged)
+    assert "may only bind roles it is given `bind` on" in said
+
+
+def test_the_broker_may_mint_tokens_only_for_kubejit_accounts_and_only_short_ones(
+    stolen: Client, broker_adapter: KubeClusterAdapter, grant: Grant, someone_elses_account: str
+) -> None:
+    broker_adapter.ensure_grant_objects(grant)
+    day = ServiceAccount.Token(
+        metadata=ObjectMeta(name=grant.service_account),
+        spec=TokenRequestSpec(audiences=[], expirationSeconds=24 * 3600),
+    )
+    said = _refusal(stolen, day, name=grant.service_account, namespace=GRANT_NAMESPACE)
+    assert "tokens of at most 3600 seconds for kubejit's own grant accounts" in said
+    theirs = ServiceAccount.Token(
+        metadata=ObjectMeta(name=someone_elses_account),
+        spec=TokenRequestSpec(audiences=[], expirationSeconds=600),
+    )
+    _refusal(stolen, theirs, name=someone_elses_account, namespace=GRANT_NAMESPACE)
+    assert broker_adapter.mint_token(grant, expiration_seconds=3600).token  # what kubejit does still works
+
+
+def test_the_broker_may_create_and_delete_only_kubejit_accounts(
+    stolen: Client, admin_client: Client, someone_elses_account: str
+) -> None:
+    unlabelled = ServiceAccount(metadata=ObjectMeta(name=f"kubejit-g{secrets.token_hex(6)}"))
+    said = _refusal(stolen, unlabelled, namespace=GRANT_NAMESPACE)
+    assert "must be named kubejit-<grant> and carry kubejit's labels" in said
+    with pytest.raises(ApiError) as refused:
+        stolen.delete(ServiceAccount, someone_elses_account, namespace=GRANT_NAMESPACE)
+    assert refused.value.status.code == 403
+    assert "may only delete bindings and accounts that kubejit created" in (
+        refused.value.status.message or ""
+    )
+    assert admin_client.get(ServiceAccount, someone_elses_account, namespace=GRANT_NAMESPACE)
+
+
+def test_every_broker_identity_is_confined_not_only_the_one_named_kubejit_broker(
+    admin_client: Client, control_plane: ControlPlane, namespaces: tuple[str, str, str]
+) -> None:
+    """A second account in the broker namespace (a cluster-scope broker, say) given the broker's role:
+    the admission policy matches it by its group, not by the name the caller happens to have."""
+    name = f"kubejit-other-{secrets.token_hex(3)}"
+    admin_client.create(ServiceAccount(metadata=ObjectMeta(name=name, namespace="kubejit")))
+    binding = ClusterRoleBinding(
+        metadata=ObjectMeta(name=name),
+        roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="kubejit-broker"),
+        subjects=[Subject(kind="ServiceAccount", name=name, namespace="kubejit")],
+    )
+    admin_client.create(binding)
+    try:
+        token = admin_client.create(
+            ServiceAccount.Token(metadata=ObjectMeta(name=name), spec=TokenRequestSpec(audiences=[])),
+            name,
+            namespace="kubejit",
+        )
+        assert token.status is not None and token.status.token
+        to_mallory = RoleBinding(
+            metadata=ObjectMeta(name="mallory-admin", namespace=namespaces[0]),
+            roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"),
+            subjects=[Subject(kind="User", name="mallory", apiGroup="rbac.authorization.k8s.io")],
+        )
+        with token_client(control_plane, token.status.token) as other:
+            said = _refusal(other, to_mallory)
+        assert "ValidatingAdmissionPolicy" in said
+    finally:
+        admin_client.delete(ClusterRoleBinding, name)
+        admin_client.delete(ServiceAccount, name, namespace="kubejit")

@@ -27,6 +27,7 @@ from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
 from kubejit.policy.model import AccessRequest, Decision, Outcome
 
 OPEN_STATES = frozenset({GrantState.PENDING, GrantState.APPROVED, GrantState.ACTIVE})
+STALE_APPROVAL_REASON = "approved, but its cluster was unavailable until the approval timed out"
 
 
 def new_grant(
@@ -112,9 +113,30 @@ def approve(grant: Grant, *, approver: Principal, comment: str, now: datetime) -
 
 
 def activate(grant: Grant, *, now: datetime) -> Grant:
-    """Durations count from activation, not from the request."""
+    """Durations count from activation, not from the request; a stale approval never activates."""
     _require(grant, frozenset({GrantState.APPROVED}), "activate")
+    if activation_is_stale(grant, now=now):
+        raise InvalidTransition(
+            f"grant {grant.id} was approved but not activated within its pendingTimeout",
+            hint="Request access again.",
+        )
     return replace(grant, state=GrantState.ACTIVE, activated_at=now, expires_at=now + grant.duration)
+
+
+def activation_deadline(grant: Grant) -> datetime:
+    """When an approved grant that never became active (its cluster was down) goes stale.
+
+    An approval is a decision about *now*: activating it days later would hand out access nobody
+    agreed to at that time. It is good for as long as a request may wait for one (the rule's
+    ``pendingTimeout``, which is ``pending_until - created_at``), counted from the last approval,
+    or from the request when policy approved it at once.
+    """
+    approved_at = grant.approvals[-1].at if grant.approvals else grant.created_at
+    return approved_at + (grant.pending_until - grant.created_at)
+
+
+def activation_is_stale(grant: Grant, *, now: datetime) -> bool:
+    return grant.state is GrantState.APPROVED and now >= activation_deadline(grant)
 
 
 def _end(grant: Grant, state: GrantState, *, by: str | None, reason: str, now: datetime) -> Grant:
@@ -145,11 +167,14 @@ def revoke(grant: Grant, *, actor: Principal, is_admin: bool, reason: str, now: 
 
 
 def expire(grant: Grant, *, now: datetime) -> Grant:
-    """End an active grant past its end time, or a pending request nobody decided in time."""
+    """End an active grant past its end time, a pending request nobody decided in time, or an
+    approval that could not be activated in time (its cluster was unavailable)."""
     if grant.state is GrantState.PENDING:
         return _end(
             grant, GrantState.EXPIRED, by=None, reason="no decision before the request timed out", now=now
         )
+    if activation_is_stale(grant, now=now):
+        return _end(grant, GrantState.EXPIRED, by=None, reason=STALE_APPROVAL_REASON, now=now)
     _require(grant, frozenset({GrantState.ACTIVE}), "expire")
     return _end(grant, GrantState.EXPIRED, by=None, reason="duration elapsed", now=now)
 

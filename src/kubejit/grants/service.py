@@ -34,6 +34,7 @@ from kubejit.grants.lock_guard import LockGuard
 from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.model import LIVE_STATES, Grant, GrantState
 from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, LockStore, MintedToken
+from kubejit.grants.reachability import ClusterReachability
 from kubejit.grants.reconciler import Action, ActionKind, diff
 from kubejit.grants.token_facts import service_account_uid
 from kubejit.identity.principal import Principal
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 #: TokenRequest tokens live at least this long (the API server's minimum); deleting the
 #: ServiceAccount at the grant's end is what really ends them.
 MIN_TOKEN_SECONDS = 600
+#: A stolen or leaked cluster token is good for at most this long, however long its grant runs: the
+#: exec plugin refreshes before it expires (its ``expirationTimestamp``), so users never notice.
+MAX_TOKEN_SECONDS = 3600
 SYSTEM_ACTOR = "kubejit"
 #: Grants ended side by side in one sweeper tick (each waits on its cluster's round trips).
 EXPIRY_WORKERS = 8
@@ -105,6 +109,7 @@ class GrantService:
         locks: LockStore | None = None,
         lock_id_factory: Callable[[], str] = new_lock_id,
         max_open_grants: int | None = None,
+        max_token_seconds: int = MAX_TOKEN_SECONDS,
     ) -> None:
         self.store = store
         self.clusters = clusters
@@ -118,6 +123,9 @@ class GrantService:
         self._new_lock_id = lock_id_factory
         #: Pending + approved + active grants one person may hold (None: no cap).
         self.max_open_grants = max_open_grants
+        self.max_token_seconds = max(MIN_TOKEN_SECONDS, max_token_seconds)
+        #: What the reconciler last saw of each cluster (for logs and /metrics).
+        self.reachability = ClusterReachability()
 
     # -- helpers -------------------------------------------------------------------------------
     def _cluster(self, name: str) -> ClusterAdapter:
@@ -406,6 +414,8 @@ class GrantService:
         if self.locks is not None and (held := self.locks.on_grant(grant.id, grant.requester)) is not None:
             self._end_locked(grant, held)
             raise self.locks.refusal(held, grant.requester)
+        if lifecycle.activation_is_stale(grant, now=self.clock.now()):
+            return self._expire_stale(grant)
         if self._activation_gate is not None:
             self._activation_gate(grant)
         try:
@@ -459,7 +469,8 @@ class GrantService:
             )
         self._refuse_locked_grant(grant)
         self._decision_now(principal, grant, action="mint a token for")
-        seconds = max(MIN_TOKEN_SECONDS, int(grant.time_left(now).total_seconds()))
+        left = int(grant.time_left(now).total_seconds())
+        seconds = max(MIN_TOKEN_SECONDS, min(self.max_token_seconds, left))
         minted = self._cluster(grant.cluster).mint_token(grant, expiration_seconds=seconds)
         digest = hashlib.sha256(minted.token.encode()).hexdigest()
         # A second token for the same grant is kubectl's exec plugin refreshing it.
@@ -677,14 +688,41 @@ class GrantService:
         done: list[Action] = []
         for name in [cluster] if cluster else sorted(self.clusters):
             adapter = self._cluster(name)
-            live = self.store.list(states=LIVE_STATES, cluster=ClusterName(name), limit=1_000_000)
-            for action in diff(live, adapter.list_owned()):
+            live = self._drop_stale_approvals(
+                self.store.list(states=LIVE_STATES, cluster=ClusterName(name), limit=1_000_000)
+            )
+            try:
+                owned = adapter.list_owned()
+            except ClusterError as exc:  # an outage: one WARNING per outage, not a traceback per tick
+                self.reachability.unreachable(name, exc.message)
+                continue
+            self.reachability.reached(name)
+            for action in diff(live, owned):
                 try:
                     self._apply(action, adapter)
                     done.append(action)
                 except KubejitError as exc:
                     log.warning("reconcile %s %s failed: %s", action.kind, action.grant_id, exc.message)
         return done
+
+    def _drop_stale_approvals(self, live: list[Grant]) -> list[Grant]:
+        """Expire approvals too old to activate (even while their cluster is down); the rest stay."""
+        now = self.clock.now()
+        kept = []
+        for grant in live:
+            if not lifecycle.activation_is_stale(grant, now=now):
+                kept.append(grant)
+                continue
+            try:
+                self._expire_stale(grant)
+            except KubejitError as exc:  # another replica ended or activated it first
+                log.info("stale approval %s skipped: %s", grant.id, exc.message)
+        return kept
+
+    def _expire_stale(self, grant: Grant) -> Grant:
+        expired = lifecycle.expire(grant, now=self.clock.now())
+        event = self._event("grant.expired", SYSTEM_ACTOR, expired, why=expired.end_reason)
+        return self._finish(grant, expired, event)
 
     def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
         if action.kind is ActionKind.DELETE:

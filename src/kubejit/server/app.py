@@ -67,6 +67,12 @@ def create_app(
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)
+    reachable = Gauge(
+        "kubejit_cluster_reachable",
+        "1 if the cluster answered the reconciler's last look, 0 during an outage",
+        ["cluster"],
+        registry=registry,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -80,6 +86,8 @@ def create_app(
                 sink_gauges, (row.lag_events, row.lag_seconds, row.attempts), strict=True
             ):
                 gauge.labels(sink=row.sink).set(value)
+        for cluster, up in services.grants.reachability.snapshot().items():
+            reachable.labels(cluster=cluster).set(1 if up else 0)
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     if expose_metrics:

@@ -160,3 +160,16 @@ def test_nobody_approves_their_own_request_under_another_login() -> None:
         lifecycle.deny(g, approver=other_login, reason="", now=NOW)
     someone_else = Principal("google:alice", frozenset({"sre"}), person="alice@elsewhere.example")
     assert lifecycle.approve(g, approver=someone_else, comment="", now=NOW).state is GrantState.APPROVED
+
+
+def test_an_approval_is_good_for_the_pending_timeout_and_then_only_expires() -> None:
+    g = grant()  # auto-approved at NOW, pendingTimeout 30 min
+    assert lifecycle.activation_deadline(g) == NOW + timedelta(minutes=30)
+    assert lifecycle.activate(g, now=NOW + timedelta(minutes=29)).state is GrantState.ACTIVE
+    late = NOW + timedelta(minutes=30)
+    with pytest.raises(InvalidTransition, match="not activated within its pendingTimeout"):
+        lifecycle.activate(g, now=late)
+    ended = lifecycle.expire(g, now=late)
+    assert ended.state is GrantState.EXPIRED and ended.end_reason == lifecycle.STALE_APPROVAL_REASON
+    with pytest.raises(InvalidTransition):  # a fresh approval is not expired
+        lifecycle.expire(g, now=NOW + timedelta(minutes=1))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import replace
 from datetime import timedelta
 
@@ -249,3 +250,128 @@ def test_pending_for_finds_old_requests_behind_1500_newer_ones_of_other_groups(w
     assert (
         service.pending_for(Principal("dave", frozenset({"security"})), limit=10)[0].requester == BOB_DEV.name
     )
+
+
+# -- cluster tokens live at most an hour, whatever the grant's length ------------------------------
+def test_a_token_lives_at_most_an_hour_and_never_past_the_grant(world) -> None:  # type: ignore[no-untyped-def]
+    service, _, cluster, clock = world
+    grant = service.request(ALICE, replace(VIEW, duration=timedelta(hours=2)))
+    service.issue_token(ALICE, grant.id)  # 2 h left: capped
+    clock.advance(timedelta(minutes=90))
+    service.issue_token(ALICE, grant.id)  # 30 min left: the grant's end
+    clock.advance(timedelta(minutes=25))
+    service.issue_token(ALICE, grant.id)  # 5 min left: the API server's minimum
+    assert cluster.minted_seconds == [3600, 1800, 600]
+
+
+def test_the_token_cap_is_a_setting_but_never_below_the_api_servers_minimum() -> None:
+    store, cluster = MemoryStore(), FakeCluster()
+    service = GrantService(
+        store=store, clusters={"dev": cluster}, policy=POLICY, clock=FixedClock(), max_token_seconds=60
+    )
+    grant = service.request(ALICE, VIEW)
+    service.issue_token(ALICE, grant.id)
+    assert cluster.minted_seconds == [600]
+
+
+# -- an approval that could not activate in time expires; it never activates late -------------------
+def _approved_while_the_cluster_is_down(service, store, cluster):  # type: ignore[no-untyped-def]
+    cluster.fail_with = ClusterUnavailable("connection refused")
+    with pytest.raises(ClusterUnavailable):
+        service.request(ALICE, VIEW)
+    (grant,) = store.grants.values()
+    assert grant.state is GrantState.APPROVED
+    return grant
+
+
+def test_a_stale_approval_is_expired_by_the_reconciler_not_activated(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    grant = _approved_while_the_cluster_is_down(service, store, cluster)
+    clock.advance(timedelta(days=3))
+    cluster.fail_with = None  # the cluster is back
+
+    assert service.reconcile() == []
+
+    ended = store.get(grant.id)
+    assert ended.state is GrantState.EXPIRED and ended.activated_at is None
+    assert "cluster was unavailable until the approval timed out" in ended.end_reason
+    assert cluster.objects == {}
+    expired = [e for e in store.events if e.action == "grant.expired"]
+    assert len(expired) == 1 and expired[0].details["why"] == ended.end_reason
+    assert "grant.activated" not in store.actions()
+    before = len(store.events)
+    service.reconcile()  # idempotent: nothing left to do
+    assert len(store.events) == before and store.get(grant.id).state is GrantState.EXPIRED
+
+
+def test_a_stale_approval_expires_even_while_its_cluster_is_still_down(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    grant = _approved_while_the_cluster_is_down(service, store, cluster)
+    cluster.fail_list = ClusterUnavailable("connection refused")
+    clock.advance(timedelta(hours=1))  # the rule's pendingTimeout (the default, 1 h)
+
+    service.reconcile()
+
+    assert store.get(grant.id).state is GrantState.EXPIRED
+
+
+def test_an_approval_within_its_timeout_still_activates(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    grant = _approved_while_the_cluster_is_down(service, store, cluster)
+    clock.advance(timedelta(minutes=59))
+    cluster.fail_with = None
+    service.reconcile()
+    assert store.get(grant.id).state is GrantState.ACTIVE
+
+
+def test_the_approval_timeout_counts_from_the_last_approval(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    edit = service.request(ALICE, EDIT)  # pendingTimeout 30 min
+    clock.advance(timedelta(minutes=25))
+    service.approve(BOB, edit.id)
+    cluster.fail_with = ClusterUnavailable("connection refused")
+    with pytest.raises(ClusterUnavailable):
+        service.approve(CAROL, edit.id)
+    clock.advance(timedelta(minutes=29))  # 54 min after the request, 29 after the approval
+    cluster.fail_with = None
+    service.reconcile()
+    assert store.get(edit.id).state is GrantState.ACTIVE
+
+
+def test_a_stale_approval_another_replica_already_ended_is_skipped(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, cluster, clock = world
+    grant = _approved_while_the_cluster_is_down(service, store, cluster)
+    clock.advance(timedelta(days=1))
+    seen_by_this_replica = store.get(grant.id)
+    store.grants[grant.id] = replace(
+        seen_by_this_replica, state=GrantState.REVOKED, version=seen_by_this_replica.version + 1
+    )
+    cluster.fail_with = None
+
+    service._drop_stale_approvals([seen_by_this_replica])
+
+    assert store.get(grant.id).state is GrantState.REVOKED
+    assert "grant.expired" not in store.actions()
+
+
+# -- an outage is one log line, not a traceback per tick ----------------------------------------------
+def test_an_outage_logs_once_and_its_end_once(world, caplog) -> None:  # type: ignore[no-untyped-def]
+    service, _, cluster, _ = world
+    caplog.set_level(logging.INFO, logger="kubejit")
+    cluster.fail_list = ClusterUnavailable("cannot reach cluster 'dev': connection refused")
+    for _ in range(3):
+        assert service.reconcile() == []
+    assert service.reachability.snapshot() == {"dev": False}
+    cluster.fail_list = None
+    for _ in range(3):
+        service.reconcile()
+    assert service.reachability.snapshot() == {"dev": True}
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "cluster dev is unreachable, reconciling it waits until it answers: "
+            "cannot reach cluster 'dev': connection refused",
+        ),
+        ("INFO", "cluster dev is reachable again"),
+    ]
+    assert all(r.exc_info is None for r in caplog.records)

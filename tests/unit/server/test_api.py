@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
 from kubejit.clock import FixedClock
+from kubejit.errors import ClusterUnavailable
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.ids import GrantId
@@ -302,3 +303,14 @@ def test_a_cluster_wide_role_still_needs_a_rule(wide: World) -> None:
     r = wide.http.post("/v1/grants", json={"cluster": "dev", "role": "reader"}, headers=wide.auth("bob"))
     assert r.status_code == 403, r.text
     assert wide.store.grants == {} and wide.cluster.objects == {}
+
+
+def test_metrics_say_whether_each_cluster_answered_the_reconciler(world: World) -> None:
+    service = world.http.app.state.services.grants  # type: ignore[attr-defined]
+    assert "kubejit_cluster_reachable{" not in world.http.get("/metrics").text  # not looked at yet
+    world.cluster.fail_list = ClusterUnavailable("down")
+    service.reconcile()
+    assert 'kubejit_cluster_reachable{cluster="dev"} 0.0' in world.http.get("/metrics").text
+    world.cluster.fail_list = None
+    service.reconcile()
+    assert 'kubejit_cluster_reachable{cluster="dev"} 1.0' in world.http.get("/metrics").text
