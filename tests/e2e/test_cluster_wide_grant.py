@@ -1,8 +1,9 @@
 """A policy role with `clusterScope: true`, requested with no namespace: one ClusterRoleBinding, and a
 token that can do cluster-wide what the role allows and nothing else. Real broker, CLI, kubectl, API server.
 
-The broker needs deploy/rbac.yaml's OPTIONAL ClusterRole for ClusterRoleBindings; the fixture applies
-exactly the commented documents of the shipped manifest, and removes them afterwards.
+The broker needs deploy/rbac.yaml's OPTIONAL ClusterRole for ClusterRoleBindings, and the admission
+policy must list the role in `clusterWideRoles`; the fixture does both as an operator would (the
+commented documents of the shipped manifest, uncommented) and undoes them afterwards.
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from lightkube import Client, codecs
+from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import RoleRef, Subject
+from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from kubejit.clusters.bootstrap import rbac_manifest
+from kubejit.clusters.objects import object_name, ownership_labels
+from kubejit.ids import GrantId
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import KubectlResult, RedactedToken, kubectl_with_token
-from tests.broker_identity import BrokerIdentity
+from tests.broker_identity import GRANT_NAMESPACE, BrokerIdentity
 from tests.broker_process import E2E_POLICY, Broker
 from tests.e2e.conftest import owned_objects
 from tests.polling import eventually
@@ -49,15 +55,44 @@ def optional_rbac() -> list[object]:
     return list(codecs.load_all_yaml(body))
 
 
+def admission_policy(*, cluster_wide_roles: str) -> ValidatingAdmissionPolicy:
+    """The shipped admission policy, with its `clusterWideRoles` variable set as an operator would."""
+    (policy,) = (o for o in codecs.load_all_yaml(rbac_manifest()) if isinstance(o, ValidatingAdmissionPolicy))
+    assert policy.spec is not None and policy.spec.variables is not None
+    (variable,) = (v for v in policy.spec.variables if v.name == "clusterWideRoles")
+    variable.expression = cluster_wide_roles
+    return policy
+
+
+def broker_may_bind_view_cluster_wide(broker: Client) -> bool:
+    """A server-side dry run, as the broker, of the binding a `reader` grant makes."""
+    grant_id = GrantId("g000000000000")
+    probe = ClusterRoleBinding(
+        metadata=ObjectMeta(name=object_name(grant_id), labels=ownership_labels(grant_id)),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[Subject(kind="ServiceAccount", name=object_name(grant_id), namespace=GRANT_NAMESPACE)],
+    )
+    try:
+        broker.create(probe, dry_run=True)
+    except ApiError:
+        return False
+    return True
+
+
 @pytest.fixture
-def cluster_scope_rbac(admin_client: Client) -> Iterator[None]:
+def cluster_scope_rbac(admin_client: Client, broker_identity: BrokerIdentity) -> Iterator[None]:
     objects = optional_rbac()
     assert sorted(type(o).__name__ for o in objects) == ["ClusterRole", "ClusterRoleBinding"]
-    for obj in objects:
+    for obj in [*objects, admission_policy(cluster_wide_roles="['view']")]:
         admin_client.apply(obj, field_manager="kubejit-e2e", force=True)
+    broker = Client(KubeConfig.from_file(broker_identity.kubeconfig_path), trust_env=False)
     try:
+        # The API server enforces a changed admission policy once its informer has seen it.
+        eventually(lambda: broker_may_bind_view_cluster_wide(broker), what="clusterWideRoles in force")
         yield
     finally:
+        broker.close()
+        admin_client.apply(admission_policy(cluster_wide_roles="[]"), field_manager="kubejit-e2e", force=True)
         admin_client.delete(ClusterRoleBinding, "kubejit-broker-cluster-scope")
         admin_client.delete(ClusterRole, "kubejit-broker-cluster-scope")
 
