@@ -13,9 +13,10 @@ from kubejit.policy.evaluate import user_may_request
 from kubejit.policy.model import Rule
 from kubejit.server.audit_records import login_event
 from kubejit.server.deps import Svc, Who
+from kubejit.server.problems import AUTHENTICATED, COMMON, declare
 from kubejit.server.schemas import ClusterOut, DevLoginIn, DevLoginOut, WhoAmIOut
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=declare(*COMMON))
 
 
 class LoginIssuerOut(BaseModel):
@@ -49,7 +50,7 @@ def login_config(svc: Svc) -> LoginConfigOut:
     )
 
 
-@router.post("/dev/login", response_model=DevLoginOut)
+@router.post("/dev/login", response_model=DevLoginOut, responses=declare(NotFound))
 def dev_login(body: DevLoginIn, svc: Svc) -> DevLoginOut:
     """Issue a token for a configured dev user (only when the dev issuer is enabled)."""
     if svc.dev_issuer is None:
@@ -59,7 +60,7 @@ def dev_login(body: DevLoginIn, svc: Svc) -> DevLoginOut:
     return DevLoginOut(token=token, user=body.user)
 
 
-@router.get("/whoami", response_model=WhoAmIOut)
+@router.get("/whoami", response_model=WhoAmIOut, responses=declare(*AUTHENTICATED))
 def whoami(who: Who, svc: Svc) -> WhoAmIOut:
     rules = user_may_request(svc.grants.policy, who)
     return WhoAmIOut(
@@ -71,7 +72,9 @@ def whoami(who: Who, svc: Svc) -> WhoAmIOut:
     )
 
 
-@router.get("/clusters", response_model=list[ClusterOut], tags=["clusters"])
+@router.get(
+    "/clusters", response_model=list[ClusterOut], tags=["clusters"], responses=declare(*AUTHENTICATED)
+)
 def clusters(who: Who, svc: Svc) -> Sequence[ClusterOut]:
     return svc.clusters
 
