@@ -1,116 +1,127 @@
 """The OpenAPI document is the API's contract: schemathesis, every check, against a real broker process.
 
-Every operation is called with examples generated from the document (valid and invalid), as an
-admin of the dev issuer so the authenticated routes answer more than 401. Each answer must be one the
-document declares: its status, its media type (problem+json for errors), its headers and its body; 405
-must carry ``Allow``; valid input must not be refused and invalid input must be. The one refusal of
-valid-looking input that is allowed is a duration over 31 days in all: no pattern can say it, so the
-document only describes it (server/schemas.py).
+``st run --checks all`` calls every operation with examples generated from the document (valid and
+invalid, plus its coverage and stateful phases), as an admin of the dev issuer so the authenticated
+routes answer more than 401. Each answer must be one the document declares: its status, its media
+type (problem+json for errors), its headers and its body; 405 must carry ``Allow``; valid input must
+not be refused and invalid input must be. The one refusal of valid-looking input that is allowed is a
+duration over 31 days in all (tests/e2e/contract_hooks.py). schemathesis' pytest plugin cannot load a
+schema from a fixture under this pytest, so the CLI runs as a process, with a fixed seed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, seed, settings
-from schemathesis.checks import CHECKS, load_all_checks
-from schemathesis.config import SchemathesisConfig
-from schemathesis.openapi.checks import RejectedPositiveData
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from kubejit.durations import parse_duration
-from kubejit.errors import InvalidInput
+from kubejit.testing.controlplane import ControlPlane
 from tests.broker_identity import BrokerIdentity
 from tests.broker_process import Broker
 
 pytestmark = pytest.mark.e2e
 
-#: Small enough for ~1 minute on a loaded 2-core machine, over all operations.
-MAX_EXAMPLES = 12
+ST = str(Path(sys.executable).with_name("st"))
+ROOT = Path(__file__).resolve().parents[2]
+#: Small enough for about a minute on a loaded 2-core machine, over all operations and phases.
+MAX_EXAMPLES = 10
 SEED = 20261203
-#: Statuses answered per operation, to prove the token was used and to print the count of cases.
-ANSWERS: dict[str, list[int]] = {}
 
 
-@pytest.fixture(scope="module")
-def contract_broker(
-    tmp_path_factory: pytest.TempPathFactory,
+def _config(path: Path, token: str, *, known: dict[str, list[str]]) -> Path:
+    """The admin's token as the document's bearer scheme (so schemathesis knows when it leaves it
+    out), and real names and grant ids to draw from often, so operations get past 404. (Namespaces are
+    not drawn from a list: schemathesis would repeat one in a list that must hold each once.)"""
+    lines = ["[auth.openapi.HTTPBearer]", f'bearer = "{token}"']
+    for name, values in known.items():
+        lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}"]
+    lines.append("[parameters]")
+    for where, name in (
+        ("body.cluster", "clusters"),
+        ("body.user", "users"),
+        ("path.grant_id", "grants"),
+    ):
+        lines.append(f'"{where}" = {{ dictionary = "{name}", probability = 0.6 }}')
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def _login(broker: Broker, user: str) -> dict[str, str]:
+    answer = httpx.post(f"{broker.url}/v1/dev/login", json={"user": user}, timeout=30)
+    answer.raise_for_status()
+    return {"authorization": f"Bearer {answer.json()['token']}"}
+
+
+def _grants(broker: Broker, namespace: str, cluster: str) -> list[str]:
+    """An active grant and a pending one of alice's, for the operations on one grant."""
+    alice = _login(broker, "alice")
+    ids = []
+    for role, reason in (("view", ""), ("admin", "contract test")):
+        body = {"cluster": cluster, "namespaces": [namespace], "role": role, "reason": reason}
+        answer = httpx.post(f"{broker.url}/v1/grants", json=body, headers=alice, timeout=60)
+        assert answer.status_code == 201, answer.text
+        ids.append(answer.json()["id"])
+    return ids
+
+
+def test_every_answer_is_the_documented_one(
+    tmp_path: Path,
     broker_identity: BrokerIdentity,
     second_broker_identity: BrokerIdentity,
-) -> Iterator[Broker]:
-    running = Broker(
-        tmp_path_factory.mktemp("contract") / "broker", [broker_identity, second_broker_identity]
-    )
-    running.workdir.mkdir()
-    running.start()
-    yield running
-    running.stop()
-    print(f"\nschemathesis: {sum(map(len, ANSWERS.values()))} cases over {len(ANSWERS)} operations")
-
-
-@pytest.fixture(scope="module")
-def admin_token(contract_broker: Broker) -> str:
-    answer = httpx.post(f"{contract_broker.url}/v1/dev/login", json={"user": "root"}, timeout=30)
-    answer.raise_for_status()
-    return str(answer.json()["token"])
-
-
-@pytest.fixture(scope="module")
-def api(contract_broker: Broker, admin_token: str) -> Any:
-    # Given as the document's bearer scheme, so schemathesis knows when it leaves the token out.
-    config = SchemathesisConfig.from_dict({"auth": {"openapi": {"HTTPBearer": {"bearer": admin_token}}}})
-    return schemathesis.openapi.from_url(f"{contract_broker.url}/openapi.json", config=config)
-
-
-schema = schemathesis.pytest.from_fixture("api")
-
-
-def positive_data_acceptance_but_long_durations(ctx: Any, response: Any, case: Any) -> bool | None:
-    """schemathesis' own check, except that a duration over 31 days in all may be refused (422)."""
+    namespaces: Callable[[ControlPlane, int], list[str]],
+) -> None:
+    broker = Broker(tmp_path / "broker", [broker_identity, second_broker_identity])
+    broker.workdir.mkdir()
+    broker.start()
     try:
-        return positive_data_acceptance(ctx, response, case)
-    except RejectedPositiveData:
-        if response.status_code == 422 and _duration_out_of_range(case.body):
-            return None
-        raise
-
-
-def _duration_out_of_range(body: Any) -> bool:
-    duration = body.get("duration") if isinstance(body, dict) else None
-    if not isinstance(duration, str):
-        return False
-    try:
-        parse_duration(duration)
-    except InvalidInput:
-        return True
-    return False
-
-
-def _checks() -> list[Any]:
-    load_all_checks()
-    found = [check for check in CHECKS.get_all() if check is not positive_data_acceptance]
-    return [*found, positive_data_acceptance_but_long_durations]
-
-
-@schema.parametrize()
-@seed(SEED)
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-)
-def test_every_answer_is_the_documented_one(case: Any) -> None:
-    response = case.call_and_validate(checks=_checks())
-    ANSWERS.setdefault(case.operation.label, []).append(response.status_code)
-
-
-def test_authenticated_operations_were_reached(contract_broker: Broker) -> None:
-    """With the token, schemathesis got past authentication: some answers were neither 401 nor 404."""
-    assert ANSWERS, "run with the contract test above"
-    assert any(200 <= s < 300 for s in ANSWERS.get("GET /v1/whoami", [])), ANSWERS.get("GET /v1/whoami")
-    assert any(200 <= s < 300 for s in ANSWERS.get("GET /v1/grants", []))
+        cluster = broker_identity.plane.name
+        [namespace] = namespaces(broker_identity.plane, 1)
+        known = {
+            "clusters": [cluster],
+            "users": ["alice", "bob"],
+            "grants": _grants(broker, namespace, cluster),
+        }
+        token = _login(broker, "root")["authorization"].removeprefix("Bearer ")
+        config = _config(tmp_path / "schemathesis.toml", token, known=known)
+        report = tmp_path / "report.json"
+        env = {
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.e2e.contract_hooks",
+            "PYTHONPATH": str(ROOT),
+            "NO_COLOR": "1",
+        }
+        options = (
+            "--checks all --exclude-checks positive_data_acceptance --workers 1 --generation-database none"
+        )
+        done = subprocess.run(
+            [
+                *(ST, "--config-file", str(config), "run", f"{broker.url}/openapi.json"),
+                *options.split(),
+                *("--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED)),
+                *("--report", "json", "--report-json-path", str(report)),
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        broker.stop()
+    summary = done.stdout[-6000:] + done.stderr[-2000:]
+    assert done.returncode == 0, summary
+    run = json.loads(report.read_text())
+    cases = run["test_cases"]
+    assert cases["with_failures"] == 0 and not run["failures"] and not run["errors"], summary
+    assert run["operations"]["tested"] == run["operations"]["total"] >= 15
+    # With the admin's token schemathesis got past authentication (valid requests were answered 2xx).
+    accepted = run["valid_rates"]["GET /v1/whoami"]
+    assert sum(phase["accepted"] for phase in accepted.values()) > 0, accepted
+    print(f"\nschemathesis: {cases['generated']} cases, {cases['with_failures']} with failures, seed {SEED}")
