@@ -3,7 +3,7 @@
 Every constraint is one the OpenAPI document shows (lengths, patterns, enums), so a client that
 follows the document is never refused for its form. Free text (reasons, comments, tickets, user names)
 is one line of printable text: a control character (C0, DEL or C1, e.g. ESC) is refused with 422,
-never stored, because approvers read these strings in their terminals (docs/security.md).
+never stored, because approvers read these strings in their terminals (docs/api.md).
 """
 
 from __future__ import annotations

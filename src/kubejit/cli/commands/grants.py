@@ -67,7 +67,7 @@ def request(
         "cluster": cluster,
         "namespaces": namespace,
         "role": role,
-        "duration": duration,
+        "duration": duration.strip() if duration else None,  # the API takes no padding
         "reason": reason,
         "ticket": ticket,
         "break_glass": break_glass,
@@ -223,7 +223,7 @@ def extend(
     """Extend an active grant, where its policy rule allows it, up to the rule's maximum."""
     parse_duration(duration)
     with _client(broker) as client:
-        grant = client.call("POST", f"/v1/grants/{grant_id}/extend", json={"duration": duration})
+        grant = client.call("POST", f"/v1/grants/{grant_id}/extend", json={"duration": duration.strip()})
     render.grant(grant, output, headline="Extended.")
 
 
