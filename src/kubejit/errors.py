@@ -8,6 +8,8 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     ├── ConfigError                 invalid config file or settings (the broker refuses to start)
     │   └── PolicyError             invalid policy YAML (file:line:column)
     ├── InvalidInput                bad input from a user (HTTP body, CLI argument, duration, name)
+    │   ├── MalformedRequest        a request body that is not even parseable (400)
+    │   └── RequestTooLarge         a request body over the broker's limit (413)
     ├── AuthenticationFailed        no, expired or invalid credentials (401)
     ├── PermissionDenied            authenticated, but not allowed to do this (403)
     │   ├── RequestDenied           policy refused the request (names the rule)
@@ -63,6 +65,22 @@ class InvalidInput(KubejitError):
     http_status = 422
     exit_code = 2
     code = "invalid-input"
+
+
+class MalformedRequest(InvalidInput):
+    """The body could not be parsed at all (not UTF-8, not JSON): 400, before any field is checked."""
+
+    http_status = 400
+    code = "malformed-request"
+    default_hint = "Send a JSON object in UTF-8, as the API reference (/docs) shows."
+
+
+class RequestTooLarge(InvalidInput):
+    """Answered by the body-size middleware (server/limits.py) before any route reads the body."""
+
+    http_status = 413
+    code = "body-too-large"
+    default_hint = "Send a shorter reason or comment: request bodies are small."
 
 
 class AuthenticationFailed(KubejitError):

@@ -131,7 +131,7 @@ def _serve(argv: Sequence[str]) -> int:
     paths = CachePaths(args.grant, args.broker)
     fields = read_entry(paths.entry)[0]
     if fields is not None and fields["kind"] == "ended":
-        sys.stderr.write(fields["body"])
+        sys.stderr.write(tombstone_text(fields["body"]))  # an older version's entry may hold raw text
         return 1
     if fields is not None and is_fresh(fields) and fields.get("session") == session_stamp():
         if not from_client_go or mark_served(paths, fields["serial"]):
@@ -321,9 +321,21 @@ def credential(api_version: str, status: str) -> str:
     return f'{{"apiVersion":"{api_version}","kind":"ExecCredential","status":{status}}}\n'
 
 
+#: C0, DEL and C1 control characters, each replaced by "?": messages hold the broker's text (an end
+#: reason, a problem detail) and kubectl copies the plugin's stderr to the terminal as it is.
+_CONTROLS = {code: "?" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS_BUT_NEWLINE = {code: text for code, text in _CONTROLS.items() if code != 0x0A}
+
+
 def said(message: str, hint: str | None) -> str:
     """How the plugin words a failure: kubectl prints the plugin's stderr above its own error."""
-    return f"kubejit: {message}\n" + (f"kubejit: {hint}\n" if hint else "")
+    message = message.translate(_CONTROLS)
+    return f"kubejit: {message}\n" + (f"kubejit: {hint.translate(_CONTROLS)}\n" if hint else "")
+
+
+def tombstone_text(body: str) -> str:
+    """A cached ``ended`` message as it goes to stderr: lines kept, any other control character not."""
+    return body.translate(_CONTROLS_BUT_NEWLINE)
 
 
 def _say(message: str, hint: str | None) -> None:

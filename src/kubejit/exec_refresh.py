@@ -29,6 +29,7 @@ from kubejit.exec_plugin import (
     render_entry,
     said,
     session_stamp,
+    tombstone_text,
     write_private,
 )
 
@@ -65,7 +66,7 @@ def refresh(args: PluginArgs, api_version: str, *, from_client_go: bool, rejecte
             _say(f"warning: the token cache file {paths.entry} {problem}; it was removed", None)
             remove(paths.entry)
         if fields is not None and fields["kind"] == "ended":
-            sys.stderr.write(fields["body"])
+            sys.stderr.write(tombstone_text(fields["body"]))
             return 1
         session = _require_session(login, broker, paths)
         if fields is not None and fields["user"] != session.user:

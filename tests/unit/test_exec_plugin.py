@@ -400,3 +400,35 @@ def test_write_private_is_0600_even_over_looser_leftovers(tmp_path: Path) -> Non
     plugin.write_private(str(path), "new")
     assert path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o600
     assert not leftover.exists()
+
+
+HOSTILE_END = "\x1b]8;;https://evil\x07click\x1b]8;;\x07 \x1b[2J\x9b2J\rdone\nkubejit: forged line"
+
+
+def test_an_ended_grants_message_reaches_kubectl_without_escape_sequences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The end reason and ender are the broker's text; kubectl copies the plugin's stderr to the terminal."""
+    ended = {**GRANT, "state": "revoked", "ended_by": "bob\x1b[31m", "end_reason": HOSTILE_END}
+    message = refresh.state_message(ended, broker=BROKER)
+    assert message is not None
+    paths = plugin.CachePaths(GRANT["id"], BROKER, root=str(tmp_path))
+    assert refresh._grant_not_usable(paths, ended, message) == 1
+    live = capsys.readouterr().err
+    fields, _ = plugin.read_entry(paths.entry)
+    assert fields is not None and fields["kind"] == "ended"
+    for text in (live, fields["body"]):
+        assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in text), repr(text)
+        assert text.count("\n") == 2  # the message and its hint: no line forged by the reason
+        assert "click" in text and "done" in text
+
+
+def test_a_tombstone_written_by_an_older_version_is_cleaned_when_served(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    paths = plugin.CachePaths("g1", BROKER)
+    refresh.ensure_private_dir(paths.root)
+    tomb = {"kind": "ended", "state": "revoked", "body": "kubejit: revoked: \x1b[2Jgone\x07\n"}
+    plugin.write_private(paths.entry, plugin.render_entry(tomb))
+    assert plugin.main(["--grant", "g1", "--broker", BROKER]) == 1
+    assert capsys.readouterr().err == "kubejit: revoked: ?[2Jgone?\n"

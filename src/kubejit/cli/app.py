@@ -76,16 +76,15 @@ def _register() -> None:
 
 
 def print_error(exc: KubejitError) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
+    from kubejit.cli.render import InertConsole, safe
     from kubejit.errors import RequestDenied
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Message and hint may be the broker's problem detail: printed literally, as all server text.
+    err = InertConsole(stderr=True, highlight=False, soft_wrap=True)
     rule = f" (policy rule: {exc.rule})" if isinstance(exc, RequestDenied) and exc.rule else ""
-    err.print(f"[bold red]Error:[/] {escape(exc.message + rule)}", markup=True)
+    err.print(f"[bold red]Error:[/] {safe(exc.message + rule)}", markup=True)
     if exc.hint:
-        err.print(f"[bold]Hint:[/] {escape(exc.hint)}", markup=True)
+        err.print(f"[bold]Hint:[/] {safe(exc.hint)}", markup=True)
 
 
 def main(prog_name: str | None = None) -> None:

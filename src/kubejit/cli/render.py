@@ -1,17 +1,53 @@
-"""One place that prints results: Rich tables for people, a versioned JSON envelope for scripts."""
+"""One place that prints results: Rich tables for people, a versioned JSON envelope for scripts.
+
+Nearly everything printed comes from the broker or the identity provider (names, reasons, end
+reasons, problem details), i.e. from other people. So it never reaches a terminal as markup or as
+escape sequences: ``safe()`` escapes Rich markup and shows control characters as ``\\xNN`` where a
+value is put into a markup string, and ``InertConsole`` replaces any control character still left in
+what it renders, whatever the renderable (a ``Text``, a table cell, ``markup=False``).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
 
-console = Console(highlight=False)
+#: C0 (ESC, BEL, CR, newline ...), DEL and C1 control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """``value`` as one line of inert text: each control character shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def safe(value: object) -> str:
+    """``value`` for a Rich markup string: printed literally (``[/x]``, ``[link=...]`` included)."""
+    return escape(printable(value))
+
+
+class InertConsole(Console):
+    """A Console whose output holds no control character but its own styles and newlines."""
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and _CONTROL_BUT_NEWLINE.search(segment.text):
+                segment = Segment(_CONTROL_BUT_NEWLINE.sub("?", segment.text), segment.style)
+            yield segment
+
+
+console = InertConsole(highlight=False)
 
 
 class Output(StrEnum):
@@ -50,9 +86,9 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
         as_json("GrantList", items)
         return
     if not items:
-        console.print(f"{title}: none.")
+        console.print(f"{safe(title)}: none.")
         return
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=safe(title), title_justify="left", box=box.SIMPLE_HEAD)
     # Ids are typed back (approve, revoke): never cut them; the reason gives way first.
     table.add_column("ID", no_wrap=True, min_width=13)
     for column in ("STATE", "USER", "CLUSTER"):
@@ -64,18 +100,18 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
     for g in items:
         ends = g.get("expires_at") if g["state"] == "active" else g.get("pending_until")
         style = STATE_STYLE.get(g["state"], "dim")
-        state = g["state"]
-        if state == "pending":
+        state = safe(g["state"])
+        if g["state"] == "pending":
             state += f" {len(g['approvals'])}/{g['approvals_required']}"
         table.add_row(
-            g["id"],
+            safe(g["id"]),
             f"[{style}]{state}[/]",
-            g["requester"],
-            g["cluster"],
-            ",".join(g["namespaces"]) or "(cluster-wide)",
-            g["role"],
+            safe(g["requester"]),
+            safe(g["cluster"]),
+            safe(",".join(g["namespaces"]) or "(cluster-wide)"),
+            safe(g["role"]),
             _when(ends).partition(" (")[2].rstrip(")") if g["state"] in ("active", "pending") else "-",
-            (g["reason"] or "")[:40],
+            safe((g["reason"] or "")[:40]),
         )
     console.print(table)
 
@@ -84,19 +120,19 @@ def grant(g: dict[str, Any], output: Output, *, headline: str) -> None:
     if output is Output.json:
         as_json("Grant", g)
         return
-    console.print(f"[bold]{headline}[/]")
-    console.print(f"  id:         {g['id']}")
+    console.print(f"[bold]{safe(headline)}[/]")
+    console.print(f"  id:         {safe(g['id'])}")
     console.print(
-        f"  state:      [{STATE_STYLE.get(g['state'], 'dim')}]{g['state']}[/]   (rule: {g['rule']})"
+        f"  state:      [{STATE_STYLE.get(g['state'], 'dim')}]{safe(g['state'])}[/]   (rule: {safe(g['rule'])})"
     )
     where = ", ".join(g["namespaces"]) or "all namespaces (cluster-wide)"
-    console.print(f"  access:     {g['role']} in {where} on cluster {g['cluster']}")
+    console.print(f"  access:     {safe(g['role'])} in {safe(where)} on cluster {safe(g['cluster'])}")
     if g["state"] == "active":
         console.print(f"  expires:    {_when(g['expires_at'])}")
     elif g["state"] == "pending":
         console.print(
             f"  approvals:  {len(g['approvals'])}/{g['approvals_required']} from "
-            f"{', '.join(g['approver_groups'])}; decide by {_when(g['pending_until'])}"
+            f"{safe(', '.join(g['approver_groups']))}; decide by {_when(g['pending_until'])}"
         )
     if g.get("end_reason"):
-        console.print(f"  ended:      {g['end_reason']} (by {g.get('ended_by') or 'kubejit'})")
+        console.print(f"  ended:      {safe(g['end_reason'])} (by {safe(g.get('ended_by') or 'kubejit')})")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kubejit.audit.delivery.status import SinkStatus
 from kubejit.errors import AuthenticationFailed, StoreUnavailable
@@ -93,7 +94,15 @@ def services(request: Request) -> Services:
     return found
 
 
-def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
+#: Declares the bearer scheme in the OpenAPI document; ``principal`` reads and checks the header itself.
+_BEARER = HTTPBearer(auto_error=False, description="An ID token of a configured issuer (or the dev issuer).")
+
+
+def principal(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+) -> Principal:
     """The caller, from a bearer token; every failure is audited with source IP and user agent."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     source = request.client.host if request.client else None

@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kubejit.errors import RequestTooLarge
+
 
 class BodyTooLarge(Exception):
     pass
@@ -42,16 +44,17 @@ class BodySizeLimit:
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
             {
-                "type": "https://kubejit.io/problems/body-too-large",
-                "title": "body too large",
-                "status": 413,
-                "code": "body-too-large",
+                "type": f"https://kubejit.io/problems/{RequestTooLarge.code}",
+                "title": RequestTooLarge.code.replace("-", " "),
+                "status": RequestTooLarge.http_status,
+                "code": RequestTooLarge.code,
                 "detail": f"request bodies are limited to {self.max_bytes} bytes",
+                "hint": RequestTooLarge.default_hint,
             }
         ).encode()
         headers = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": RequestTooLarge.http_status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

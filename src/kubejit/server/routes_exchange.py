@@ -36,10 +36,10 @@ from kubejit.errors import (
 from kubejit.grants.exchange import Exchanged
 from kubejit.policy.workloads import WorkloadTarget
 from kubejit.server.deps import Services
-from kubejit.server.problems import error_response
+from kubejit.server.problems import AUTHENTICATED, CLUSTER_WRITE, COMMON, declare, error_response
 from kubejit.server.schemas import ClusterOut
 
-router = APIRouter(prefix="/v1", tags=["token exchange"])
+router = APIRouter(prefix="/v1", tags=["token exchange"], responses=declare(*COMMON))
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SUBJECT_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token")
@@ -77,6 +77,7 @@ _FORM_SCHEMA = {
     "/token-exchange",
     summary="Exchange a CI/CD job's OIDC token for a short grant and a kubeconfig (RFC 8693)",
     response_model=None,
+    responses=declare(*AUTHENTICATED, PermissionDenied, RequestDenied, NotFound, ConfigError, *CLUSTER_WRITE),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from kubejit.durations import parse_duration
-from kubejit.errors import InvalidInput, NotFound, PermissionDenied
+from kubejit.errors import NotFound, PermissionDenied, RequestDenied, TooManyOpenGrants
 from kubejit.grants.model import GrantState
 from kubejit.ids import GrantId
 from kubejit.policy.model import AccessRequest
 from kubejit.server.deps import Svc, Who
+from kubejit.server.problems import AUTHENTICATED, CLUSTER_WRITE, COMMON, GRANT_DECISION, declare
 from kubejit.server.routes_locks import ended_out, summary
 from kubejit.server.schemas import (
     ApproveIn,
@@ -26,10 +27,15 @@ from kubejit.server.schemas import (
     TokenOut,
 )
 
-router = APIRouter(prefix="/v1", tags=["grants"])
+router = APIRouter(prefix="/v1", tags=["grants"], responses=declare(*COMMON, *AUTHENTICATED))
 
 
-@router.post("/grants", response_model=GrantOut, status_code=201)
+@router.post(
+    "/grants",
+    response_model=GrantOut,
+    status_code=201,
+    responses=declare(PermissionDenied, RequestDenied, NotFound, TooManyOpenGrants, *CLUSTER_WRITE),
+)
 def request_grant(body: GrantRequestIn, who: Who, svc: Svc) -> GrantOut:
     access = AccessRequest(
         cluster=body.cluster,
@@ -43,9 +49,12 @@ def request_grant(body: GrantRequestIn, who: Who, svc: Svc) -> GrantOut:
     return GrantOut.of(svc.grants.request(who, access))
 
 
-@router.get("/grants", response_model=list[GrantOut])
+@router.get("/grants", response_model=list[GrantOut], responses=declare(PermissionDenied))
 def list_grants(
-    who: Who, svc: Svc, scope: str = "mine", state: Annotated[list[GrantState] | None, Query()] = None
+    who: Who,
+    svc: Svc,
+    scope: Literal["mine", "pending-for-me", "all"] = "mine",
+    state: Annotated[list[GrantState] | None, Query()] = None,
 ) -> list[GrantOut]:
     """scope: ``mine`` (default), ``pending-for-me`` (waiting for my approval), ``all`` (admins)."""
     if scope == "pending-for-me":
@@ -54,14 +63,12 @@ def list_grants(
         if not svc.grants.is_admin(who):
             raise PermissionDenied("listing everyone's grants needs an admin group")
         found = svc.grants.list_grants(states=state, limit=1000)
-    elif scope == "mine":
-        found = svc.grants.list_grants(requester=who.name, states=state, limit=1000)
     else:
-        raise InvalidInput(f"unknown scope '{scope}'", hint="Use mine, pending-for-me or all.")
+        found = svc.grants.list_grants(requester=who.name, states=state, limit=1000)
     return [GrantOut.of(g) for g in found]
 
 
-@router.get("/grants/{grant_id}", response_model=GrantOut)
+@router.get("/grants/{grant_id}", response_model=GrantOut, responses=declare(NotFound))
 def get_grant(grant_id: str, who: Who, svc: Svc) -> GrantOut:
     grant = svc.grants.store.get(GrantId(grant_id))
     visible = grant.requester == who.name or svc.grants.is_admin(who) or grant.approver_groups & who.groups
@@ -70,27 +77,27 @@ def get_grant(grant_id: str, who: Who, svc: Svc) -> GrantOut:
     return GrantOut.of(grant)
 
 
-@router.post("/grants/{grant_id}/approve", response_model=GrantOut)
+@router.post("/grants/{grant_id}/approve", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def approve(grant_id: str, body: ApproveIn, who: Who, svc: Svc) -> GrantOut:
     return GrantOut.of(svc.grants.approve(who, GrantId(grant_id), comment=body.comment))
 
 
-@router.post("/grants/{grant_id}/deny", response_model=GrantOut)
+@router.post("/grants/{grant_id}/deny", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def deny(grant_id: str, body: DenyIn, who: Who, svc: Svc) -> GrantOut:
     return GrantOut.of(svc.grants.deny(who, GrantId(grant_id), reason=body.reason))
 
 
-@router.post("/grants/{grant_id}/revoke", response_model=GrantOut)
+@router.post("/grants/{grant_id}/revoke", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def revoke(grant_id: str, body: RevokeIn, who: Who, svc: Svc) -> GrantOut:
     return GrantOut.of(svc.grants.revoke(who, GrantId(grant_id), reason=body.reason))
 
 
-@router.post("/grants/{grant_id}/extend", response_model=GrantOut)
+@router.post("/grants/{grant_id}/extend", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def extend(grant_id: str, body: ExtendIn, who: Who, svc: Svc) -> GrantOut:
     return GrantOut.of(svc.grants.extend(who, GrantId(grant_id), by=parse_duration(body.duration)))
 
 
-@router.post("/grants/{grant_id}/token", response_model=TokenOut)
+@router.post("/grants/{grant_id}/token", response_model=TokenOut, responses=declare(*GRANT_DECISION))
 def token(grant_id: str, who: Who, svc: Svc) -> TokenOut:
     minted = svc.grants.issue_token(who, GrantId(grant_id))
     return TokenOut(
@@ -101,7 +108,9 @@ def token(grant_id: str, who: Who, svc: Svc) -> TokenOut:
     )
 
 
-@router.post("/revocations", response_model=OffboardingOut)
+@router.post(
+    "/revocations", response_model=OffboardingOut, responses=declare(PermissionDenied, *CLUSTER_WRITE)
+)
 def revoke_user(body: RevokeUserIn, who: Who, svc: Svc) -> OffboardingOut:
     """Offboarding: lock a user out (unless ``lock`` is false) and end every open grant (admins only).
 

@@ -15,9 +15,10 @@ from kubejit.policy.glob import is_glob, matches
 from kubejit.policy.model import Rule
 from kubejit.server.audit_records import login_event
 from kubejit.server.deps import Svc, Who
+from kubejit.server.problems import AUTHENTICATED, COMMON, declare
 from kubejit.server.schemas import ClusterOut, DevLoginIn, DevLoginOut, WhoAmIOut
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=declare(*COMMON))
 
 
 class LoginIssuerOut(BaseModel):
@@ -51,7 +52,7 @@ def login_config(svc: Svc) -> LoginConfigOut:
     )
 
 
-@router.post("/dev/login", response_model=DevLoginOut)
+@router.post("/dev/login", response_model=DevLoginOut, responses=declare(NotFound, PermissionDenied))
 def dev_login(body: DevLoginIn, svc: Svc, request: Request) -> DevLoginOut:
     """Issue a token for a configured dev user (only when the dev issuer is enabled, only to loopback)."""
     if svc.dev_issuer is None:
@@ -81,7 +82,7 @@ def _direct_from_loopback(request: Request) -> bool:
     return is_loopback(client) and not forwarded
 
 
-@router.get("/whoami", response_model=WhoAmIOut)
+@router.get("/whoami", response_model=WhoAmIOut, responses=declare(*AUTHENTICATED))
 def whoami(who: Who, svc: Svc) -> WhoAmIOut:
     rules = user_may_request(svc.grants.policy, who)
     return WhoAmIOut(
@@ -93,7 +94,9 @@ def whoami(who: Who, svc: Svc) -> WhoAmIOut:
     )
 
 
-@router.get("/clusters", response_model=list[ClusterOut], tags=["clusters"])
+@router.get(
+    "/clusters", response_model=list[ClusterOut], tags=["clusters"], responses=declare(*AUTHENTICATED)
+)
 def clusters(who: Who, svc: Svc) -> Sequence[ClusterOut]:
     return svc.clusters
 

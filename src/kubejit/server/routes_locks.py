@@ -5,16 +5,22 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kubejit.durations import parse_duration
-from kubejit.errors import InvalidInput
+from kubejit.errors import InvalidInput, NotFound, PermissionDenied
 from kubejit.grants.locks import LockKind
 from kubejit.grants.service import EndedGrants
 from kubejit.server.deps import Svc, Who
+from kubejit.server.problems import AUTHENTICATED, CLUSTER_WRITE, COMMON, declare
 from kubejit.server.schemas import GrantOut, LockCreatedOut, LockIn, LockOut
 
-router = APIRouter(prefix="/v1", tags=["locks"])
+router = APIRouter(prefix="/v1", tags=["locks"], responses=declare(*COMMON, *AUTHENTICATED))
 
 
-@router.post("/locks", response_model=LockCreatedOut, status_code=201)
+@router.post(
+    "/locks",
+    response_model=LockCreatedOut,
+    status_code=201,
+    responses=declare(PermissionDenied, NotFound, *CLUSTER_WRITE),
+)
 def create_lock(body: LockIn, who: Who, svc: Svc) -> LockCreatedOut:
     """Lock a principal out and end the open grants it matches."""
     given = [(kind, value) for kind, value in _targets(body) if value is not None]
@@ -31,13 +37,13 @@ def create_lock(body: LockIn, who: Who, svc: Svc) -> LockCreatedOut:
     )
 
 
-@router.get("/locks", response_model=list[LockOut])
+@router.get("/locks", response_model=list[LockOut], responses=declare(PermissionDenied))
 def list_locks(who: Who, svc: Svc, include_removed: bool = False) -> list[LockOut]:
     """Locks in force, newest first; ``include_removed`` adds unlocked and expired ones."""
     return [LockOut.of(lock) for lock in svc.grants.list_locks(who, include_removed=include_removed)]
 
 
-@router.delete("/locks/{lock_id}", response_model=LockOut)
+@router.delete("/locks/{lock_id}", response_model=LockOut, responses=declare(PermissionDenied, NotFound))
 def remove_lock(lock_id: str, who: Who, svc: Svc) -> LockOut:
     return LockOut.of(svc.grants.unlock(who, lock_id))
 

@@ -9,8 +9,9 @@ from pydantic import BaseModel
 
 from kubejit.errors import PermissionDenied
 from kubejit.server.deps import Svc, Who
+from kubejit.server.problems import AUTHENTICATED, COMMON, declare
 
-router = APIRouter(prefix="/v1", tags=["users"])
+router = APIRouter(prefix="/v1", tags=["users"], responses=declare(*COMMON, *AUTHENTICATED))
 
 
 class UserOut(BaseModel):
@@ -22,7 +23,7 @@ class UserOut(BaseModel):
     active_grants: list[str]
 
 
-@router.get("/users", response_model=list[UserOut])
+@router.get("/users", response_model=list[UserOut], responses=declare(PermissionDenied))
 def users(who: Who, svc: Svc) -> list[UserOut]:
     """Everyone who authenticated, most recent first, with the grants each holds now."""
     if not svc.grants.is_admin(who):

@@ -1,11 +1,18 @@
-"""HTTP bodies: strict pydantic models at the boundary; inside, the domain's frozen dataclasses."""
+"""HTTP bodies: strict pydantic models at the boundary; inside, the domain's frozen dataclasses.
+
+Every constraint is one the OpenAPI document shows (lengths, patterns, enums), so a client that
+follows the document is never refused for its form. Free text (reasons, comments, tickets, user names)
+is one line of printable text: a control character (C0, DEL or C1, e.g. ESC) is refused with 422,
+never stored, because approvers read these strings in their terminals (docs/api.md).
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from kubejit.grants.locks import Lock
 from kubejit.grants.model import Grant
@@ -13,11 +20,64 @@ from kubejit.grants.model import Grant
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ]
-Text = Annotated[str, StringConstraints(max_length=1000)]
+#: One line of text without control characters (C0, DEL, C1).
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: The same, with at least one character that is not a space.
+PRINTABLE_NONBLANK = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+#: What ``durations.parse_duration`` reads: whole numbers with a unit, e.g. 30m, 1h30m, not all zero.
+#: Its other bound, at most 31 days in all, is no pattern: the description says it, the API answers 422.
+DURATION = r"^([0-9]+[smhdSMHD])*0*[1-9][0-9]*[smhdSMHD]([0-9]+[smhdSMHD])*$"
+
+
+def _printable(value: str) -> str:
+    bad = next((c for c in value if re.fullmatch(r"[\x00-\x1f\x7f-\x9f]", c)), None)
+    if bad is not None:
+        raise ValueError(
+            f"must be one line of printable text; control character U+{ord(bad):04X} is not allowed"
+        )
+    return value
+
+
+def _nonblank(value: str) -> str:
+    if not re.fullmatch(PRINTABLE_NONBLANK, _printable(value)):
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[
+    str,
+    StringConstraints(max_length=1000),
+    AfterValidator(_printable),
+    Field(json_schema_extra={"pattern": PRINTABLE}),
+]
+RequiredText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1000),
+    AfterValidator(_nonblank),
+    Field(json_schema_extra={"pattern": PRINTABLE_NONBLANK}),
+]
+Ticket = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    AfterValidator(_printable),
+    Field(json_schema_extra={"pattern": PRINTABLE}),
+]
+UserName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    AfterValidator(_nonblank),
+    Field(json_schema_extra={"pattern": PRINTABLE_NONBLANK}),
+]
+Duration = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=32, pattern=DURATION),
+    Field(description="e.g. 30m, 1h30m, 2d: greater than zero and at most 31 days in all"),
+]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # No whitespace stripping: what the document allows is exactly what is accepted.
+    model_config = ConfigDict(extra="forbid")
 
 
 class GrantRequestIn(_In):
@@ -26,12 +86,13 @@ class GrantRequestIn(_In):
     namespaces: list[Name] = Field(
         default_factory=list,
         max_length=20,
+        json_schema_extra={"uniqueItems": True},
         description="The namespaces to access; leave it empty for a cluster-wide role (clusterScope: true).",
     )
     role: Name
-    duration: Annotated[str, StringConstraints(max_length=32)] | None = None
+    duration: Duration | None = None
     reason: Text = ""
-    ticket: Annotated[str, StringConstraints(max_length=100)] | None = None
+    ticket: Ticket | None = None
     break_glass: bool = False
 
 
@@ -40,7 +101,7 @@ class ApproveIn(_In):
 
 
 class DenyIn(_In):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    reason: RequiredText
 
 
 class RevokeIn(_In):
@@ -48,14 +109,14 @@ class RevokeIn(_In):
 
 
 class RevokeUserIn(_In):
-    user: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    user: UserName
     reason: Text = ""
     #: False: end the grants without locking the person out (docs/offboarding.md).
     lock: bool = True
 
 
 class ExtendIn(_In):
-    duration: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    duration: Duration
 
 
 class DevLoginIn(_In):

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from kubejit.audit.access_history import GRANT_ACTIONS, GrantRecord, grant_records, who_had_access
@@ -174,11 +173,11 @@ def verify(
         )
     else:
         render.console.print(
-            f"[bold red]TAMPERED[/]: first bad seq {verdict.first_bad_seq}: {escape(verdict.message)}"
+            f"[bold red]TAMPERED[/]: first bad seq {verdict.first_bad_seq}: {render.safe(verdict.message)}"
         )
         render.console.print(f"  events before it are intact (last good seq {verdict.last_seq})")
     if verdict.warning and output is not Output.json:
-        render.console.print(f"[yellow]warning[/]: {escape(verdict.warning)}")
+        render.console.print(f"[yellow]warning[/]: {render.safe(verdict.warning)}")
     if not verdict.ok:
         raise typer.Exit(EXIT_TAMPERED)
 
@@ -326,8 +325,9 @@ def _print_events(events: Iterator[StoredEvent], output: Format) -> None:
         table.add_column(column)
     for e in events:
         table.add_row(
-            str(e.seq), rfc3339(e.at)[:19] + "Z", e.action, e.outcome, escape(e.actor),
-            escape(e.subject or "-"), e.grant_id or "-", e.cluster or "-", escape(", ".join(_namespaces(e))),
+            str(e.seq), rfc3339(e.at)[:19] + "Z", render.safe(e.action), render.safe(e.outcome),
+            render.safe(e.actor), render.safe(e.subject or "-"), render.safe(e.grant_id or "-"),
+            render.safe(e.cluster or "-"), render.safe(", ".join(_namespaces(e))),
         )  # fmt: skip
     render.console.print(table)
 
@@ -402,8 +402,8 @@ def correlate_command(
     for item in matched:
         r, g = item.request, item.grant
         table.add_row(
-            r.at, escape(g.person), g.grant_id, r.verb, escape(r.resource or r.uri), escape(r.namespace or "-"),
-            str(r.code or "-"), escape(g.reason or "-"), escape(", ".join(g.approvers) or "-"),
+            render.safe(r.at), render.safe(g.person), render.safe(g.grant_id), render.safe(r.verb), render.safe(r.resource or r.uri), render.safe(r.namespace or "-"),
+            str(r.code or "-"), render.safe(g.reason or "-"), render.safe(", ".join(g.approvers) or "-"),
         )  # fmt: skip
     render.console.print(table)
 
@@ -453,7 +453,7 @@ def who(
         until_text = rfc3339(g.ended_at)[:19] + "Z" if g.ended_at else "active"
         actions = ", ".join(f"{what} x{n}" for what, n in did[g.grant_id].most_common(5)) or "-"
         table.add_row(
-            escape(g.person), g.grant_id, g.role, rfc3339(g.activated_at)[:19] + "Z" if g.activated_at else "-",
-            until_text, escape(g.reason or "-"), escape(", ".join(g.approvers) or "-"), escape(actions),
+            render.safe(g.person), render.safe(g.grant_id), render.safe(g.role), rfc3339(g.activated_at)[:19] + "Z" if g.activated_at else "-",
+            until_text, render.safe(g.reason or "-"), render.safe(", ".join(g.approvers) or "-"), render.safe(actions),
         )  # fmt: skip
     render.console.print(table if held else f"Nobody held access to {namespace} on {cluster} then.")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from kubejit.cli import render
@@ -59,12 +58,12 @@ def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
         style = "green" if r.lag_events == 0 else ("red" if r.attempts else "yellow")
         name = r.sink + (" (required)" if r.required else "")
         table.add_row(
-            escape(name),
+            render.safe(name),
             str(r.delivered_seq),
             f"[{style}]{r.lag_events}[/]",
             f"{r.lag_seconds:.1f}s",
             str(r.attempts),
             render._when(r.next_attempt_at.isoformat()) if r.next_attempt_at else "-",
-            escape(r.last_error or "-"),
+            render.safe(r.last_error or "-"),
         )
     render.console.print(table)

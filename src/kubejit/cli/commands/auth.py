@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.markup import escape
 
 from kubejit.cli import credentials, login_flows, render, session
 from kubejit.cli.client import BrokerClient, check_broker_url
@@ -43,7 +42,10 @@ def login(
         with BrokerClient(url) as client:
             answer = client.call("POST", "/v1/dev/login", json={"user": dev_user})
         path = session.save(session.Session(broker=url, token=answer["token"], user=answer["user"]))
-        render.console.print(f"Logged in to {url} as [bold]{answer['user']}[/] (session: {path}).")
+        render.console.print(
+            f"Logged in to {render.safe(url)} as [bold]{render.safe(answer['user'])}[/] "
+            f"(session: {render.safe(path)})."
+        )
         return
     check_broker_url(url)  # before the IdP round trip: the ID token will go there
     with BrokerClient(url) as client:
@@ -70,12 +72,13 @@ def login(
     kept = credentials.store(current.credential_key, tokens.refresh_token) if tokens.refresh_token else None
     path = session.save(current)
     render.console.print(
-        f"Logged in to {url} as [bold]{escape(me['name'])}[/] via {chosen.name} (session: {path})."
+        f"Logged in to {render.safe(url)} as [bold]{render.safe(me['name'])}[/] via {render.safe(chosen.name)} "
+        f"(session: {render.safe(path)})."
     )
     if me["groups"]:
-        render.console.print(f"groups: {escape(', '.join(me['groups']))}")
+        render.console.print(f"groups: {render.safe(', '.join(me['groups']))}")
     if kept:
-        render.console.print(f"refresh token kept in {escape(kept)}")
+        render.console.print(f"refresh token kept in {render.safe(kept)}")
 
 
 def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.IssuerLogin:
@@ -102,10 +105,10 @@ def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.Iss
 
 def _show_device_code(verification_uri: str, user_code: str, complete: str | None) -> None:
     render.console.print(
-        f"To log in, open [bold]{escape(verification_uri)}[/] and enter the code [bold]{escape(user_code)}[/]"
+        f"To log in, open [bold]{render.safe(verification_uri)}[/] and enter the code [bold]{render.safe(user_code)}[/]"
     )
     if complete:
-        render.console.print(f"(or open {escape(complete)})")
+        render.console.print(f"(or open {render.safe(complete)})")
     sys.stdout.flush()
 
 
@@ -115,7 +118,7 @@ def _spinner() -> Any:
 
 def _print_url(url: str) -> None:
     render.console.print("Open this URL in a browser to log in:")
-    print(url, flush=True)  # plain: a long URL must not be wrapped or styled
+    print(render.printable(url), flush=True)  # plain: a long URL must not be wrapped or styled
 
 
 def _open_browser(url: str) -> None:
@@ -146,8 +149,8 @@ def whoami(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) ->
         return
     # Names and groups come from the identity provider: printed as text, never as Rich markup.
     admin = "  admin" if me["admin"] else ""
-    render.console.print(f"[bold]{escape(me['name'])}[/] (issuer {escape(me['issuer'])}){admin}")
-    render.console.print(f"groups: {', '.join(me['groups']) or '-'}", markup=False)
+    render.console.print(f"[bold]{render.safe(me['name'])}[/] (issuer {render.safe(me['issuer'])}){admin}")
+    render.console.print(f"groups: {render.printable(', '.join(me['groups']) or '-')}", markup=False)
     render.console.print("you may request:" if me["may_request"] else "policy lets you request nothing.")
     for line in me["may_request"]:
-        render.console.print(f"  - {line}", markup=False)
+        render.console.print(f"  - {render.printable(line)}", markup=False)

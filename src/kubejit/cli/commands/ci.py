@@ -125,9 +125,11 @@ def _render(summary: dict[str, Any], output: render.Output) -> None:
         render.as_json("CIKubeconfig", summary)
         return
     render.console.print(
-        f"Wrote {summary['kubeconfig']}: role {summary['role']} in {', '.join(summary['namespaces'])} "
-        f"on cluster {summary['cluster']} for {summary['expires_in']}s (grant {summary['grant_id']}, "
-        f"as {summary['principal']}).",
+        render.printable(
+            f"Wrote {summary['kubeconfig']}: role {summary['role']} in {', '.join(summary['namespaces'])} "
+            f"on cluster {summary['cluster']} for {summary['expires_in']}s (grant {summary['grant_id']}, "
+            f"as {summary['principal']})."
+        ),
         markup=False,  # the principal comes from the job token's claims: shown as it is
     )
 

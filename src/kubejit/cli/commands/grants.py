@@ -73,7 +73,7 @@ def request(
         "cluster": cluster,
         "namespaces": namespace or [],
         "role": role,
-        "duration": duration,
+        "duration": duration.strip() if duration else None,  # the API takes no padding
         "reason": reason,
         "ticket": ticket,
         "break_glass": break_glass,
@@ -88,7 +88,9 @@ def request(
             written, failed = None, exc
     render.grant(grant, output, headline=_headline(grant))
     if output is Output.table and grant["state"] == "pending" and not wait:
-        render.console.print(f"Waiting for approval. Approvers run: kubejit approve {grant['id']}")
+        render.console.print(
+            f"Waiting for approval. Approvers run: kubejit approve {render.safe(grant['id'])}"
+        )
     if failed is not None:
         raise failed
     if use and output is Output.table:
@@ -107,7 +109,9 @@ def _use(client: BrokerClient, grant: dict[str, Any]) -> KubeconfigResult | None
 def _show_use(grant: dict[str, Any], written: KubeconfigResult | None) -> None:
     if written is None:
         if grant["state"] in ("pending", "approved"):
-            render.console.print(f"Once it is active, run: kubejit kubeconfig --grant {grant['id']} --use")
+            render.console.print(
+                f"Once it is active, run: kubejit kubeconfig --grant {render.safe(grant['id'])} --use"
+            )
         return
     show_kubeconfig(written)
 
@@ -118,14 +122,16 @@ def _headline(grant: dict[str, Any]) -> str:
         "pending": "Request submitted; it needs approval.",
         "denied": "Request denied.",
         "expired": "Request expired without a decision.",
-    }.get(grant["state"], f"Grant is {grant['state']}.")
+    }.get(grant["state"], f"Grant is {render.printable(grant['state'])}.")
 
 
 def _wait_for_decision(
     client: BrokerClient, grant: dict[str, Any], *, timeout: int, quiet: bool
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    status = render.console.status(f"Waiting for approval of {grant['id']} (Ctrl-C stops waiting)...")
+    status = render.console.status(
+        f"Waiting for approval of {render.safe(grant['id'])} (Ctrl-C stops waiting)..."
+    )
     if not quiet:
         status.start()
     try:
@@ -134,7 +140,7 @@ def _wait_for_decision(
             grant = client.call("GET", f"/v1/grants/{grant['id']}")
             if not quiet:
                 status.update(
-                    f"Waiting for approval of {grant['id']}: "
+                    f"Waiting for approval of {render.safe(grant['id'])}: "
                     f"{len(grant['approvals'])}/{grant['approvals_required']} approvals..."
                 )
     finally:
@@ -237,7 +243,7 @@ def extend(
     """Extend an active grant, where its policy rule allows it, up to the rule's maximum."""
     parse_duration(duration)
     with _client(broker) as client:
-        grant = client.call("POST", f"/v1/grants/{grant_id}/extend", json={"duration": duration})
+        grant = client.call("POST", f"/v1/grants/{grant_id}/extend", json={"duration": duration.strip()})
     render.grant(grant, output, headline="Extended.")
 
 

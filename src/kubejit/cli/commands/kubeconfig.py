@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from kubejit import kubeconfig_file as kf
 from kubejit.cli import render, session
@@ -126,19 +124,19 @@ def kubejit_command() -> str:
 def show(result: KubeconfigResult) -> None:
     out = render.console
     merged = result.merge
-    path = escape(result.path)
+    path = render.safe(result.path)
     for name in merged.added:
-        out.print(f"Added context [bold]{name}[/] to {path}.")
+        out.print(f"Added context [bold]{render.safe(name)}[/] to {path}.")
     for name in merged.updated:
-        out.print(f"Context [bold]{name}[/] in {path} is up to date.")
+        out.print(f"Context [bold]{render.safe(name)}[/] in {path} is up to date.")
     for name in merged.removed:
-        out.print(f"Removed context {name} (its grant has ended).")
+        out.print(f"Removed context {render.safe(name)} (its grant has ended).")
     if not (merged.added or merged.updated or merged.removed):
         out.print("No active grants: nothing to write. `kubejit request ...` asks for access.")
     if result.switched_to:
-        out.print(f"kubectl now uses context [bold]{result.switched_to}[/].")
+        out.print(f"kubectl now uses context [bold]{render.safe(result.switched_to)}[/].")
     if result.unknown:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
+        render.InertConsole(stderr=True, highlight=False, soft_wrap=True).print(
             f"Note: {result.path} has fields kubectl ignores; kubejit kept them as they are: "
             f"{', '.join(result.unknown)}",
             markup=False,

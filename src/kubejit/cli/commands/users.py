@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table
 
 from kubejit.cli import render, session
@@ -30,11 +29,11 @@ def users(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> 
         table.add_column(column)
     for p in people:
         table.add_row(
-            escape(p["username"]),
-            escape(p["issuer"]),
-            escape(", ".join(p["groups"]) or "-"),
-            p["first_seen"][:19].replace("T", " "),
-            p["last_login"][:19].replace("T", " "),
-            escape(", ".join(p["active_grants"]) or "-"),
+            render.safe(p["username"]),
+            render.safe(p["issuer"]),
+            render.safe(", ".join(p["groups"]) or "-"),
+            render.safe(p["first_seen"][:19].replace("T", " ")),
+            render.safe(p["last_login"][:19].replace("T", " ")),
+            render.safe(", ".join(p["active_grants"]) or "-"),
         )
     render.console.print(table)

@@ -54,16 +54,18 @@ def why(
 def _explain(client: BrokerClient, denial: Denial) -> None:
     out = render.console
     if denial.grant_id is None:
-        out.print(f"{denial.user} may not {denial.what}; that identity is not a kubejit grant.", markup=False)
+        said = f"{denial.user} may not {denial.what}; that identity is not a kubejit grant."
+        out.print(render.printable(said), markup=False)
         return
     try:
         grant = client.call("GET", f"/v1/grants/{denial.grant_id}")
     except KubejitError as exc:
-        out.print(f"{denial.what} was refused to grant {denial.grant_id}: {exc.message}", markup=False)
+        said = f"{denial.what} was refused to grant {denial.grant_id}: {exc.message}"
+        out.print(render.printable(said), markup=False)
         return
     happened, command = request_for(grant, denial)
-    out.print(f"Forbidden: {denial.what}: {happened}.", markup=False)
-    out.print(f"To get this access run: {command}", markup=False)
+    out.print(render.printable(f"Forbidden: {denial.what}: {happened}."), markup=False)
+    out.print(render.printable(f"To get this access run: {command}"), markup=False)
 
 
 def _run_kubectl(args: list[str]) -> tuple[str, int]:
