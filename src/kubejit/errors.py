@@ -8,6 +8,7 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     ├── ConfigError                 invalid config file or settings (the broker refuses to start)
     │   └── PolicyError             invalid policy YAML (file:line:column)
     ├── InvalidInput                bad input from a user (HTTP body, CLI argument, duration, name)
+    │   ├── RoleScopeMismatch       namespaces given for a cluster-wide role, or none for a namespaced one
     │   ├── MalformedRequest        a request body that is not even parseable (400)
     │   └── RequestTooLarge         a request body over the broker's limit (413)
     ├── AuthenticationFailed        no, expired or invalid credentials (401)
@@ -65,6 +66,16 @@ class InvalidInput(KubejitError):
     http_status = 422
     exit_code = 2
     code = "invalid-input"
+
+
+class RoleScopeMismatch(InvalidInput):
+    """A namespaced role asked for without namespaces, or a cluster-wide one with some.
+
+    Which roles are cluster-wide is the policy's word, so no schema can say it: the API's one
+    refusal of a well-formed body that depends on configuration (docs/api.md).
+    """
+
+    code = "role-scope-mismatch"
 
 
 class MalformedRequest(InvalidInput):

@@ -278,5 +278,5 @@ def test_kubectl_completes_kubectl_jit_commands_and_options(tmp_path: Path) -> N
         return done.stdout.splitlines()
 
     assert complete("kubec") == ["kubeconfig", ":4"]
-    assert complete("l") == ["login", "logout", "ls", ":4"]
+    assert complete("l") == ["login", "logout", "lock", "locks", "ls", ":4"]
     assert complete("kubeconfig", "--pr") == ["--prune", ":4"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from kubejit.durations import MAX_DURATION, format_duration
-from kubejit.errors import InvalidInput
+from kubejit.errors import InvalidInput, RoleScopeMismatch
 from kubejit.identity.principal import Principal
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, matches_any, matches_namespace
 from kubejit.policy.model import SYSTEM_NAMESPACES, AccessRequest, Decision, Outcome, Policy, RoleRef, Rule
@@ -106,12 +106,12 @@ def validate_request(request: AccessRequest) -> AccessRequest:
 def _check_role_shape(role: RoleRef, request: AccessRequest) -> None:
     """A namespaced role needs namespaces; a cluster-wide one must have none (it covers them all)."""
     if role.cluster_scope and request.namespaces:
-        raise InvalidInput(
+        raise RoleScopeMismatch(
             f"role '{role.name}' is cluster-wide; a request for it names no namespaces",
             hint="Drop the namespaces, or request a namespaced role.",
         )
     if not role.cluster_scope and not request.namespaces:
-        raise InvalidInput(
+        raise RoleScopeMismatch(
             f"role '{role.name}' needs at least one namespace", hint="Name the namespaces you need."
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kubejit.durations import parse_duration
-from kubejit.errors import InvalidInput, NotFound, PermissionDenied
+from kubejit.errors import InvalidTransition, NotFound, PermissionDenied
 from kubejit.grants.locks import LockKind
 from kubejit.grants.service import EndedGrants
 from kubejit.server.deps import Svc, Who
@@ -23,10 +23,8 @@ router = APIRouter(prefix="/v1", tags=["locks"], responses=declare(*COMMON, *AUT
 )
 def create_lock(body: LockIn, who: Who, svc: Svc) -> LockCreatedOut:
     """Lock a principal out and end the open grants it matches."""
-    given = [(kind, value) for kind, value in _targets(body) if value is not None]
-    if len(given) != 1:
-        raise InvalidInput("give exactly one of user, group or grant", hint='e.g. {"user": "alice", ...}')
-    kind, target = given[0]
+    # LockIn holds exactly one target.
+    kind, target = next((kind, value) for kind, value in _targets(body) if value is not None)
     duration = parse_duration(body.duration) if body.duration else None
     result = svc.grants.lock(who, kind=kind, target=target, reason=body.reason, duration=duration)
     ended = ended_out(result.grants)
@@ -43,7 +41,11 @@ def list_locks(who: Who, svc: Svc, include_removed: bool = False) -> list[LockOu
     return [LockOut.of(lock) for lock in svc.grants.list_locks(who, include_removed=include_removed)]
 
 
-@router.delete("/locks/{lock_id}", response_model=LockOut, responses=declare(PermissionDenied, NotFound))
+@router.delete(
+    "/locks/{lock_id}",
+    response_model=LockOut,
+    responses=declare(PermissionDenied, NotFound, InvalidTransition),
+)
 def remove_lock(lock_id: str, who: Who, svc: Svc) -> LockOut:
     return LockOut.of(svc.grants.unlock(who, lock_id))
 

@@ -12,7 +12,8 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from kubejit.grants.locks import Lock
 from kubejit.grants.model import Grant
@@ -62,9 +63,10 @@ Ticket = Annotated[
     AfterValidator(_printable),
     Field(json_schema_extra={"pattern": PRINTABLE}),
 ]
+#: A principal's name as stored (the requester column holds 255 characters).
 UserName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=256),
+    StringConstraints(min_length=1, max_length=255),
     AfterValidator(_nonblank),
     Field(json_schema_extra={"pattern": PRINTABLE_NONBLANK}),
 ]
@@ -76,8 +78,9 @@ Duration = Annotated[
 
 
 class _In(BaseModel):
-    # No whitespace stripping: what the document allows is exactly what is accepted.
-    model_config = ConfigDict(extra="forbid")
+    # No whitespace stripping and no coercion (0 is no boolean): what the document allows is exactly
+    # what is accepted.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class GrantRequestIn(_In):
@@ -210,18 +213,36 @@ class ClusterOut(BaseModel):
     certificate_authority_data: str | None = None
 
 
-LockTarget = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+#: A user or group name, or a grant id: one line of printable text like every name people read.
+LockTarget = UserName
+
+
+_LOCK_TARGETS = ("user", "group", "grant")
 
 
 class LockIn(_In):
-    """Exactly one of user, group, grant."""
+    """Exactly one of user, group, grant (the document says so with ``oneOf``)."""
 
-    user: LockTarget | None = None
-    group: LockTarget | None = None
-    grant: LockTarget | None = None
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": [name]} for name in _LOCK_TARGETS]})
+
+    # Left out, not null: null would let a body name two targets that the document forbids.
+    user: LockTarget | SkipJsonSchema[None] = None
+    group: LockTarget | SkipJsonSchema[None] = None
+    grant: LockTarget | SkipJsonSchema[None] = None
+    reason: RequiredText
     #: How long, e.g. 1h; absent: until an admin unlocks it.
-    duration: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+    duration: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target(cls, body: object) -> object:
+        if isinstance(body, dict):
+            given = [name for name in _LOCK_TARGETS if name in body]
+            if len(given) != 1:
+                raise ValueError("give exactly one of user, group or grant")
+            if body[given[0]] is None:
+                raise ValueError(f"{given[0]} must be a name, not null")
+        return body
 
 
 class LockOut(BaseModel):
