@@ -112,4 +112,5 @@ def test_server_problem_details_print_literally(
 
 def test_printable_shows_control_characters() -> None:
     assert render.printable("a\x1b[2J\nb") == "a\\x1b[2J\\x0ab"
+    assert render.printable("x\u202ey\u2066") == "x\\u202ey\\u2066"  # bidi controls: shown, not obeyed
     assert render.safe("[/x]") == "\\[/x]"

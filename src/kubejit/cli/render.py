@@ -22,14 +22,21 @@ from rich.markup import escape
 from rich.segment import Segment
 from rich.table import Table
 
-#: C0 (ESC, BEL, CR, newline ...), DEL and C1 control characters.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+#: C0 (ESC, BEL, CR, newline ...), DEL and C1 control characters, and the bidirectional controls that
+#: would reorder what the terminal shows (U+061C, U+200E/F, U+202A-E, U+2066-9).
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_CONTROL_BUT_NEWLINE = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
 
 
 def printable(value: object) -> str:
-    """``value`` as one line of inert text: each control character shown as ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    """``value`` as one line of inert text: each control character shown as ``\\xNN`` or ``\\uNNNN``."""
+    return _CONTROL.sub(_shown, str(value))
+
+
+def _shown(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def safe(value: object) -> str:

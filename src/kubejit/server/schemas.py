@@ -21,17 +21,20 @@ from kubejit.grants.model import Grant
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ]
-#: One line of text without control characters (C0, DEL, C1).
-PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: Control characters (C0, DEL, C1) and the bidirectional controls that reorder what a terminal shows
+#: (Trojan Source: U+061C, U+200E/F, U+202A-E, U+2066-9).
+_UNSAFE = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+#: One line of text without those.
+PRINTABLE = rf"^[^{_UNSAFE}]*$"
 #: The same, with at least one character that is not a space.
-PRINTABLE_NONBLANK = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+PRINTABLE_NONBLANK = rf"^[^{_UNSAFE}]*[^\x20{_UNSAFE}][^{_UNSAFE}]*$"
 #: What ``durations.parse_duration`` reads: whole numbers with a unit, e.g. 30m, 1h30m, not all zero.
 #: Its other bound, at most 31 days in all, is no pattern: the description says it, the API answers 422.
 DURATION = r"^([0-9]+[smhdSMHD])*0*[1-9][0-9]*[smhdSMHD]([0-9]+[smhdSMHD])*$"
 
 
 def _printable(value: str) -> str:
-    bad = next((c for c in value if re.fullmatch(r"[\x00-\x1f\x7f-\x9f]", c)), None)
+    bad = next((c for c in value if re.fullmatch(f"[{_UNSAFE}]", c)), None)
     if bad is not None:
         raise ValueError(
             f"must be one line of printable text; control character U+{ord(bad):04X} is not allowed"

@@ -15,7 +15,17 @@ __all__ = ["world"]  # the fixture
 
 pytestmark = pytest.mark.unit
 
-HOSTILE_CONTROLS = ["\x1b]8;;https://evil\x07click\x1b]8;;\x07", "\x1b[2J", "a\nb", "a\rb", "\x9b2J", "\x00"]
+HOSTILE_CONTROLS = [
+    "\x1b]8;;https://evil\x07click\x1b]8;;\x07",
+    "\x1b[2J",
+    "a\nb",
+    "a\rb",
+    "\x9b2J",
+    "\x00",
+    # Bidirectional controls reorder what the approver's terminal shows (Trojan Source).
+    "approve \u202enigol\u202c",
+    "\u2066safe\u2069",
+]
 
 
 @pytest.mark.parametrize("text", HOSTILE_CONTROLS)
