@@ -141,7 +141,7 @@ def setup(home: Path, broker: str) -> dict[str, str]:
 
 
 def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float]]:
-    from kubejit.exec_plugin import CachePaths
+    from kubejit.exec.cache import CachePaths
 
     paths = CachePaths(GRANT, broker, root=str(Path(env["XDG_CACHE_HOME"]) / "kubejit" / "tokens"))
     token = [str(BIN / "kubejit"), "token", "--grant", GRANT, "--broker", broker]
@@ -175,8 +175,8 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
 
 def measure_real(grant: str, home: Path, runs: int) -> dict[str, list[float]]:
     """Cold and warm against the broker of the caller's own login, with a private cache folder."""
-    from kubejit.cli import session
-    from kubejit.exec_plugin import CachePaths
+    from kubejit.exec.cache import CachePaths
+    from kubejit.local import session
 
     login = session.require()
     cache = home / "real-cache"

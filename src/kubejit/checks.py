@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from kubejit.errors import ConfigError
 
 
 def is_loopback(host: str | None) -> bool:
@@ -23,3 +26,16 @@ def duplicates(values: Iterable[str]) -> list[str]:
     for value in values:
         (again if value in seen else seen).add(value)
     return sorted(again)
+
+
+def check_url(url: str, *, what: str) -> str:
+    """https, or http only on a loopback host (tests, a local IdP): keys over plain HTTP are forgeable."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return url
+    raise ConfigError(
+        f"{what} {url!r} must be an https:// URL (http:// is allowed on loopback only)",
+        hint="Use the issuer's https URL, exactly as it appears in the tokens' 'iss' claim.",
+    )

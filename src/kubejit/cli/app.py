@@ -1,7 +1,7 @@
 """The ``kubejit`` entry point: builds the Typer app and prints KubejitError without a traceback.
 
 Importing this module must stay cheap: kubectl runs `kubejit token` (its exec credential plugin) on
-every call, and ``main`` hands it to ``kubejit.exec_plugin`` before Typer, Rich or pydantic load.
+every call, and ``main`` hands it to ``kubejit.exec.plugin`` before Typer, Rich or pydantic load.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def print_error(exc: KubejitError) -> None:
 def main(prog_name: str | None = None) -> None:
     """``prog_name``: how usage lines name the command (``kubectl jit`` when run as a kubectl plugin)."""
     if sys.argv[1:2] == ["token"]:  # kubectl's exec plugin: stdlib only when its cache is warm
-        from kubejit.exec_plugin import main as token
+        from kubejit.exec.plugin import main as token
 
         sys.exit(token(sys.argv[2:]))
     from kubejit.errors import KubejitError

@@ -12,28 +12,26 @@ not httpx): a cold call costs one interpreter plus the two HTTP round trips.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from kubejit.exec_plugin import (
+from kubejit.exec.broker import BrokerApi
+from kubejit.exec.cache import (
     CachePaths,
-    PluginArgs,
-    credential,
     forget_markers,
     is_fresh,
     mark_served,
     read_entry,
     remove,
     render_entry,
-    said,
     session_stamp,
-    write_private,
 )
+from kubejit.exec.plugin import PluginArgs, credential, said
+from kubejit.local.private_files import FileLock, private_dir, write_private
 
 if TYPE_CHECKING:
-    from kubejit.cli.session import Session
+    from kubejit.local.session import Session
 
 #: Refresh this long before a token expires (clock skew between this machine and the API server)...
 SKEW_SECONDS = 60.0
@@ -43,7 +41,6 @@ SKEW_FRACTION = 0.1
 RECENT_MINT_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 30.0
 LOCK_WAIT_SECONDS = 60.0
-BROKER_TIMEOUT_SECONDS = 10.0
 ENDED_STATES = frozenset({"expired", "revoked", "denied", "failed"})
 
 
@@ -53,13 +50,13 @@ def _say(message: str, hint: str | None) -> None:
 
 def refresh(args: PluginArgs, api_version: str, *, from_client_go: bool, rejected: str | None) -> int:
     """Under the entry's lock: re-read, then serve, fetch from the broker, or explain and exit 1."""
-    from kubejit.cli import session as sessions
+    from kubejit.local import session as sessions
 
     login = sessions.load()
     broker = args.broker or (login.broker.rstrip("/") if login else None) or sessions.DEFAULT_BROKER
     paths = CachePaths(args.grant, broker)
     ensure_private_dir(paths.root)
-    with EntryLock(paths.lock):
+    with FileLock(paths.lock, wait_seconds=LOCK_WAIT_SECONDS, on_timeout=_lock_timeout):
         fields, problem = read_entry(paths.entry)
         if problem is not None:
             _say(f"warning: the token cache file {paths.entry} {problem}; it was removed", None)
@@ -137,7 +134,7 @@ def fresh_login(session: Session) -> Session:
     CLI command does; only on the way to the broker, never when a cached token is served."""
     if not session.issuer_url:
         return session
-    from kubejit.cli import session as sessions
+    from kubejit.local import session as sessions
 
     return sessions.require()
 
@@ -304,9 +301,7 @@ def ensure_private_dir(path: str) -> None:
     from kubejit.errors import ConfigError
 
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o700)
+        private_dir(path)
     except OSError as exc:
         raise ConfigError(
             f"cannot use the token cache folder {path}: {exc.strerror}",
@@ -314,35 +309,7 @@ def ensure_private_dir(path: str) -> None:
         ) from exc
 
 
-class EntryLock:
-    """An exclusive ``flock`` on the entry's lock file; the waiters re-read what the holder wrote."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        pause = 0.002
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    _lock_timeout(self.path)
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-
-    def __exit__(self, *_: object) -> None:
-        os.close(self.fd)  # closing releases the lock
-
-
-def _lock_timeout(path: str) -> None:
+def _lock_timeout(path: str) -> NoReturn:
     from kubejit.errors import ConfigError
 
     raise ConfigError(
@@ -387,96 +354,3 @@ def read_entry_lines(path: str) -> dict[str, str]:
             return dict(line.rstrip("\n").partition(" ")[::2] for line in lines)
     except (OSError, UnicodeDecodeError, ValueError):
         return {}
-
-
-# -- the broker ----------------------------------------------------------------------------------
-
-
-class BrokerApi:
-    """The two calls the plugin needs, over urllib: stdlib only, and cheaper to import than httpx."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
-
-    def get_grant(self, grant_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/grants/{grant_id}", grant_id)
-
-    def mint_token(self, grant_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/grants/{grant_id}/token", grant_id)
-
-    def _call(self, method: str, path: str, grant_id: str) -> dict[str, Any]:
-        import http.client
-        import json
-        import urllib.error
-        import urllib.request
-
-        from kubejit.errors import BrokerUnreachable
-
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=b"" if method == "POST" else None,
-            headers={
-                "authorization": f"Bearer {self.token}",
-                "accept": "application/json",
-                "user-agent": "kubejit-exec-plugin",
-            },
-        )
-
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            """urllib would repeat the Authorization header to wherever a redirect points: refuse."""
-
-            def redirect_request(self, *_: Any, **__: Any) -> None:
-                return None
-
-        try:
-            with urllib.request.build_opener(NoRedirect).open(
-                request, timeout=BROKER_TIMEOUT_SECONDS
-            ) as answer:
-                body = json.loads(answer.read())
-        except urllib.error.HTTPError as exc:
-            raise broker_error(exc.code, exc.read(), broker=self.url, grant_id=grant_id) from exc
-        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise BrokerUnreachable(f"cannot reach the kubejit broker at {self.url} ({reason})") from exc
-        if not isinstance(body, dict):
-            raise BrokerUnreachable(f"the kubejit broker at {self.url} sent an unexpected answer")
-        return body
-
-
-def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exception:
-    """A problem+json answer as the matching kubejit error, with what to do about it."""
-    import json
-
-    from kubejit import errors
-
-    try:
-        problem = json.loads(raw)
-    except ValueError:
-        problem = {}
-    detail = str(problem.get("detail") or f"HTTP {status}") if isinstance(problem, dict) else f"HTTP {status}"
-    if status == 401:
-        return errors.AuthenticationFailed(
-            f"the broker at {broker} no longer accepts your login ({detail})",
-            hint=f"Run `kubejit login --broker {broker}`, then kubectl again.",
-        )
-    if status in (403, 404):
-        return errors.NotFound(
-            f"grant {grant_id} is not yours or does not exist at {broker} ({detail})",
-            hint="`kubejit grants` lists your grants; `kubejit kubeconfig --prune` removes contexts of "
-            "grants that are gone.",
-        )
-    if status == 409:
-        return errors.Conflict(detail, hint="`kubejit grants` shows the grant's state.")
-    if 300 <= status < 400:
-        return errors.KubejitError(
-            f"the kubejit broker at {broker} answered with a redirect (HTTP {status}), which is not followed "
-            "with your token",
-            hint="Log in with the broker's own URL: `kubejit login --broker URL`.",
-        )
-    if status in (502, 503, 504):
-        return errors.BrokerUnreachable(f"the kubejit broker at {broker} is unavailable ({detail})")
-    return errors.KubejitError(
-        f"the kubejit broker at {broker} failed: {detail}", hint="Retry; report it if it persists."
-    )

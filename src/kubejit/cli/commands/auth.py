@@ -9,10 +9,11 @@ import httpx
 import typer
 from rich.markup import escape
 
-from kubejit.cli import credentials, login_flows, render, session
+from kubejit.cli import login_flows, render
 from kubejit.cli.client import BrokerClient, check_broker_url
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.errors import InvalidInput
+from kubejit.local import credentials, session
 
 
 def login(
@@ -127,7 +128,7 @@ def _open_browser(url: str) -> None:
 
 def logout() -> None:
     """Forget the local session (and with it the cached credentials)."""
-    from kubejit.exec_plugin import forget_tokens
+    from kubejit.exec.cache import forget_tokens
 
     removed = session.clear()
     dropped = forget_tokens()  # kubectl must not keep working on tokens of a session that is gone

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from kubejit.cli import render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
 from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput, KubejitError
+from kubejit.local import session
 
 Output = render.Output
 
