@@ -23,6 +23,7 @@ from kubejit.errors import (
     InvalidInput,
     KubejitError,
     NotFound,
+    PermissionDenied,
 )
 from kubejit.exec import cache, plugin, refresh
 from kubejit.exec.broker import BrokerApi, broker_error
@@ -208,7 +209,7 @@ def test_the_request_command_asks_for_the_same_access_again() -> None:
     [
         (401, AuthenticationFailed, "no longer accepts your login"),
         (404, NotFound, "is not yours or does not exist"),
-        (403, NotFound, "is not yours or does not exist"),
+        (403, PermissionDenied, "is not yours or does not exist"),
         (409, Conflict, "not active"),
         (503, BrokerUnreachable, "is unavailable"),
         (500, KubejitError, "failed"),

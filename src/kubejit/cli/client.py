@@ -1,4 +1,5 @@
-"""HTTP client for the broker's API: problem+json answers become the matching KubejitError."""
+"""HTTP client for the broker's API: problem+json answers become the matching KubejitError (the map
+in ``kubejit.local.wire``, shared with the exec plugin)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from kubejit import errors
 from kubejit.checks import is_loopback
 from kubejit.errors import BrokerUnreachable, InvalidInput, KubejitError
-
-_BY_CODE: dict[str, type[KubejitError]] = {}
-for _cls in (
-    errors.InvalidInput,
-    errors.AuthenticationFailed,
-    errors.PermissionDenied,
-    errors.ApprovalRefused,
-    errors.NotFound,
-    errors.Conflict,
-    errors.InvalidTransition,
-    errors.ClusterError,
-    errors.ClusterUnavailable,
-    errors.ClusterForbidden,
-    errors.ClusterConflict,
-    errors.ConfigError,
-    errors.AuditUnavailable,
-):
-    _BY_CODE[_cls.code] = _cls
-_BY_STATUS = {
-    400: errors.InvalidInput,
-    401: errors.AuthenticationFailed,
-    403: errors.PermissionDenied,
-    404: errors.NotFound,
-    409: errors.Conflict,
-    413: errors.InvalidInput,
-    422: errors.InvalidInput,
-}
+from kubejit.local.wire import problem_error
 
 
 def _error_from(response: httpx.Response) -> KubejitError:
@@ -44,15 +18,7 @@ def _error_from(response: httpx.Response) -> KubejitError:
         body = response.json()
     except ValueError:
         body = {}
-    if not isinstance(body, dict):
-        body = {}
-    detail = str(body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
-    hint = body.get("hint")
-    code = str(body.get("code", ""))
-    if code == errors.RequestDenied.code:
-        return errors.RequestDenied(detail, rule=str(body.get("rule", "")), hint=hint)
-    cls = _BY_CODE.get(code) or _BY_STATUS.get(response.status_code, KubejitError)
-    return cls(detail, hint=hint)
+    return problem_error(response.status_code, body, fallback=response.reason_phrase or None)
 
 
 def check_broker_url(url: str) -> None:

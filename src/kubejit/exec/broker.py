@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+from kubejit import errors
+from kubejit.local.wire import GrantWire, TokenWire, problem_error
 
 BROKER_TIMEOUT_SECONDS = 10.0
 
 
 class BrokerApi:
-    """The two calls the plugin needs, over urllib: stdlib only, and cheaper to import than httpx."""
+    """The plugin's calls: ``mint_token`` (one round trip when the grant is active), ``get_grant`` only
+    to explain why there is no token."""
 
     def __init__(self, url: str, token: str) -> None:
         self.url = url
         self.token = token
 
-    def get_grant(self, grant_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/grants/{grant_id}", grant_id)
+    def get_grant(self, grant_id: str) -> GrantWire:
+        return cast("GrantWire", self._call("GET", f"/v1/grants/{grant_id}", grant_id))
 
-    def mint_token(self, grant_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/grants/{grant_id}/token", grant_id)
+    def mint_token(self, grant_id: str) -> TokenWire:
+        return cast("TokenWire", self._call("POST", f"/v1/grants/{grant_id}/token", grant_id))
 
     def _call(self, method: str, path: str, grant_id: str) -> dict[str, Any]:
         import http.client
@@ -60,38 +64,48 @@ class BrokerApi:
         return body
 
 
-def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exception:
-    """A problem+json answer as the matching kubejit error, with what to do about it."""
+def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> errors.KubejitError:
+    """A problem+json answer as the kubejit error its code names (the map the CLI uses too), worded
+    for someone who ran kubectl: what happened at which broker, and what to do about it."""
     import json
-
-    from kubejit import errors
 
     try:
         problem = json.loads(raw)
     except ValueError:
         problem = {}
-    detail = str(problem.get("detail") or f"HTTP {status}") if isinstance(problem, dict) else f"HTTP {status}"
-    if status == 401:
-        return errors.AuthenticationFailed(
-            f"the broker at {broker} no longer accepts your login ({detail})",
-            hint=f"Run `kubejit login --broker {broker}`, then kubectl again.",
-        )
-    if status in (403, 404):
-        return errors.NotFound(
-            f"grant {grant_id} is not yours or does not exist at {broker} ({detail})",
-            hint="`kubejit grants` lists your grants; `kubejit kubeconfig --prune` removes contexts of "
-            "grants that are gone.",
-        )
-    if status == 409:
-        return errors.Conflict(detail, hint="`kubejit grants` shows the grant's state.")
     if 300 <= status < 400:
         return errors.KubejitError(
             f"the kubejit broker at {broker} answered with a redirect (HTTP {status}), which is not followed "
             "with your token",
             hint="Log in with the broker's own URL: `kubejit login --broker URL`.",
         )
-    if status in (502, 503, 504):
-        return errors.BrokerUnreachable(f"the kubejit broker at {broker} is unavailable ({detail})")
-    return errors.KubejitError(
-        f"the kubejit broker at {broker} failed: {detail}", hint="Retry; report it if it persists."
-    )
+    error = problem_error(status, problem)
+    detail = error.message
+    if isinstance(error, errors.AuthenticationFailed):
+        return _worded(
+            error,
+            f"the broker at {broker} no longer accepts your login ({detail})",
+            f"Run `kubejit login --broker {broker}`, then kubectl again.",
+        )
+    if isinstance(error, (errors.NotFound, errors.PermissionDenied)):
+        return _worded(
+            error,
+            f"grant {grant_id} is not yours or does not exist at {broker} ({detail})",
+            "`kubejit grants` lists your grants; `kubejit kubeconfig --prune` removes contexts of "
+            "grants that are gone.",
+        )
+    if isinstance(error, errors.Conflict):
+        return _worded(error, detail, "`kubejit grants` shows the grant's state.")
+    if isinstance(error, errors.BrokerUnreachable):
+        return _worded(error, f"the kubejit broker at {broker} is unavailable ({detail})", error.hint)
+    if type(error) is errors.KubejitError:
+        return _worded(
+            error, f"the kubejit broker at {broker} failed: {detail}", "Retry; report it if it persists."
+        )
+    return error  # its own message and the broker's hint say it best (store or audit unavailable, …)
+
+
+def _worded(error: errors.KubejitError, message: str, hint: str | None) -> errors.KubejitError:
+    """The same error (class, code, exit code), with the plugin's wording."""
+    error.message, error.hint, error.args = message, hint, (message,)
+    return error

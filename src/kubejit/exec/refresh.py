@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from kubejit.exec.broker import BrokerApi
 from kubejit.exec.cache import (
@@ -32,6 +32,7 @@ from kubejit.local.private_files import FileLock, private_dir, write_private
 
 if TYPE_CHECKING:
     from kubejit.local.session import Session
+    from kubejit.local.wire import GrantWire, TokenWire
 
 #: Refresh this long before a token expires (clock skew between this machine and the API server)...
 SKEW_SECONDS = 60.0
@@ -111,18 +112,16 @@ def _from_broker(
         return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
     api = BrokerApi(session.broker, fresh_login(session).token)
     try:
-        grant = api.get_grant(paths.grant)
-        message = state_message(grant, broker=session.broker)
-        if message is None:
-            _refuse_remint(grant, fields if rejected is not None else None, now=now)
-            token, grant = _mint(api, grant)
-            message = state_message(grant, broker=session.broker)
+        ended = None
+        if rejected is not None and fields is not None:
+            ended = _refuse_remint(api, paths.grant, fields, broker=session.broker, now=now)
+        token, grant = (None, ended) if ended is not None else _mint(api, paths.grant)
     except BrokerUnreachable as exc:
         note_broker_down(paths, exc.message, now=now)
         return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
     clear_backoff(paths)
-    if message is not None:
-        return _grant_not_usable(paths, grant, message)
+    if token is None:
+        return _grant_not_usable(paths, grant, state_message(grant, broker=session.broker))
     fresh = token_entry(grant, token, now=now, user=session.user, stamp=session_stamp())
     write_private(paths.entry, render_entry(fresh))
     forget_markers(paths, keep=fresh["serial"])
@@ -139,26 +138,36 @@ def fresh_login(session: Session) -> Session:
     return sessions.require()
 
 
-def _mint(api: BrokerApi, grant: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A token, or (when the grant ended between the two calls) the grant as it is now."""
+def _mint(api: BrokerApi, grant_id: str) -> tuple[TokenWire | None, GrantWire]:
+    """One round trip for an active grant: the token answer carries the grant's state and end. When
+    there is no token (409: pending, approved, ended) the grant is fetched to say why."""
     from kubejit.errors import Conflict
 
     try:
-        return api.mint_token(grant["id"]), grant
+        token = api.mint_token(grant_id)
     except Conflict:
-        again = api.get_grant(grant["id"])
-        if again["state"] == "active":
+        grant = api.get_grant(grant_id)
+        if grant.get("state") == "active":
             raise
-        return {}, again
+        return None, grant
+    if "state" not in token:  # a broker older than the token answer's state and end
+        return token, api.get_grant(grant_id)
+    return token, {"id": grant_id, "state": token["state"], "expires_at": token.get("expires_at")}
 
 
-def _refuse_remint(grant: dict[str, Any], rejected: dict[str, str] | None, *, now: float) -> None:
-    """The API server refused a token minted moments ago for an active grant: another token would
-    fare no better (wrong cluster entry?), so explain instead of minting in a loop."""
+def _refuse_remint(
+    api: BrokerApi, grant_id: str, rejected: dict[str, str], *, broker: str, now: float
+) -> GrantWire | None:
+    """The API server refused a token minted moments ago. If the grant is still active, another token
+    would fare no better (wrong cluster entry?), so explain instead of minting in a loop; if it is not,
+    return it (its state is the explanation). None: minted long enough ago to just try again."""
     from kubejit.errors import Conflict
 
-    if rejected is None or now - float(rejected["minted_at"]) >= RECENT_MINT_SECONDS:
-        return
+    if now - float(rejected["minted_at"]) >= RECENT_MINT_SECONDS:
+        return None
+    grant = api.get_grant(grant_id)
+    if state_message(grant, broker=broker) is not None:
+        return grant
     raise Conflict(
         f"the API server rejected the token of grant {grant['id']}, which is active and was minted "
         f"{now - float(rejected['minted_at']):.0f}s ago",
@@ -184,8 +193,8 @@ def _broker_down(
     return _emit(paths, stale_until_expiry(usable), api_version, from_client_go=from_client_go)
 
 
-def _grant_not_usable(paths: CachePaths, grant: dict[str, Any], message: tuple[str, str]) -> int:
-    text, hint = message
+def _grant_not_usable(paths: CachePaths, grant: GrantWire, message: tuple[str, str] | None) -> int:
+    text, hint = message or (f"grant {grant['id']} is active but the broker sent no token", "Retry.")
     if grant["state"] in ENDED_STATES:  # final: drop the token, keep the explanation
         tombstone = {"kind": "ended", "state": str(grant["state"]), "body": said(text, hint)}
         write_private(paths.entry, render_entry(tombstone))
@@ -201,7 +210,7 @@ def _emit(paths: CachePaths, fields: dict[str, str], api_version: str, *, from_c
     return 0
 
 
-def state_message(grant: dict[str, Any], *, broker: str) -> tuple[str, str] | None:
+def state_message(grant: GrantWire, *, broker: str) -> tuple[str, str] | None:
     """What to tell the user when the grant cannot give a token now; None when it is active."""
     state = grant["state"]
     what = f"grant {grant['id']} ({grant['role']} in {', '.join(grant['namespaces'])} on cluster {grant['cluster']})"
@@ -230,19 +239,18 @@ def state_message(grant: dict[str, Any], *, broker: str) -> tuple[str, str] | No
     return f"{what} is in the unknown state {state!r} at {broker}", "Upgrade kubejit (`kubejit --version`)."
 
 
-def request_command(grant: dict[str, Any]) -> str:
+def request_command(grant: GrantWire) -> str:
     namespaces = " ".join(f"--namespace {ns}" for ns in grant["namespaces"])
     return f"kubejit request --cluster {grant['cluster']} {namespaces} --role {grant['role']}"
 
 
-def token_entry(
-    grant: dict[str, Any], token: dict[str, Any], *, now: float, user: str, stamp: str
-) -> dict[str, str]:
+def token_entry(grant: GrantWire, token: TokenWire, *, now: float, user: str, stamp: str) -> dict[str, str]:
     """The cache entry of a fresh token: served until ``refresh_at``, which kubectl is also told."""
     import json
 
     token_end = parse_time(str(token["expiration_timestamp"]))
-    grant_end = parse_time(str(grant["expires_at"])) if grant.get("expires_at") else token_end
+    ends = grant.get("expires_at")
+    grant_end = parse_time(ends) if ends else token_end
     refresh_at = refresh_time(now=now, token_end=token_end, grant_end=grant_end)
     status = {"token": str(token["token"]), "expirationTimestamp": rfc3339(refresh_at)}
     return {
@@ -253,9 +261,6 @@ def token_entry(
         "session": stamp,
         "user": user,
         "serial": serial_of(str(token.get("token_id") or "")) or f"t{int(now * 1000):x}",
-        "cluster": str(grant["cluster"]),
-        "role": str(grant["role"]),
-        "namespaces": ",".join(grant["namespaces"]),
         "body": json.dumps(status, separators=(",", ":")),
     }
 
