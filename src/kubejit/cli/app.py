@@ -29,6 +29,20 @@ def _build() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+
+    def show_version(wanted: bool) -> None:
+        if wanted:
+            typer.echo(version_line())
+            raise typer.Exit()
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False, "--version", "-V", is_eager=True, callback=show_version, help="Print the version and exit."
+        ),
+    ) -> None:
+        """Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl."""
+
     _register()
     return app
 
@@ -73,6 +87,12 @@ def _register() -> None:
     app.add_typer(dev_cluster.app, name="dev-cluster")
 
 
+def version_line() -> str:
+    from kubejit import __version__
+
+    return f"kubejit {__version__}"
+
+
 def print_error(exc: KubejitError) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -92,6 +112,9 @@ def main(prog_name: str | None = None) -> None:
         from kubejit.exec.plugin import main as token
 
         sys.exit(token(sys.argv[2:]))
+    if sys.argv[1:] in (["--version"], ["-V"]):  # answered before Typer, Rich and pydantic load
+        sys.stdout.write(version_line() + "\n")
+        sys.exit(0)
     from kubejit.errors import KubejitError
 
     _build()

@@ -44,7 +44,10 @@ def login(
         with BrokerClient(url) as client:
             answer = client.call("POST", "/v1/dev/login", json={"user": dev_user})
         path = session.save(session.Session(broker=url, token=answer["token"], user=answer["user"]))
-        render.console.print(f"Logged in to {url} as [bold]{answer['user']}[/] (session: {path}).")
+        # soft_wrap: a path broken across lines cannot be copied; the terminal wraps it if it must.
+        render.console.print(
+            f"Logged in to {url} as [bold]{answer['user']}[/] (session: {path}).", soft_wrap=True
+        )
         return
     check_broker_url(url)  # before the IdP round trip: the ID token will go there
     with BrokerClient(url) as client:
@@ -71,12 +74,13 @@ def login(
     kept = credentials.store(current.credential_key, tokens.refresh_token) if tokens.refresh_token else None
     path = session.save(current)
     render.console.print(
-        f"Logged in to {url} as [bold]{escape(me['name'])}[/] via {chosen.name} (session: {path})."
+        f"Logged in to {url} as [bold]{escape(me['name'])}[/] via {chosen.name} (session: {path}).",
+        soft_wrap=True,
     )
     if me["groups"]:
         render.console.print(f"groups: {escape(', '.join(me['groups']))}")
     if kept:
-        render.console.print(f"refresh token kept in {escape(kept)}")
+        render.console.print(f"refresh token kept in {escape(kept)}", soft_wrap=True)
 
 
 def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.IssuerLogin:
