@@ -3,14 +3,15 @@ in ``kubejit.local.wire``, shared with the exec plugin)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from kubejit.checks import is_loopback
 from kubejit.errors import BrokerUnreachable, InvalidInput, KubejitError
 from kubejit.local.wire import problem_error
+
+if TYPE_CHECKING:
+    import httpx  # loaded by BrokerClient: `kubejit --help` need not pay for it
 
 
 def _error_from(response: httpx.Response) -> KubejitError:
@@ -40,6 +41,8 @@ class BrokerClient:
         if token:
             check_broker_url(base_url)
             headers["authorization"] = f"Bearer {token}"
+        import httpx
+
         self.base_url = base_url
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
@@ -50,6 +53,8 @@ class BrokerClient:
         self._http.close()
 
     def call(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TransportError as exc:

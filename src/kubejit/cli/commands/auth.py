@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.markup import escape
 
-from kubejit.cli import login_flows, render
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient, check_broker_url
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.errors import InvalidInput
 from kubejit.local import credentials, session
+
+if TYPE_CHECKING:
+    from kubejit.cli import login_flows  # loaded by `kubejit login` only: httpx, joserfc
 
 
 def login(
@@ -53,6 +55,10 @@ def login(
     with BrokerClient(url) as client:
         offered = client.call("GET", "/v1/login-config")
     chosen = _choose_issuer(offered, issuer)
+    import httpx
+
+    from kubejit.cli import login_flows
+
     with httpx.Client(timeout=login_flows.HTTP_TIMEOUT) as http:
         meta = login_flows.metadata(http, chosen)
         if device:
@@ -84,6 +90,8 @@ def login(
 
 
 def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.IssuerLogin:
+    from kubejit.cli import login_flows
+
     issuers = [login_flows.IssuerLogin.from_broker(i) for i in offered.get("issuers", [])]
     if not issuers:
         hint = (

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import httpx
 import typer
 
 from kubejit.checks import is_loopback
@@ -182,6 +181,8 @@ def github_job_token(audience: str | None) -> str:
         raise InvalidInput(
             "--github needs --audience (the broker's workload audience)", hint="See docs/ci.md."
         )
+    import httpx
+
     try:
         response = httpx.get(
             url,
