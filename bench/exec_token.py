@@ -167,13 +167,20 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
         shutil.rmtree(paths.seen, ignore_errors=True)
         return timed(token, plugin_env)
 
-    def cold(run_env: dict[str, str] = plugin_env) -> float:
-        for path in (paths.entry, paths.down):
+    def cold(run_env: dict[str, str] = plugin_env, run_paths: CachePaths = paths) -> float:
+        for path in (run_paths.entry, run_paths.down):
             Path(path).unlink(missing_ok=True)
-        shutil.rmtree(paths.seen, ignore_errors=True)
+        shutil.rmtree(run_paths.seen, ignore_errors=True)
         return timed(token, run_env)
 
-    oidc_env = {**plugin_env, "XDG_CONFIG_HOME": str(Path(env["HOME"]) / "config-oidc")}
+    # Its own config and cache: an entry is served only to the login session that fetched it.
+    oidc_home = Path(env["HOME"])
+    oidc_env = {
+        **plugin_env,
+        "XDG_CONFIG_HOME": str(oidc_home / "config-oidc"),
+        "XDG_CACHE_HOME": str(oidc_home / "cache-oidc"),
+    }
+    oidc_paths = CachePaths(GRANT, broker, root=str(oidc_home / "cache-oidc" / "kubejit" / "tokens"))
     StubBroker.calls = 0
     cold()
     print(f"broker calls per cold miss: {StubBroker.calls}")
@@ -184,7 +191,7 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
         "kubectl version --client": lambda: timed([str(BIN / "kubectl"), "version", "--client"], env),
         "kubejit token (warm cache)": warm,
         "kubejit token (cold: miss)": cold,
-        "kubejit token (cold: OIDC)": lambda: cold(oidc_env),
+        "kubejit token (cold: OIDC)": lambda: cold(oidc_env, oidc_paths),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
