@@ -6,7 +6,8 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
     python -c pass            the same with `site` (the venv's .pth files), as any console script runs
     kubectl version --client  kubectl's own start, for scale
     kubejit token (warm)      a cached token: the path every kubectl call takes
-    kubejit token (cold)      a cache miss: lock, session, two HTTP calls to a local stub broker
+    kubejit token (cold)      a cache miss: lock, session, the HTTP call(s) to a local stub broker
+    kubejit token (cold OIDC) the same with an OIDC login (its ID token's exp is read, not renewed)
 
 Goal: warm median <= interpreter start + 10 ms. The cold figure is the plugin's own cost; a real
 broker adds its TokenRequest round trip to the cluster on top. Each warm run first removes the
@@ -26,6 +27,7 @@ _HERE = os.path.realpath(os.path.dirname(__file__))
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
 
 import argparse  # noqa: E402
+import base64  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -49,9 +51,12 @@ FAKE_TOKEN = "bench." + "x" * 900  # the size of a real projected ServiceAccount
 
 
 class StubBroker(BaseHTTPRequestHandler):
-    """Answers the two calls of the refresh path as the real broker would, instantly."""
+    """Answers the calls of the refresh path as the real broker would, instantly; counts them."""
+
+    calls = 0
 
     def do_GET(self) -> None:
+        StubBroker.calls += 1
         now = datetime.now(UTC)
         self._send(
             {
@@ -65,6 +70,7 @@ class StubBroker(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
+        StubBroker.calls += 1
         expires = datetime.now(UTC) + timedelta(hours=1)
         self._send(
             {
@@ -72,6 +78,8 @@ class StubBroker(BaseHTTPRequestHandler):
                 "token": FAKE_TOKEN,
                 "expiration_timestamp": expires.isoformat(),
                 "token_id": "0123456789abcdef",
+                "state": "active",
+                "expires_at": expires.isoformat(),
             }
         )
 
@@ -137,11 +145,18 @@ def setup(home: Path, broker: str) -> dict[str, str]:
     session.parent.mkdir(parents=True, mode=0o700)
     session.write_text(json.dumps({"broker": broker, "token": "bench-session", "user": "bench"}))
     session.chmod(0o600)
+    oidc = home / "config-oidc" / "kubejit" / "session.json"
+    oidc.parent.mkdir(parents=True, mode=0o700)
+    payload = base64.urlsafe_b64encode(json.dumps({"sub": "bench", "exp": int(time.time()) + 86400}).encode())
+    id_token = "eyJhbGciOiJSUzI1NiJ9." + payload.decode().rstrip("=") + ".c2ln"
+    login = {"broker": broker, "token": id_token, "user": "bench", "issuer_url": "https://idp.example"}
+    oidc.write_text(json.dumps({**login, "client_id": "kubejit", "token_endpoint": "https://idp.example/t"}))
+    oidc.chmod(0o600)
     return env
 
 
 def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float]]:
-    from kubejit.exec_plugin import CachePaths
+    from kubejit.exec.cache import CachePaths
 
     paths = CachePaths(GRANT, broker, root=str(Path(env["XDG_CACHE_HOME"]) / "kubejit" / "tokens"))
     token = [str(BIN / "kubejit"), "token", "--grant", GRANT, "--broker", broker]
@@ -152,11 +167,23 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
         shutil.rmtree(paths.seen, ignore_errors=True)
         return timed(token, plugin_env)
 
-    def cold() -> float:
-        for path in (paths.entry, paths.down):
+    def cold(run_env: dict[str, str] = plugin_env, run_paths: CachePaths = paths) -> float:
+        for path in (run_paths.entry, run_paths.down):
             Path(path).unlink(missing_ok=True)
-        shutil.rmtree(paths.seen, ignore_errors=True)
-        return timed(token, plugin_env)
+        shutil.rmtree(run_paths.seen, ignore_errors=True)
+        return timed(token, run_env)
+
+    # Its own config and cache: an entry is served only to the login session that fetched it.
+    oidc_home = Path(env["HOME"])
+    oidc_env = {
+        **plugin_env,
+        "XDG_CONFIG_HOME": str(oidc_home / "config-oidc"),
+        "XDG_CACHE_HOME": str(oidc_home / "cache-oidc"),
+    }
+    oidc_paths = CachePaths(GRANT, broker, root=str(oidc_home / "cache-oidc" / "kubejit" / "tokens"))
+    StubBroker.calls = 0
+    cold()
+    print(f"broker calls per cold miss: {StubBroker.calls}")
 
     cases: dict[str, Callable[[], float]] = {
         "python -I -c pass": lambda: timed([sys.executable, "-I", "-c", "pass"], env),
@@ -164,6 +191,7 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
         "kubectl version --client": lambda: timed([str(BIN / "kubectl"), "version", "--client"], env),
         "kubejit token (warm cache)": warm,
         "kubejit token (cold: miss)": cold,
+        "kubejit token (cold: OIDC)": lambda: cold(oidc_env, oidc_paths),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
@@ -175,8 +203,8 @@ def measure(env: dict[str, str], broker: str, runs: int) -> dict[str, list[float
 
 def measure_real(grant: str, home: Path, runs: int) -> dict[str, list[float]]:
     """Cold and warm against the broker of the caller's own login, with a private cache folder."""
-    from kubejit.cli import session
-    from kubejit.exec_plugin import CachePaths
+    from kubejit.exec.cache import CachePaths
+    from kubejit.local import session
 
     login = session.require()
     cache = home / "real-cache"

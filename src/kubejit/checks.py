@@ -7,6 +7,7 @@ import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kubejit.errors import ConfigError
 
@@ -45,3 +46,16 @@ def read_private_file(path: Path, *, what: str) -> bytes:
                 hint=f"Run `chmod 600 {path}`, and replace the key if someone else may have read it.",
             )
         return handle.read()
+
+
+def check_url(url: str, *, what: str) -> str:
+    """https, or http only on a loopback host (tests, a local IdP): keys over plain HTTP are forgeable."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return url
+    raise ConfigError(
+        f"{what} {url!r} must be an https:// URL (http:// is allowed on loopback only)",
+        hint="Use the issuer's https URL, exactly as it appears in the tokens' 'iss' claim.",
+    )

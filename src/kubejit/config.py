@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from kubejit.checks import duplicates, is_loopback
+from kubejit.checks import check_url, duplicates, is_loopback
 from kubejit.errors import ConfigError
 from kubejit.sink_settings import SINK_TYPES, AuditDeliverySettings, resolve_paths
 from kubejit.yamlsource import parse_yaml, read_text, where
@@ -161,8 +161,6 @@ class OidcIssuerSettings(_Model):
     @field_validator("issuer_url")
     @classmethod
     def _safe_url(cls, url: str) -> str:
-        from kubejit.identity.discovery import check_url
-
         try:
             return check_url(url, what="issuerUrl")
         except ConfigError as exc:

@@ -223,3 +223,35 @@ class BrokerUnreachable(KubejitError):
 class DevClusterError(KubejitError):
     exit_code = 9
     code = "dev-cluster"
+
+
+def error_class(code: object, status: int) -> type[KubejitError]:
+    """The class a problem+json answer names by its ``code`` (each class above has its own), so the CLI
+    and the exec plugin read the broker's errors alike; by HTTP status only when there is no known code
+    (an older broker, a proxy in front of it, a framework error such as an unknown route)."""
+    found = _BY_CODE.get(code) if isinstance(code, str) else None
+    return found or _BY_STATUS.get(status, KubejitError)
+
+
+def _by_code(root: type[KubejitError]) -> dict[str, type[KubejitError]]:
+    table = {root.code: root}
+    for sub in root.__subclasses__():
+        if sub.__module__ == __name__:  # only this tree: a subclass elsewhere must not shadow a code
+            table.update(_by_code(sub))
+    return table
+
+
+_BY_CODE = _by_code(KubejitError)
+_BY_STATUS: dict[int, type[KubejitError]] = {
+    400: InvalidInput,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: InvalidInput,
+    422: InvalidInput,
+    429: RateLimited,
+    502: BrokerUnreachable,  # a proxy in front of the broker: it is down or restarting
+    503: BrokerUnreachable,
+    504: BrokerUnreachable,
+}

@@ -12,7 +12,6 @@ contexts that use such a user, and the ``jit-<cluster>`` cluster entries those c
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from kubejit.errors import ConfigError, KubejitError
+from kubejit.local.private_files import FileLock, write_private
 from kubejit.yamlsource import parse_yaml
 
 EXEC_API_VERSION = "client.authentication.k8s.io/v1"
@@ -504,44 +504,26 @@ def read_kubeconfig(path: str) -> Kubeconfig:
 def write_kubeconfig(path: str, text: str) -> None:
     """Atomically (write, fsync, rename) and private (0600): a symlinked kubeconfig stays a symlink."""
     target = os.path.realpath(path)
-    folder = os.path.dirname(target)
-    tmp = f"{target}.kubejit-{os.getpid()}.tmp"
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-        os.chmod(target, 0o600)
+        write_private(target, text, durable=True)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ConfigError(
             f"cannot write the kubeconfig {target}: {exc.strerror}", hint="Check permissions, or pass --file."
         ) from exc
 
 
-class KubeconfigLock:
+class KubeconfigLock(FileLock):
     """Two `kubejit kubeconfig` runs at once would lose one's entries: they take turns."""
 
     def __init__(self, path: str) -> None:
-        self.path = os.path.realpath(path) + ".kubejit.lock"
-        self.fd = -1
+        super().__init__(os.path.realpath(path) + ".kubejit.lock")
 
     def __enter__(self) -> None:
-        import fcntl
-
         try:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            super().__enter__()
         except OSError as exc:
             raise ConfigError(
                 f"cannot lock the kubeconfig: {exc.strerror} ({self.path})",
                 hint="Check the folder's permissions, or pass --file for a kubeconfig you can write.",
             ) from exc
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *_: object) -> None:
-        os.close(self.fd)

@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 
-from kubejit import exec_plugin as plugin
-from kubejit import exec_refresh as refresh
-from kubejit.cli import session
 from kubejit.errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -28,7 +25,12 @@ from kubejit.errors import (
     Locked,
     NotFound,
     PermissionDenied,
+    RateLimited,
+    RequestDenied,
 )
+from kubejit.exec import cache, plugin, refresh
+from kubejit.exec.broker import BrokerApi, broker_error
+from kubejit.local import private_files, session
 
 pytestmark = pytest.mark.unit
 
@@ -113,42 +115,42 @@ def test_exec_info_known_fast_unknown_validated() -> None:
 
 def test_entry_round_trip_and_damage_is_detected() -> None:
     fields = entry()
-    text = plugin.render_entry(fields)
-    assert plugin.parse_entry(text) == fields
-    assert plugin.parse_entry(text.replace("kubejit-token-cache 1", "kubejit-token-cache 2")) is None
-    assert plugin.parse_entry(text.replace("refresh_at ", "refresh_at x")) is None
-    assert plugin.parse_entry(text.split("\n\n")[0]) is None
-    assert plugin.parse_entry("kubejit-token-cache 1\ngarbage") is None
+    text = cache.render_entry(fields)
+    assert cache.parse_entry(text) == fields
+    assert cache.parse_entry(text.replace("kubejit-token-cache 1", "kubejit-token-cache 2")) is None
+    assert cache.parse_entry(text.replace("refresh_at ", "refresh_at x")) is None
+    assert cache.parse_entry(text.split("\n\n")[0]) is None
+    assert cache.parse_entry("kubejit-token-cache 1\ngarbage") is None
     tomb = {"kind": "ended", "state": "revoked", "body": "kubejit: revoked\n"}
-    assert plugin.parse_entry(plugin.render_entry(tomb)) == tomb
+    assert cache.parse_entry(cache.render_entry(tomb)) == tomb
 
 
 def test_read_entry_refuses_files_others_could_read(tmp_path: Path) -> None:
     path = tmp_path / "e.cred"
-    assert plugin.read_entry(str(path)) == (None, None)
-    plugin.write_private(str(path), plugin.render_entry(entry()))
+    assert cache.read_entry(str(path)) == (None, None)
+    private_files.write_private(str(path), cache.render_entry(entry()))
     assert path.stat().st_mode & 0o777 == 0o600
-    fields, problem = plugin.read_entry(str(path))
+    fields, problem = cache.read_entry(str(path))
     assert problem is None and fields is not None and fields["serial"] == "abc"
     path.chmod(0o644)
-    assert plugin.read_entry(str(path)) == (None, "is not a private file of yours (mode 0600)")
+    assert cache.read_entry(str(path)) == (None, "is not a private file of yours (mode 0600)")
     path.chmod(0o600)
     path.write_bytes(b"\xff\xfe")
-    assert plugin.read_entry(str(path)) == (None, "is corrupt")
+    assert cache.read_entry(str(path)) == (None, "is corrupt")
 
 
 def test_served_once_per_kubectl_process_then_treated_as_rejected(tmp_path: Path) -> None:
-    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
-    assert plugin.mark_served(paths, "s1") is True
-    assert plugin.mark_served(paths, "s1") is False  # the same caller asks again: a 401
-    assert plugin.mark_served(paths, "s2") is True
-    plugin.forget_markers(paths, keep="s2")
-    assert plugin.mark_served(paths, "s1") is True
+    paths = cache.CachePaths("g1", BROKER, root=str(tmp_path))
+    assert cache.mark_served(paths, "s1") is True
+    assert cache.mark_served(paths, "s1") is False  # the same caller asks again: a 401
+    assert cache.mark_served(paths, "s2") is True
+    cache.forget_markers(paths, keep="s2")
+    assert cache.mark_served(paths, "s1") is True
 
 
 def test_markers_of_exited_kubectl_processes_are_dropped(tmp_path: Path) -> None:
-    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
-    assert plugin.mark_served(paths, "s1")
+    paths = cache.CachePaths("g1", BROKER, root=str(tmp_path))
+    assert cache.mark_served(paths, "s1")
     exited = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -156,8 +158,8 @@ def test_markers_of_exited_kubectl_processes_are_dropped(tmp_path: Path) -> None
     gone.touch()
     reused = Path(paths.seen) / f"s1.{os.getpid()}-0"  # our pid, but another start time: a reused pid
     reused.touch()
-    plugin.forget_gone_callers(paths)
-    assert sorted(os.listdir(paths.seen)) == [f"s1.{plugin.caller_id()}"]
+    cache.forget_gone_callers(paths)
+    assert sorted(os.listdir(paths.seen)) == [f"s1.{cache.caller_id()}"]
 
 
 def test_refresh_ahead_of_expiry_by_the_skew_margin() -> None:
@@ -175,7 +177,7 @@ def test_token_entry_tells_kubectl_when_to_ask_again() -> None:
     fields = refresh.token_entry(grant, token, now=now, user="alice", stamp="s")
     assert json.loads(fields["body"]) == {"token": "secret", "expirationTimestamp": "2030-01-01T00:59:00Z"}
     assert fields["serial"] == "ab12" and float(fields["not_after"]) == now + 3600
-    assert plugin.parse_entry(plugin.render_entry(fields)) == fields
+    assert cache.parse_entry(cache.render_entry(fields)) == fields
 
 
 @pytest.mark.parametrize(
@@ -210,34 +212,34 @@ def test_the_request_command_asks_for_the_same_access_again() -> None:
     [
         (401, AuthenticationFailed, "no longer accepts your login"),
         (404, NotFound, "is not yours or does not exist"),
-        (403, NotFound, "is not yours or does not exist"),
+        (403, PermissionDenied, "is not yours or does not exist"),
         (409, Conflict, "not active"),
         (503, BrokerUnreachable, "is unavailable"),
-        (429, BrokerUnreachable, "is unavailable"),
+        (429, RateLimited, "is refusing requests for now"),
         (500, KubejitError, "failed"),
     ],
 )
 def test_broker_answers_become_kubejit_errors(status: int, kind: type[KubejitError], says: str) -> None:
-    error = refresh.broker_error(status, b'{"detail": "not active"}', broker=BROKER, grant_id="g1")
+    error = broker_error(status, b'{"detail": "not active"}', broker=BROKER, grant_id="g1")
     assert type(error) is kind and says in error.message
-    assert refresh.broker_error(502, b"<html>", broker=BROKER, grant_id="g1").message.endswith("(HTTP 502)")
+    assert broker_error(502, b"<html>", broker=BROKER, grant_id="g1").message.endswith("(HTTP 502)")
 
 
 @pytest.mark.parametrize(
     ("code", "kind", "hint"),
-    [("locked", Locked, "kubejit unlock l1"), ("denied-by-policy", PermissionDenied, "Request access again")],
+    [("locked", Locked, "kubejit unlock l1"), ("denied-by-policy", RequestDenied, "Request access again")],
 )
 def test_a_locked_principal_or_a_grant_policy_no_longer_allows_is_said_so(
     code: str, kind: type[KubejitError], hint: str
 ) -> None:
     body = {"code": code, "detail": "alice is locked by lock l1: left", "hint": hint}
-    error = refresh.broker_error(403, json.dumps(body).encode(), broker=BROKER, grant_id="g1")
+    error = broker_error(403, json.dumps(body).encode(), broker=BROKER, grant_id="g1")
     assert type(error) is kind and "refused a token for grant g1: alice is locked" in error.message
     assert error.hint == hint
 
 
 def test_back_off_fails_fast_and_grows_then_clears(tmp_path: Path) -> None:
-    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
+    paths = cache.CachePaths("g1", BROKER, root=str(tmp_path))
     refresh.wait_for_backoff(paths, BROKER, now=100.0)  # nothing noted: go ahead
     refresh.note_broker_down(paths, "connection refused", now=100.0)
     with pytest.raises(BrokerUnreachable, match=r"connection refused\); next try after"):
@@ -255,14 +257,14 @@ def test_back_off_fails_fast_and_grows_then_clears(tmp_path: Path) -> None:
 def test_forget_tokens_drops_entries_markers_and_back_off(tmp_path: Path) -> None:
     tmp_path = tmp_path / "tokens"
     tmp_path.mkdir()
-    paths = plugin.CachePaths("g1", BROKER, root=str(tmp_path))
-    plugin.write_private(paths.entry, plugin.render_entry(entry()))
-    plugin.mark_served(paths, "abc")
+    paths = cache.CachePaths("g1", BROKER, root=str(tmp_path))
+    private_files.write_private(paths.entry, cache.render_entry(entry()))
+    cache.mark_served(paths, "abc")
     refresh.note_broker_down(paths, "down", now=1.0)
     Path(paths.lock).touch()
-    assert plugin.forget_tokens(str(tmp_path)) == 1
+    assert cache.forget_tokens(str(tmp_path)) == 1
     assert os.listdir(tmp_path) == [os.path.basename(paths.lock)]
-    assert plugin.forget_tokens(str(tmp_path / "none")) == 0
+    assert cache.forget_tokens(str(tmp_path / "none")) == 0
 
 
 def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
@@ -278,12 +280,14 @@ def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
     session.write_text('{"broker": "http://127.0.0.1:1", "token": "x", "user": "alice"}')
     probe = (
         "import os, sys\n"
-        "from kubejit import exec_plugin as p\n"
+        "from kubejit.exec import plugin\n"
+        "from kubejit.exec import cache as p\n"
         "paths = p.CachePaths('g1', 'http://127.0.0.1:1')\n"
         "os.makedirs(paths.root, mode=0o700)\n"
         f"fields = {entry()!r}\n"
         "fields['session'] = p.session_stamp()\n"
-        "p.write_private(paths.entry, p.render_entry(fields))\n"
+        "with open(os.open(paths.entry, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as out:\n"
+        "    out.write(p.render_entry(fields))\n"
         "before = set(sys.modules)\n"
         "sys.argv = ['kubejit', 'token', '--grant', 'g1', '--broker', 'http://127.0.0.1:1']\n"
         "from kubejit.cli.app import main\n"
@@ -340,12 +344,12 @@ def test_a_cache_that_cannot_be_written_is_a_message_not_a_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     session.save(session.Session(broker=BROKER, token="t", user="alice"))
-    paths = plugin.CachePaths("g1", BROKER)
+    paths = cache.CachePaths("g1", BROKER)
     os.makedirs(paths.lock)  # where the lock file should be, something that is not a file
     assert plugin.main(["--grant", "g1", "--broker", BROKER]) == 1
     err = capsys.readouterr().err
     assert (
-        f"kubejit: cannot use the token cache in {plugin.cache_root()}: Is a directory ({paths.lock})" in err
+        f"kubejit: cannot use the token cache in {cache.cache_root()}: Is a directory ({paths.lock})" in err
     )
     assert "XDG_CACHE_HOME" in err
 
@@ -381,7 +385,7 @@ def test_a_redirect_is_not_followed_with_the_token() -> None:
             for server in (other, broker):
                 threading.Thread(target=server.serve_forever, daemon=True).start()
             try:
-                api = refresh.BrokerApi(f"http://127.0.0.1:{broker.server_address[1]}", "secret-token")
+                api = BrokerApi(f"http://127.0.0.1:{broker.server_address[1]}", "secret-token")
                 with pytest.raises(KubejitError, match=r"answered with a redirect \(HTTP 302\)"):
                     api.get_grant("g1")
             finally:
@@ -397,7 +401,7 @@ def test_write_private_is_0600_even_over_looser_leftovers(tmp_path: Path) -> Non
     leftover = tmp_path / f"session.json.{os.getpid()}.tmp"  # a crashed earlier write of this process id
     leftover.write_text("half")
     leftover.chmod(0o666)
-    plugin.write_private(str(path), "new")
+    private_files.write_private(str(path), "new")
     assert path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o600
     assert not leftover.exists()
 
@@ -412,10 +416,10 @@ def test_an_ended_grants_message_reaches_kubectl_without_escape_sequences(
     ended = {**GRANT, "state": "revoked", "ended_by": "bob\x1b[31m", "end_reason": HOSTILE_END}
     message = refresh.state_message(ended, broker=BROKER)
     assert message is not None
-    paths = plugin.CachePaths(GRANT["id"], BROKER, root=str(tmp_path))
+    paths = cache.CachePaths(GRANT["id"], BROKER, root=str(tmp_path))
     assert refresh._grant_not_usable(paths, ended, message) == 1
     live = capsys.readouterr().err
-    fields, _ = plugin.read_entry(paths.entry)
+    fields, _ = cache.read_entry(paths.entry)
     assert fields is not None and fields["kind"] == "ended"
     for text in (live, fields["body"]):
         assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in text), repr(text)
@@ -426,9 +430,9 @@ def test_an_ended_grants_message_reaches_kubectl_without_escape_sequences(
 def test_a_tombstone_written_by_an_older_version_is_cleaned_when_served(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    paths = plugin.CachePaths("g1", BROKER)
-    refresh.ensure_private_dir(paths.root)
+    paths = cache.CachePaths("g1", BROKER)
+    private_files.private_dir(paths.root)
     tomb = {"kind": "ended", "state": "revoked", "body": "kubejit: revoked: \x1b[2Jgone\x07\n"}
-    plugin.write_private(paths.entry, plugin.render_entry(tomb))
+    private_files.write_private(paths.entry, cache.render_entry(tomb))
     assert plugin.main(["--grant", "g1", "--broker", BROKER]) == 1
     assert capsys.readouterr().err == "kubejit: revoked: ?[2Jgone?\n"

@@ -1,7 +1,7 @@
 """The ``kubejit`` entry point: builds the Typer app and prints KubejitError without a traceback.
 
 Importing this module must stay cheap: kubectl runs `kubejit token` (its exec credential plugin) on
-every call, and ``main`` hands it to ``kubejit.exec_plugin`` before Typer, Rich or pydantic load.
+every call, and ``main`` hands it to ``kubejit.exec.plugin`` before Typer, Rich or pydantic load.
 """
 
 from __future__ import annotations
@@ -29,6 +29,20 @@ def _build() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+
+    def show_version(wanted: bool) -> None:
+        if wanted:
+            typer.echo(version_line())
+            raise typer.Exit()
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False, "--version", "-V", is_eager=True, callback=show_version, help="Print the version and exit."
+        ),
+    ) -> None:
+        """Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl."""
+
     _register()
     return app
 
@@ -75,6 +89,12 @@ def _register() -> None:
     app.add_typer(dev_cluster.app, name="dev-cluster")
 
 
+def version_line() -> str:
+    from kubejit import __version__
+
+    return f"kubejit {__version__}"
+
+
 def print_error(exc: KubejitError) -> None:
     from kubejit.cli.render import InertConsole, safe
     from kubejit.errors import RequestDenied
@@ -90,9 +110,12 @@ def print_error(exc: KubejitError) -> None:
 def main(prog_name: str | None = None) -> None:
     """``prog_name``: how usage lines name the command (``kubectl jit`` when run as a kubectl plugin)."""
     if sys.argv[1:2] == ["token"]:  # kubectl's exec plugin: stdlib only when its cache is warm
-        from kubejit.exec_plugin import main as token
+        from kubejit.exec.plugin import main as token
 
         sys.exit(token(sys.argv[2:]))
+    if sys.argv[1:] in (["--version"], ["-V"]):  # answered before Typer, Rich and pydantic load
+        sys.stdout.write(version_line() + "\n")
+        sys.exit(0)
     from kubejit.errors import KubejitError
 
     _build()

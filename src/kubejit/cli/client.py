@@ -1,46 +1,17 @@
-"""HTTP client for the broker's API: problem+json answers become the matching KubejitError."""
+"""HTTP client for the broker's API: problem+json answers become the matching KubejitError (the map
+in ``kubejit.local.wire``, shared with the exec plugin)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from kubejit import errors
 from kubejit.checks import is_loopback
 from kubejit.errors import BrokerUnreachable, InvalidInput, KubejitError
+from kubejit.local.wire import problem_error
 
-_BY_CODE: dict[str, type[KubejitError]] = {}
-for _cls in (
-    errors.InvalidInput,
-    errors.AuthenticationFailed,
-    errors.PermissionDenied,
-    errors.ApprovalRefused,
-    errors.Locked,
-    errors.NotFound,
-    errors.Conflict,
-    errors.InvalidTransition,
-    errors.ClusterError,
-    errors.ClusterUnavailable,
-    errors.ClusterForbidden,
-    errors.ClusterConflict,
-    errors.ConfigError,
-    errors.AuditUnavailable,
-    errors.RateLimited,
-    errors.TooManyOpenGrants,
-):
-    _BY_CODE[_cls.code] = _cls
-_BY_STATUS = {
-    400: errors.InvalidInput,
-    401: errors.AuthenticationFailed,
-    403: errors.PermissionDenied,
-    404: errors.NotFound,
-    409: errors.Conflict,
-    413: errors.InvalidInput,
-    422: errors.InvalidInput,
-    429: errors.RateLimited,
-}
+if TYPE_CHECKING:
+    import httpx  # loaded by BrokerClient: `kubejit --help` need not pay for it
 
 
 def _error_from(response: httpx.Response) -> KubejitError:
@@ -48,15 +19,7 @@ def _error_from(response: httpx.Response) -> KubejitError:
         body = response.json()
     except ValueError:
         body = {}
-    if not isinstance(body, dict):
-        body = {}
-    detail = str(body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
-    hint = body.get("hint")
-    code = str(body.get("code", ""))
-    if code == errors.RequestDenied.code:
-        return errors.RequestDenied(detail, rule=str(body.get("rule", "")), hint=hint)
-    cls = _BY_CODE.get(code) or _BY_STATUS.get(response.status_code, KubejitError)
-    return cls(detail, hint=hint)
+    return problem_error(response.status_code, body, fallback=response.reason_phrase or None)
 
 
 def check_broker_url(url: str) -> None:
@@ -78,6 +41,8 @@ class BrokerClient:
         if token:
             check_broker_url(base_url)
             headers["authorization"] = f"Bearer {token}"
+        import httpx
+
         self.base_url = base_url
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
@@ -88,6 +53,8 @@ class BrokerClient:
         self._http.close()
 
     def call(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TransportError as exc:

@@ -235,17 +235,3 @@ def browser_login(
     tokens = _tokens(body)
     oauth.check_nonce(tokens.claims, request.nonce)
     return tokens
-
-
-def refresh(http: httpx.Client, token_endpoint: str, client_id: str, refresh_token: str) -> Tokens:
-    answer = _post(
-        http,
-        token_endpoint,
-        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id},
-        what="a token endpoint",
-    )
-    if answer.status_code != 200:
-        raise AuthenticationFailed(
-            "your login expired and could not be renewed", hint="Run `kubejit login` again."
-        )
-    return _tokens(_json(answer), previous_refresh=refresh_token)

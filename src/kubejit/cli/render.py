@@ -97,13 +97,13 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
         return
     table = Table(title=safe(title), title_justify="left", box=box.SIMPLE_HEAD)
     # Ids are typed back (approve, revoke): never cut them; the reason gives way first.
-    table.add_column("ID", no_wrap=True, min_width=13)
+    table.add_column("ID", no_wrap=True, overflow="fold", min_width=13)
     for column in ("STATE", "USER", "CLUSTER"):
         table.add_column(column, overflow="fold")
     table.add_column("NAMESPACE", overflow="fold", min_width=9)
     table.add_column("ROLE", no_wrap=True)
     table.add_column("ENDS", no_wrap=True)  # relative in the table; -o json has the exact time
-    table.add_column("REASON", overflow="fold", ratio=1)
+    table.add_column("REASON", ratio=1)  # wrapped at words (a word too long for it ends in …)
     for g in items:
         ends = g.get("expires_at") if g["state"] == "active" else g.get("pending_until")
         style = STATE_STYLE.get(g["state"], "dim")

@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from joserfc.jwk import KeySet
 
-from kubejit.checks import is_loopback
+from kubejit.checks import check_url
 from kubejit.errors import AuthenticationFailed, ConfigError
 
 MAX_DOCUMENT_BYTES = 512 * 1024
@@ -33,19 +32,6 @@ class ProviderMetadata:
     token_endpoint: str | None = None
     authorization_endpoint: str | None = None
     device_authorization_endpoint: str | None = None
-
-
-def check_url(url: str, *, what: str) -> str:
-    """https, or http only on a loopback host (tests, a local IdP): keys over plain HTTP are forgeable."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
-        return url
-    raise ConfigError(
-        f"{what} {url!r} must be an https:// URL (http:// is allowed on loopback only)",
-        hint="Use the issuer's https URL, exactly as it appears in the tokens' 'iss' claim.",
-    )
 
 
 def _get_json(http: httpx.Client, url: str, *, what: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ positions and its messages reworded). The schema is documented in docs/policy.md
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -23,11 +22,20 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from kubejit.durations import format_duration, parse_duration
-from kubejit.errors import InvalidInput, PolicyError
-from kubejit.policy.evaluate import DEFAULT_DENY
-from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, is_name_pattern
+from kubejit.errors import PolicyError
+from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label
 from kubejit.policy.model import KUBEJIT_NAMESPACES, SYSTEM_NAMESPACES, Policy, RoleRef, Rule, WorkloadRule
+from kubejit.policy.nodes import (
+    _STR,
+    _Fields,
+    _kind,
+    _patterns,
+    _Reader,
+    _rule_name,
+    _suggest,
+    default_within,
+    granted_namespaces,
+)
 from kubejit.yamlsource import MAX_YAML_BYTES, read_text
 
 #: A policy is written by hand; anything bigger is a mistake (or an attack on the parser).
@@ -43,8 +51,6 @@ _RULE_KEYS = (
 _DEFAULT_DURATION = timedelta(hours=1)
 _DEFAULT_MAX_DURATION = timedelta(hours=4)
 _DEFAULT_PENDING_TIMEOUT = timedelta(hours=1)
-_TAG = "tag:yaml.org,2002:"
-_STR = _TAG + "str"
 _PRINCIPAL = re.compile(r"\S{1,256}")
 # Kubernetes RBAC names are path segments: no '/', no '%', not '.' or '..'.
 _RBAC_NAME = re.compile(r"[^\s/%]{1,253}")
@@ -97,7 +103,7 @@ def _workloads(reader: _Reader, top: _Fields, roles: Mapping[str, RoleRef]) -> t
     """CI/CD workload rules (docs/ci.md); parsed in their own module, which reuses this one's reader."""
     if "workloads" not in top:
         return ()
-    from kubejit.policy.workload_load import parse_workloads  # it imports this module
+    from kubejit.policy.workload_load import parse_workloads
 
     return parse_workloads(reader, top["workloads"], roles)
 
@@ -129,122 +135,11 @@ def _compose(text: str, source: str) -> Node | None:
         raise PolicyError(f"{source}: the policy is nested too deeply", hint="Flatten it.") from e
 
 
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    tag = str(node.tag).removeprefix(_TAG)
-    names = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
-    return names.get(tag, "nothing (null)" if tag == "null" else f"a value tagged {node.tag}")
-
-
-def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 @dataclass(frozen=True)
 class _Scope:
     clusters: tuple[str, ...]
     roles: tuple[str, ...]
     namespaces: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Fields:
-    """A YAML mapping's values by key, with the key nodes kept for pointing at a bad key."""
-
-    node: MappingNode
-    values: dict[str, Node]
-    keys: dict[str, Node]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.values
-
-    def __getitem__(self, key: str) -> Node:
-        return self.values[key]
-
-
-class _Reader:
-    """Typed access to YAML nodes; every failure is a PolicyError that points at the node."""
-
-    def __init__(self, source: str, *, reserved: frozenset[str] = KUBEJIT_NAMESPACES) -> None:
-        self.source = source
-        #: kubejit's own namespaces, which no allow rule may name (see ``granted_namespaces``).
-        self.reserved = reserved
-
-    def error(self, node: Node, message: str, hint: str) -> PolicyError:
-        mark = node.start_mark
-        return PolicyError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}", hint=hint)
-
-    def mapping(
-        self, node: Node, what: str, *, known: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> _Fields:
-        if not isinstance(node, MappingNode):
-            raise self.error(
-                node, f"{what} must be a mapping, got {_kind(node)}", f"Its keys: {', '.join(known)}."
-            )
-        fields = _Fields(node, {}, {})
-        for key_node, value_node in node.value:
-            key = self.string(key_node, f"a key in {what}")
-            if key not in known:
-                raise self.error(
-                    key_node,
-                    f"unknown key {key!r} in {what}{_suggest(key, known)}",
-                    f"Known: {', '.join(known)}.",
-                )
-            if key in fields:
-                raise self.error(key_node, f"duplicate key {key!r} in {what}", "Keep one of them.")
-            fields.values[key] = value_node
-            fields.keys[key] = key_node
-        for key in required:
-            if key not in fields:
-                raise self.error(
-                    node, f"{what} is missing the key {key!r}", f"Add `{key}:` (see docs/policy.md)."
-                )
-        return fields
-
-    def string(self, node: Node, what: str) -> str:
-        if isinstance(node, ScalarNode) and node.tag == _STR:
-            return str(node.value)
-        hint = "Quote it: YAML reads yes/no/on/off/true/false and numbers as non-strings."
-        raise self.error(node, f"{what} must be a string, got {_kind(node)}", hint)
-
-    def boolean(self, node: Node, what: str) -> bool:
-        if isinstance(node, ScalarNode) and node.tag == _TAG + "bool":
-            return str(node.value).lower() in ("true", "yes", "on")
-        raise self.error(node, f"{what} must be true or false, got {_kind(node)}", "Write true or false.")
-
-    def integer(self, node: Node, what: str) -> int:
-        if isinstance(node, ScalarNode) and node.tag == _TAG + "int":
-            try:
-                return int(str(node.value))
-            except ValueError:
-                pass
-        raise self.error(node, f"{what} must be a whole number, got {_kind(node)}", "Write e.g. 1 or 2.")
-
-    def duration(self, node: Node, what: str) -> timedelta:
-        text = self.string(node, what)
-        try:
-            return parse_duration(text)
-        except InvalidInput as e:
-            hint = e.hint or "Use a duration such as 30m, 1h30m or 2h (at most 31d)."
-            raise self.error(node, f"{what}: {e.message}", hint) from e
-
-    def strings(self, node: Node, what: str) -> list[tuple[str, Node]]:
-        """A non-empty list of distinct strings, each with its node."""
-        if not isinstance(node, SequenceNode):
-            raise self.error(node, f"{what} must be a list, got {_kind(node)}", "Write e.g. [a, b].")
-        items = [(self.string(item, f"an entry of {what}"), item) for item in node.value]
-        if not items:
-            raise self.error(node, f"{what} must not be empty", "List at least one entry, or remove the key.")
-        seen: set[str] = set()
-        for value, item in items:
-            if value in seen:
-                raise self.error(item, f"{value!r} appears twice in {what}", "Remove the duplicate.")
-            seen.add(value)
-        return items
 
 
 def _names(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, ...]:
@@ -318,24 +213,6 @@ def _rules(reader: _Reader, node: Node, roles: Mapping[str, RoleRef]) -> tuple[R
     return tuple(rules)
 
 
-def _rule_name(
-    reader: _Reader, item: Node, fields: _Fields, first_seen: dict[str, int], *, what: str, kind: str
-) -> str:
-    """A rule's name: a DNS label, not the reserved default, unique among ``first_seen`` (name → line)."""
-    name = reader.string(fields["name"], f"{what}: name")
-    if not is_dns_label(name) or name == DEFAULT_DENY:
-        hint = f"{DEFAULT_DENY!r} is reserved." if name == DEFAULT_DENY else DNS_LABEL_HINT
-        raise reader.error(fields["name"], f"invalid {kind} name {name!r}", hint)
-    if name in first_seen:
-        raise reader.error(
-            fields["name"],
-            f"duplicate {kind} name {name!r} (first defined on line {first_seen[name]})",
-            "Decisions and audit events name the rule: make each name unique.",
-        )
-    first_seen[name] = item.start_mark.line + 1
-    return name
-
-
 def _rule(reader: _Reader, name: str, fields: _Fields, roles: Mapping[str, RoleRef]) -> Rule:
     what = f"rule {name!r}"
     effect = _effect(reader, fields, what)
@@ -394,36 +271,6 @@ def _who(reader: _Reader, fields: _Fields, what: str) -> tuple[frozenset[str], f
             "Add groups: [...], users: [...], or users: ['*'] for anyone.",
         )
     return frozenset(users), frozenset(groups)
-
-
-def _patterns(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, ...]:
-    patterns = []
-    for value, node in reader.strings(fields[key], f"{what}: {key}"):
-        if not is_name_pattern(value):
-            hint = DNS_LABEL_HINT + " Globs may use * and ?."
-            raise reader.error(node, f"invalid name or pattern {value!r} in {what}: {key}", hint)
-        patterns.append(value)
-    return tuple(patterns)
-
-
-def granted_namespaces(reader: _Reader, fields: _Fields, what: str) -> tuple[str, ...]:
-    """The namespaces an allow (or workload) rule grants: patterns, none of them kubejit's own.
-
-    A glob already stops short of them (``glob.matches_namespace``); naming one exactly is refused
-    here, at load, because access to the broker's namespace is access to the broker's ServiceAccount,
-    and through it to whatever the broker may bind anywhere.
-    """
-    patterns = _patterns(reader, fields, "namespaces", what)
-    for value, node in reader.strings(fields["namespaces"], f"{what}: namespaces"):
-        if value in reader.reserved:
-            raise reader.error(
-                node,
-                f"{what} grants access to {value!r}, kubejit's own namespace (the broker's ServiceAccount "
-                "or the grant ServiceAccounts live there)",
-                "Remove it: kubejit never grants access to its brokerNamespace or grantNamespace "
-                "(docs/policy.md); a deny rule may still name it.",
-            )
-    return patterns
 
 
 def _require(reader: _Reader, fields: _Fields, key: str, what: str, hint: str) -> None:
@@ -512,22 +359,6 @@ def _durations(reader: _Reader, fields: _Fields, what: str) -> tuple[timedelta, 
     )
     maximum = reader.duration(duration["max"], f"{what}: duration max")
     return default_within(reader, duration, maximum, fallback=_DEFAULT_DURATION, what=what), maximum
-
-
-def default_within(
-    reader: _Reader, duration: _Fields, maximum: timedelta, *, fallback: timedelta, what: str
-) -> timedelta:
-    """A rule's ``duration.default`` (or ``fallback``, capped at the max); never longer than ``maximum``."""
-    if "default" not in duration:
-        return min(fallback, maximum)
-    default = reader.duration(duration["default"], f"{what}: duration default")
-    if default > maximum:
-        raise reader.error(
-            duration["default"],
-            f"{what}: default duration {format_duration(default)} is longer than max {format_duration(maximum)}",
-            "Lower the default or raise the max.",
-        )
-    return default
 
 
 def _approval(

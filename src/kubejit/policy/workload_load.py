@@ -1,7 +1,7 @@
 """The policy's ``workloads:`` section (CI/CD token exchange) → ``WorkloadRule``s, with file:line:column errors.
 
-Split from ``load.py`` to keep each module about one thing; it reuses that module's node reader so
-errors read the same. Each rule says which provider's claims it matches (``github:``, ``gitlab:`` or
+Split from ``load.py`` to keep each module about one thing; both use the node reader in ``nodes.py``,
+so errors read the same. Each rule says which provider's claims it matches (``github:``, ``gitlab:`` or
 ``claims:`` for any other OIDC issuer) so claim names are checked here, at load, not at the first
 pipeline run. Rules must be anchored on an immutable id (repository/owner id, project/namespace id):
 names can be renamed and re-registered by someone else; ids cannot.
@@ -16,7 +16,7 @@ from datetime import timedelta
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from kubejit.durations import format_duration
-from kubejit.policy import load
+from kubejit.policy import nodes
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label
 from kubejit.policy.model import ClaimMatch, Provider, RoleRef, WorkloadRule
 
@@ -58,12 +58,12 @@ MAX_WORKLOAD_DURATION = timedelta(hours=1)
 
 
 def parse_workloads(
-    reader: load._Reader, node: Node, roles: Mapping[str, RoleRef]
+    reader: nodes._Reader, node: Node, roles: Mapping[str, RoleRef]
 ) -> tuple[WorkloadRule, ...]:
     if not isinstance(node, SequenceNode):
         raise reader.error(
             node,
-            f"workloads must be a list, got {load._kind(node)}",
+            f"workloads must be a list, got {nodes._kind(node)}",
             "Write workloads: [] or a list of rules.",
         )
     first_seen: dict[str, int] = {}
@@ -71,13 +71,13 @@ def parse_workloads(
     for index, item in enumerate(node.value):
         what = f"workload rule #{index + 1}"
         fields = reader.mapping(item, what, known=_KEYS, required=("name", "issuer"))
-        name = load._rule_name(reader, item, fields, first_seen, what=what, kind="workload rule")
+        name = nodes._rule_name(reader, item, fields, first_seen, what=what, kind="workload rule")
         rules.append(_rule(reader, name, fields, roles))
     return tuple(rules)
 
 
 def _rule(
-    reader: load._Reader, name: str, fields: load._Fields, roles: Mapping[str, RoleRef]
+    reader: nodes._Reader, name: str, fields: nodes._Fields, roles: Mapping[str, RoleRef]
 ) -> WorkloadRule:
     what = f"workload rule {name!r}"
     issuer = reader.string(fields["issuer"], f"{what}: issuer")
@@ -94,8 +94,8 @@ def _rule(
         issuer=issuer,
         provider=provider,
         claims=claims,
-        clusters=load._patterns(reader, fields, "clusters", what),
-        namespaces=load.granted_namespaces(reader, fields, what),
+        clusters=nodes._patterns(reader, fields, "clusters", what),
+        namespaces=nodes.granted_namespaces(reader, fields, what),
         roles=_roles(reader, fields, what, roles),
         default_duration=default,
         max_duration=maximum,
@@ -103,7 +103,9 @@ def _rule(
     )
 
 
-def _claims(reader: load._Reader, fields: load._Fields, what: str) -> tuple[Provider, tuple[ClaimMatch, ...]]:
+def _claims(
+    reader: nodes._Reader, fields: nodes._Fields, what: str
+) -> tuple[Provider, tuple[ClaimMatch, ...]]:
     present = [key for key in _CLAIM_KEYS if key in fields]
     if len(present) != 1:
         raise reader.error(
@@ -142,7 +144,7 @@ def _any_claim(node: Node) -> tuple[str, ...]:
     return tuple(names) or ("sub",)
 
 
-def _claim(reader: load._Reader, claim: str, mapping: load._Fields, what: str) -> ClaimMatch:
+def _claim(reader: nodes._Reader, claim: str, mapping: nodes._Fields, what: str) -> ClaimMatch:
     node = mapping[claim]
     items = node.value if isinstance(node, SequenceNode) else [node]
     if not items:
@@ -161,11 +163,11 @@ def _claim(reader: load._Reader, claim: str, mapping: load._Fields, what: str) -
     return ClaimMatch(claim=claim, values=tuple(values))
 
 
-def _scalar(reader: load._Reader, node: Node, what: str) -> str:
+def _scalar(reader: nodes._Reader, node: Node, what: str) -> str:
     """Claims are compared as text: YAML numbers and booleans are accepted and written as tokens carry them."""
-    if isinstance(node, ScalarNode) and node.tag in (load._STR, load._TAG + "int", load._TAG + "bool"):
+    if isinstance(node, ScalarNode) and node.tag in (nodes._STR, nodes._TAG + "int", nodes._TAG + "bool"):
         text = str(node.value)
-        if node.tag == load._TAG + "bool":
+        if node.tag == nodes._TAG + "bool":
             text = "true" if text.lower() in ("true", "yes", "on") else "false"
         if _CLAIM_VALUE.fullmatch(text):
             return text
@@ -173,7 +175,7 @@ def _scalar(reader: load._Reader, node: Node, what: str) -> str:
 
 
 def _roles(
-    reader: load._Reader, fields: load._Fields, what: str, roles: Mapping[str, RoleRef]
+    reader: nodes._Reader, fields: nodes._Fields, what: str, roles: Mapping[str, RoleRef]
 ) -> tuple[str, ...]:
     names = []
     for value, node in reader.strings(fields["roles"], f"{what}: roles"):
@@ -182,7 +184,7 @@ def _roles(
             known = ", ".join(sorted(roles)) or "none"
             raise reader.error(
                 node,
-                f"unknown role {value!r} in {what} (known: {known}){load._suggest(value, sorted(roles))}",
+                f"unknown role {value!r} in {what} (known: {known}){nodes._suggest(value, sorted(roles))}",
                 "Name roles from the top-level roles: ('*' is not allowed for workloads).",
             )
         if role.cluster_scope:
@@ -195,7 +197,7 @@ def _roles(
     return tuple(names)
 
 
-def _durations(reader: load._Reader, fields: load._Fields, what: str) -> tuple[timedelta, timedelta]:
+def _durations(reader: nodes._Reader, fields: nodes._Fields, what: str) -> tuple[timedelta, timedelta]:
     if "duration" not in fields:
         return DEFAULT_DURATION, DEFAULT_DURATION
     duration = reader.mapping(fields["duration"], f"{what}: duration", known=("default", "max"))
@@ -208,4 +210,4 @@ def _durations(reader: load._Reader, fields: load._Fields, what: str) -> tuple[t
                 f"{what}: max {format_duration(maximum)} is longer than {format_duration(MAX_WORKLOAD_DURATION)}",
                 "A CI job's access should end with the job; split long jobs.",
             )
-    return load.default_within(reader, duration, maximum, fallback=DEFAULT_DURATION, what=what), maximum
+    return nodes.default_within(reader, duration, maximum, fallback=DEFAULT_DURATION, what=what), maximum

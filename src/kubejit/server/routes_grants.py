@@ -100,11 +100,14 @@ def extend(grant_id: str, body: ExtendIn, who: Who, svc: Svc) -> GrantOut:
 @router.post("/grants/{grant_id}/token", response_model=TokenOut, responses=declare(*GRANT_DECISION))
 def token(grant_id: str, who: Who, svc: Svc) -> TokenOut:
     minted = svc.grants.issue_token(who, GrantId(grant_id))
+    grant = svc.grants.store.get(GrantId(grant_id))  # as it is now: revoked meanwhile is said so
     return TokenOut(
         grant_id=grant_id,
         token=minted.token,
         expiration_timestamp=minted.expires_at,
         token_id=minted.token_id,
+        state=str(grant.state),
+        expires_at=grant.expires_at,
     )
 
 

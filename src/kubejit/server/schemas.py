@@ -192,6 +192,9 @@ class TokenOut(BaseModel):
     token: str
     expiration_timestamp: datetime
     token_id: str
+    #: The grant's state and end, so the exec plugin needs no second request (``kubejit.local.wire``).
+    state: str
+    expires_at: datetime | None
 
 
 class DevLoginOut(BaseModel):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from kubejit.cli import session
 from kubejit.cli.commands import auth
 from kubejit.errors import AuthenticationFailed, InvalidInput
+from kubejit.local import session
 
 pytestmark = pytest.mark.unit
 

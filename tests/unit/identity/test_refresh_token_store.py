@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubejit.cli import credentials, session
+from kubejit.local import credentials, session
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +51,7 @@ def test_a_corrupt_file_reads_as_empty(isolated_home: Path) -> None:
 def test_processes_renewing_at_once_do_not_trip_over_each_other(isolated_home: Path) -> None:
     """Parallel kubectl calls each run the plugin, and each may renew the login: every save must land."""
     script = (
-        "from kubejit.cli import credentials, session\n"
+        "from kubejit.local import credentials, session\n"
         "s = session.Session(broker='http://b', token='t' * 2000, user='u')\n"
         "for _ in range(300):\n"
         "    session.save(s)\n"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from kubejit.cli import credentials, login_flows, render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient, check_broker_url
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.errors import InvalidInput
+from kubejit.local import credentials, session
+
+if TYPE_CHECKING:
+    from kubejit.cli import login_flows  # loaded by `kubejit login` only: httpx, joserfc
 
 
 def login(
@@ -42,15 +45,21 @@ def login(
         with BrokerClient(url) as client:
             answer = client.call("POST", "/v1/dev/login", json={"user": dev_user})
         path = session.save(session.Session(broker=url, token=answer["token"], user=answer["user"]))
+        # soft_wrap: a path broken across lines cannot be copied; the terminal wraps it if it must.
         render.console.print(
             f"Logged in to {render.safe(url)} as [bold]{render.safe(answer['user'])}[/] "
-            f"(session: {render.safe(path)})."
+            f"(session: {render.safe(path)}).",
+            soft_wrap=True,
         )
         return
     check_broker_url(url)  # before the IdP round trip: the ID token will go there
     with BrokerClient(url) as client:
         offered = client.call("GET", "/v1/login-config")
     chosen = _choose_issuer(offered, issuer)
+    import httpx
+
+    from kubejit.cli import login_flows
+
     with httpx.Client(timeout=login_flows.HTTP_TIMEOUT) as http:
         meta = login_flows.metadata(http, chosen)
         if device:
@@ -73,15 +82,18 @@ def login(
     path = session.save(current)
     render.console.print(
         f"Logged in to {render.safe(url)} as [bold]{render.safe(me['name'])}[/] via {render.safe(chosen.name)} "
-        f"(session: {render.safe(path)})."
+        f"(session: {render.safe(path)}).",
+        soft_wrap=True,
     )
     if me["groups"]:
         render.console.print(f"groups: {render.safe(', '.join(me['groups']))}")
     if kept:
-        render.console.print(f"refresh token kept in {render.safe(kept)}")
+        render.console.print(f"refresh token kept in {render.safe(kept)}", soft_wrap=True)
 
 
 def _choose_issuer(offered: dict[str, Any], name: str | None) -> login_flows.IssuerLogin:
+    from kubejit.cli import login_flows
+
     issuers = [login_flows.IssuerLogin.from_broker(i) for i in offered.get("issuers", [])]
     if not issuers:
         hint = (
@@ -130,7 +142,7 @@ def _open_browser(url: str) -> None:
 
 def logout() -> None:
     """Forget the local session (and with it the cached credentials)."""
-    from kubejit.exec_plugin import forget_tokens
+    from kubejit.exec.cache import forget_tokens
 
     removed = session.clear()
     dropped = forget_tokens()  # kubectl must not keep working on tokens of a session that is gone

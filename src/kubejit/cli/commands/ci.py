@@ -8,12 +8,10 @@ Neither token is ever printed. See docs/ci.md.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import httpx
 import typer
 
 from kubejit.checks import is_loopback
@@ -21,6 +19,7 @@ from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import OutputOpt
 from kubejit.errors import AuthenticationFailed, InvalidInput
+from kubejit.local.private_files import write_private
 
 app = typer.Typer(help="For CI/CD pipelines: exchange the job's OIDC token for access.", no_args_is_help=True)
 
@@ -184,6 +183,8 @@ def github_job_token(audience: str | None) -> str:
         raise InvalidInput(
             "--github needs --audience (the broker's workload audience)", hint="See docs/ci.md."
         )
+    import httpx
+
     try:
         response = httpx.get(
             url,
@@ -208,17 +209,3 @@ def github_job_token(audience: str | None) -> str:
     if not isinstance(value, str):
         raise AuthenticationFailed("the GitHub OIDC token service sent no token", hint=_RUNTIME_HINT)
     return _checked(value, "the GitHub OIDC token")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write atomically with mode 0600 from the start: the file holds a bearer token."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

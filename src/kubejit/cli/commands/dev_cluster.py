@@ -8,14 +8,16 @@ the ``state.json`` in its directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from kubejit.errors import DevClusterError
-from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.state import default_cluster_dir, validate_cluster_name
+
+if TYPE_CHECKING:  # loaded when a command runs: it pulls in cryptography for the certificates
+    from kubejit.testing.controlplane import ControlPlane
 
 app = typer.Typer(
     help=(
@@ -65,6 +67,8 @@ def _cluster_dir(name: str, directory: Path | None) -> Path:
 
 
 def _running(name: str, directory: Path | None) -> ControlPlane | None:
+    from kubejit.testing.controlplane import ControlPlane
+
     plane = ControlPlane.attach(_cluster_dir(name, directory))
     return plane if plane is not None and plane.is_running() else None
 
@@ -98,6 +102,8 @@ def start(
         console.print(f"Dev cluster '{name}' is already running at {running.server}.")
         _print_usage(console, running)
         return
+    from kubejit.testing.controlplane import ControlPlane
+
     plane = ControlPlane(workdir, name=name, port=port, detached=True)
     with console.status(f"Starting dev cluster '{name}' (etcd + kube-apiserver)..."):
         plane.start()
@@ -128,6 +134,8 @@ def stop(name: NameOption = "dev", directory: DirOption = None) -> None:
     Safe to repeat; also cleans up after a cluster whose processes died.
     """
     console = _console()
+    from kubejit.testing.controlplane import ControlPlane
+
     plane = ControlPlane.attach(_cluster_dir(name, directory))
     if plane is None:
         console.print(f"Dev cluster '{name}' is not running.")
@@ -144,6 +152,8 @@ def stop(name: NameOption = "dev", directory: DirOption = None) -> None:
 def status(name: NameOption = "dev", directory: DirOption = None) -> None:
     """Say whether the cluster runs, and where. Exit code 0 if it runs, 3 if not."""
     console = _console()
+    from kubejit.testing.controlplane import ControlPlane
+
     plane = ControlPlane.attach(_cluster_dir(name, directory))
     if plane is None:
         console.print(f"Dev cluster '{name}' is not running.")

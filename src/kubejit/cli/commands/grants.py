@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from kubejit.cli import render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
 from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
@@ -16,6 +16,7 @@ from kubejit.cli.commands.locks import show_ended
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput, KubejitError
+from kubejit.local import session
 
 Output = render.Output
 

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from kubejit import kubeconfig_file as kf
-from kubejit.cli import render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import BrokerOpt
 from kubejit.errors import InvalidInput, NotFound
+from kubejit.local import session
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def _ended_grants(config: kf.Kubeconfig, active: list[dict[str, Any]], broker: s
 
 
 def _not_active(client: BrokerClient, grant_id: str) -> NotFound:
-    from kubejit.exec_refresh import request_command
+    from kubejit.exec.refresh import request_command
 
     grant = client.call("GET", f"/v1/grants/{grant_id}")
     if grant["state"] in ("pending", "approved"):
@@ -148,8 +149,8 @@ def token(
     broker: Annotated[str | None, typer.Option("--broker", help="The broker that holds the grant.")] = None,
 ) -> None:
     """kubectl's exec credential plugin (written into contexts by `kubejit kubeconfig`); prints an
-    ExecCredential. `kubejit token` normally runs without loading this CLI (see exec_plugin)."""
-    from kubejit.exec_plugin import main as serve_token
+    ExecCredential. `kubejit token` normally runs without loading this CLI (see kubejit.exec.plugin)."""
+    from kubejit.exec.plugin import main as serve_token
 
     args = ["--grant", grant] + (["--broker", broker] if broker else [])
     raise typer.Exit(serve_token(args))

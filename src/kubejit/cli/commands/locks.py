@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from kubejit.cli import render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import BrokerOpt, OutputOpt
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput
+from kubejit.local import session
 
 Output = render.Output
 
@@ -51,7 +51,7 @@ def lock(
     if output is Output.json:
         render.as_json("LockCreated", done)
         return
-    render.console.print(escape(done["message"]))
+    render.console.print(render.safe(done["message"]))
     show_ended(done)
 
 
@@ -66,7 +66,7 @@ def unlock(
     if output is Output.json:
         render.as_json("Lock", removed)
         return
-    render.console.print(escape(f"Unlocked {removed['kind']} {removed['target']} ({removed['id']})."))
+    render.console.print(render.safe(f"Unlocked {removed['kind']} {removed['target']} ({removed['id']})."))
 
 
 def locks(
@@ -90,9 +90,9 @@ def locks(
         table.add_row(
             lk["id"],
             lk["kind"],
-            escape(lk["target"]),
-            escape(lk["reason"]),
-            escape(lk["created_by"]),
+            render.safe(lk["target"]),
+            render.safe(lk["reason"]),
+            render.safe(lk["created_by"]),
             _at(lk["created_at"]),
             _at(lk["expires_at"]) if lk["expires_at"] else "unlocked by an admin",
             f"{_at(lk['removed_at'])} by {lk['removed_by'] or 'expiry'}" if lk["removed_at"] else "-",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from kubejit.cli import render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.local import session
 
 
 def users(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> None:

@@ -10,11 +10,12 @@ from typing import Annotated
 
 import typer
 
-from kubejit.cli import render, session
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.options import BrokerOpt
 from kubejit.denial import Denial, find_denials, request_for
 from kubejit.errors import InvalidInput, KubejitError
+from kubejit.local import session
 
 
 def why(

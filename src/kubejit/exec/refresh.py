@@ -12,29 +12,27 @@ not httpx): a cold call costs one interpreter plus the two HTTP round trips.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
-from kubejit.exec_plugin import (
+from kubejit.exec.broker import BrokerApi
+from kubejit.exec.cache import (
     CachePaths,
-    PluginArgs,
-    credential,
     forget_markers,
     is_fresh,
     mark_served,
     read_entry,
     remove,
     render_entry,
-    said,
     session_stamp,
-    tombstone_text,
-    write_private,
 )
+from kubejit.exec.plugin import PluginArgs, credential, said, tombstone_text
+from kubejit.local.private_files import FileLock, private_dir, write_private
 
 if TYPE_CHECKING:
-    from kubejit.cli.session import Session
+    from kubejit.local.session import Session
+    from kubejit.local.wire import GrantWire, TokenWire
 
 #: Refresh this long before a token expires (clock skew between this machine and the API server)...
 SKEW_SECONDS = 60.0
@@ -44,7 +42,6 @@ SKEW_FRACTION = 0.1
 RECENT_MINT_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 30.0
 LOCK_WAIT_SECONDS = 60.0
-BROKER_TIMEOUT_SECONDS = 10.0
 ENDED_STATES = frozenset({"expired", "revoked", "denied", "failed"})
 
 
@@ -54,13 +51,13 @@ def _say(message: str, hint: str | None) -> None:
 
 def refresh(args: PluginArgs, api_version: str, *, from_client_go: bool, rejected: str | None) -> int:
     """Under the entry's lock: re-read, then serve, fetch from the broker, or explain and exit 1."""
-    from kubejit.cli import session as sessions
+    from kubejit.local import session as sessions
 
     login = sessions.load()
     broker = args.broker or (login.broker.rstrip("/") if login else None) or sessions.DEFAULT_BROKER
     paths = CachePaths(args.grant, broker)
     ensure_private_dir(paths.root)
-    with EntryLock(paths.lock):
+    with FileLock(paths.lock, wait_seconds=LOCK_WAIT_SECONDS, on_timeout=_lock_timeout):
         fields, problem = read_entry(paths.entry)
         if problem is not None:
             _say(f"warning: the token cache file {paths.entry} {problem}; it was removed", None)
@@ -105,7 +102,7 @@ def _from_broker(
     from_client_go: bool,
     rejected: str | None,
 ) -> int:
-    from kubejit.errors import BrokerUnreachable
+    from kubejit.errors import BrokerUnreachable, RateLimited
 
     now = time.time()
     usable = fields if fields is not None and fields["serial"] != rejected else None
@@ -115,18 +112,16 @@ def _from_broker(
         return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
     api = BrokerApi(session.broker, fresh_login(session).token)
     try:
-        grant = api.get_grant(paths.grant)
-        message = state_message(grant, broker=session.broker)
-        if message is None:
-            _refuse_remint(grant, fields if rejected is not None else None, now=now)
-            token, grant = _mint(api, grant)
-            message = state_message(grant, broker=session.broker)
-    except BrokerUnreachable as exc:
+        ended = None
+        if rejected is not None and fields is not None:
+            ended = _refuse_remint(api, paths.grant, fields, broker=session.broker, now=now)
+        token, grant = (None, ended) if ended is not None else _mint(api, paths.grant)
+    except (BrokerUnreachable, RateLimited) as exc:  # a 429 too: back off, serve a still-valid token
         note_broker_down(paths, exc.message, now=now)
         return _broker_down(paths, usable, exc, api_version, from_client_go=from_client_go, now=now)
     clear_backoff(paths)
-    if message is not None:
-        return _grant_not_usable(paths, grant, message)
+    if token is None:
+        return _grant_not_usable(paths, grant, state_message(grant, broker=session.broker))
     fresh = token_entry(grant, token, now=now, user=session.user, stamp=session_stamp())
     write_private(paths.entry, render_entry(fresh))
     forget_markers(paths, keep=fresh["serial"])
@@ -138,31 +133,41 @@ def fresh_login(session: Session) -> Session:
     CLI command does; only on the way to the broker, never when a cached token is served."""
     if not session.issuer_url:
         return session
-    from kubejit.cli import session as sessions
+    from kubejit.local import session as sessions
 
     return sessions.require()
 
 
-def _mint(api: BrokerApi, grant: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A token, or (when the grant ended between the two calls) the grant as it is now."""
+def _mint(api: BrokerApi, grant_id: str) -> tuple[TokenWire | None, GrantWire]:
+    """One round trip for an active grant: the token answer carries the grant's state and end. When
+    there is no token (409: pending, approved, ended) the grant is fetched to say why."""
     from kubejit.errors import Conflict
 
     try:
-        return api.mint_token(grant["id"]), grant
+        token = api.mint_token(grant_id)
     except Conflict:
-        again = api.get_grant(grant["id"])
-        if again["state"] == "active":
+        grant = api.get_grant(grant_id)
+        if grant.get("state") == "active":
             raise
-        return {}, again
+        return None, grant
+    if "state" not in token:  # a broker older than the token answer's state and end
+        return token, api.get_grant(grant_id)
+    return token, {"id": grant_id, "state": token["state"], "expires_at": token.get("expires_at")}
 
 
-def _refuse_remint(grant: dict[str, Any], rejected: dict[str, str] | None, *, now: float) -> None:
-    """The API server refused a token minted moments ago for an active grant: another token would
-    fare no better (wrong cluster entry?), so explain instead of minting in a loop."""
+def _refuse_remint(
+    api: BrokerApi, grant_id: str, rejected: dict[str, str], *, broker: str, now: float
+) -> GrantWire | None:
+    """The API server refused a token minted moments ago. If the grant is still active, another token
+    would fare no better (wrong cluster entry?), so explain instead of minting in a loop; if it is not,
+    return it (its state is the explanation). None: minted long enough ago to just try again."""
     from kubejit.errors import Conflict
 
-    if rejected is None or now - float(rejected["minted_at"]) >= RECENT_MINT_SECONDS:
-        return
+    if now - float(rejected["minted_at"]) >= RECENT_MINT_SECONDS:
+        return None
+    grant = api.get_grant(grant_id)
+    if state_message(grant, broker=broker) is not None:
+        return grant
     raise Conflict(
         f"the API server rejected the token of grant {grant['id']}, which is active and was minted "
         f"{now - float(rejected['minted_at']):.0f}s ago",
@@ -188,8 +193,8 @@ def _broker_down(
     return _emit(paths, stale_until_expiry(usable), api_version, from_client_go=from_client_go)
 
 
-def _grant_not_usable(paths: CachePaths, grant: dict[str, Any], message: tuple[str, str]) -> int:
-    text, hint = message
+def _grant_not_usable(paths: CachePaths, grant: GrantWire, message: tuple[str, str] | None) -> int:
+    text, hint = message or (f"grant {grant['id']} is active but the broker sent no token", "Retry.")
     if grant["state"] in ENDED_STATES:  # final: drop the token, keep the explanation
         tombstone = {"kind": "ended", "state": str(grant["state"]), "body": said(text, hint)}
         write_private(paths.entry, render_entry(tombstone))
@@ -205,7 +210,7 @@ def _emit(paths: CachePaths, fields: dict[str, str], api_version: str, *, from_c
     return 0
 
 
-def state_message(grant: dict[str, Any], *, broker: str) -> tuple[str, str] | None:
+def state_message(grant: GrantWire, *, broker: str) -> tuple[str, str] | None:
     """What to tell the user when the grant cannot give a token now; None when it is active."""
     state = grant["state"]
     where = ", ".join(grant["namespaces"]) or "all namespaces"
@@ -235,19 +240,18 @@ def state_message(grant: dict[str, Any], *, broker: str) -> tuple[str, str] | No
     return f"{what} is in the unknown state {state!r} at {broker}", "Upgrade kubejit (`kubejit --version`)."
 
 
-def request_command(grant: dict[str, Any]) -> str:
+def request_command(grant: GrantWire) -> str:
     namespaces = " ".join(f"--namespace {ns}" for ns in grant["namespaces"])
     return f"kubejit request --cluster {grant['cluster']} {namespaces} --role {grant['role']}"
 
 
-def token_entry(
-    grant: dict[str, Any], token: dict[str, Any], *, now: float, user: str, stamp: str
-) -> dict[str, str]:
+def token_entry(grant: GrantWire, token: TokenWire, *, now: float, user: str, stamp: str) -> dict[str, str]:
     """The cache entry of a fresh token: served until ``refresh_at``, which kubectl is also told."""
     import json
 
     token_end = parse_time(str(token["expiration_timestamp"]))
-    grant_end = parse_time(str(grant["expires_at"])) if grant.get("expires_at") else token_end
+    ends = grant.get("expires_at")
+    grant_end = parse_time(ends) if ends else token_end
     refresh_at = refresh_time(now=now, token_end=token_end, grant_end=grant_end)
     status = {"token": str(token["token"]), "expirationTimestamp": rfc3339(refresh_at)}
     return {
@@ -258,9 +262,6 @@ def token_entry(
         "session": stamp,
         "user": user,
         "serial": serial_of(str(token.get("token_id") or "")) or f"t{int(now * 1000):x}",
-        "cluster": str(grant["cluster"]),
-        "role": str(grant["role"]),
-        "namespaces": ",".join(grant["namespaces"]),
         "body": json.dumps(status, separators=(",", ":")),
     }
 
@@ -306,9 +307,7 @@ def ensure_private_dir(path: str) -> None:
     from kubejit.errors import ConfigError
 
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o700)
+        private_dir(path)
     except OSError as exc:
         raise ConfigError(
             f"cannot use the token cache folder {path}: {exc.strerror}",
@@ -316,35 +315,7 @@ def ensure_private_dir(path: str) -> None:
         ) from exc
 
 
-class EntryLock:
-    """An exclusive ``flock`` on the entry's lock file; the waiters re-read what the holder wrote."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        pause = 0.002
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    _lock_timeout(self.path)
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-
-    def __exit__(self, *_: object) -> None:
-        os.close(self.fd)  # closing releases the lock
-
-
-def _lock_timeout(path: str) -> None:
+def _lock_timeout(path: str) -> NoReturn:
     from kubejit.errors import ConfigError
 
     raise ConfigError(
@@ -389,102 +360,3 @@ def read_entry_lines(path: str) -> dict[str, str]:
             return dict(line.rstrip("\n").partition(" ")[::2] for line in lines)
     except (OSError, UnicodeDecodeError, ValueError):
         return {}
-
-
-# -- the broker ----------------------------------------------------------------------------------
-
-
-class BrokerApi:
-    """The two calls the plugin needs, over urllib: stdlib only, and cheaper to import than httpx."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
-
-    def get_grant(self, grant_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/grants/{grant_id}", grant_id)
-
-    def mint_token(self, grant_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/grants/{grant_id}/token", grant_id)
-
-    def _call(self, method: str, path: str, grant_id: str) -> dict[str, Any]:
-        import http.client
-        import json
-        import urllib.error
-        import urllib.request
-
-        from kubejit.errors import BrokerUnreachable
-
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=b"" if method == "POST" else None,
-            headers={
-                "authorization": f"Bearer {self.token}",
-                "accept": "application/json",
-                "user-agent": "kubejit-exec-plugin",
-            },
-        )
-
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            """urllib would repeat the Authorization header to wherever a redirect points: refuse."""
-
-            def redirect_request(self, *_: Any, **__: Any) -> None:
-                return None
-
-        try:
-            with urllib.request.build_opener(NoRedirect).open(
-                request, timeout=BROKER_TIMEOUT_SECONDS
-            ) as answer:
-                body = json.loads(answer.read())
-        except urllib.error.HTTPError as exc:
-            raise broker_error(exc.code, exc.read(), broker=self.url, grant_id=grant_id) from exc
-        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise BrokerUnreachable(f"cannot reach the kubejit broker at {self.url} ({reason})") from exc
-        if not isinstance(body, dict):
-            raise BrokerUnreachable(f"the kubejit broker at {self.url} sent an unexpected answer")
-        return body
-
-
-def broker_error(status: int, raw: bytes, *, broker: str, grant_id: str) -> Exception:
-    """A problem+json answer as the matching kubejit error, with what to do about it."""
-    import json
-
-    from kubejit import errors
-
-    try:
-        problem = json.loads(raw)
-    except ValueError:
-        problem = {}
-    detail = str(problem.get("detail") or f"HTTP {status}") if isinstance(problem, dict) else f"HTTP {status}"
-    if status == 401:
-        return errors.AuthenticationFailed(
-            f"the broker at {broker} no longer accepts your login ({detail})",
-            hint=f"Run `kubejit login --broker {broker}`, then kubectl again.",
-        )
-    code = problem.get("code") if isinstance(problem, dict) else None
-    if status == 403 and code in (errors.Locked.code, errors.RequestDenied.code):
-        # Locked by an admin, or policy no longer allows this grant for you: say so, with the broker's hint.
-        hint = problem.get("hint") if isinstance(problem.get("hint"), str) else None
-        refused = errors.Locked if code == errors.Locked.code else errors.PermissionDenied
-        return refused(f"the broker at {broker} refused a token for grant {grant_id}: {detail}", hint=hint)
-    if status in (403, 404):
-        return errors.NotFound(
-            f"grant {grant_id} is not yours or does not exist at {broker} ({detail})",
-            hint="`kubejit grants` lists your grants; `kubejit kubeconfig --prune` removes contexts of "
-            "grants that are gone.",
-        )
-    if status == 409:
-        return errors.Conflict(detail, hint="`kubejit grants` shows the grant's state.")
-    if 300 <= status < 400:
-        return errors.KubejitError(
-            f"the kubejit broker at {broker} answered with a redirect (HTTP {status}), which is not followed "
-            "with your token",
-            hint="Log in with the broker's own URL: `kubejit login --broker URL`.",
-        )
-    if status in (429, 502, 503, 504):  # 429: rate-limited; a still-valid cached token keeps working
-        return errors.BrokerUnreachable(f"the kubejit broker at {broker} is unavailable ({detail})")
-    return errors.KubejitError(
-        f"the kubejit broker at {broker} failed: {detail}", hint="Retry; report it if it persists."
-    )

@@ -1,7 +1,9 @@
-"""The CLI's login session: broker URL and bearer token in a 0600 file under XDG_CONFIG_HOME.
+"""The login session: broker URL and bearer token in a 0600 file under XDG_CONFIG_HOME.
 
 An OIDC login also records where to renew the ID token (issuer, client, token endpoint); the refresh
-token itself lives in ``kubejit.cli.credentials`` (OS keyring or its own 0600 file), never here.
+token itself lives in ``kubejit.local.credentials`` (OS keyring or its own 0600 file), never here.
+Standard library only: the CLI and the exec plugin (on its way to the broker) both read it, and the
+plugin must not load httpx or joserfc just to check an ID token's ``exp``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from kubejit.errors import AuthenticationFailed, ConfigError
-from kubejit.exec_plugin import write_private
+from kubejit.local.private_files import write_private
 
 DEFAULT_BROKER = "http://127.0.0.1:8080"
 
 
 #: Renew the ID token this long before it expires, so a request never carries an expiring token.
 REFRESH_MARGIN_SECONDS = 60
+#: As the broker's limit (kubejit.identity.tokens.MAX_TOKEN_BYTES): a longer "token" is not a JWT.
+MAX_TOKEN_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,6 @@ def session_path() -> Path:
 
 def save(session: Session) -> Path:
     path = session_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # A temporary file per process: kubectl runs the exec plugin many times at once, and each may renew.
     write_private(str(path), json.dumps(asdict(session)))
     return path
@@ -84,35 +87,46 @@ def require() -> Session:
 
 
 def _expires_soon(token: str) -> bool:
-    from kubejit.identity.tokens import unverified_claims
+    exp = token_expiry(token)
+    return exp is None or exp - REFRESH_MARGIN_SECONDS <= time.time()
 
+
+def token_expiry(token: str) -> float | None:
+    """A JWT's ``exp``, NOT verified (the broker verifies): only to decide when to renew. None when the
+    token is not a JWT or has no numeric ``exp``. base64 and json, not joserfc: that costs 0.1 s."""
+    import base64
+    import binascii
+
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_TOKEN_BYTES:
+        return None
+    payload = parts[1]
     try:
-        exp = unverified_claims(token).get("exp")
-    except AuthenticationFailed:
-        return True
-    return not isinstance(exp, (int, float)) or exp - REFRESH_MARGIN_SECONDS <= time.time()
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, (int, float)) else None
 
 
 def _renew(session: Session) -> Session:
-    import httpx
-
-    from kubejit.cli import credentials, login_flows
+    from kubejit.local import credentials
+    from kubejit.local.renewal import refresh_id_token
 
     refresh_token = credentials.load(session.credential_key)
     if not refresh_token or not session.token_endpoint or not session.client_id:
         raise AuthenticationFailed("your login expired", hint="Run `kubejit login` again.")
-    with httpx.Client(timeout=login_flows.HTTP_TIMEOUT) as http:
-        tokens = login_flows.refresh(http, session.token_endpoint, session.client_id, refresh_token)
-    if tokens.refresh_token and tokens.refresh_token != refresh_token:
-        credentials.store(session.credential_key, tokens.refresh_token)  # rotated by the IdP
-    renewed = replace(session, token=tokens.id_token)
+    id_token, rotated = refresh_id_token(session.token_endpoint, session.client_id, refresh_token)
+    if rotated and rotated != refresh_token:
+        credentials.store(session.credential_key, rotated)  # rotated by the IdP
+    renewed = replace(session, token=id_token)
     save(renewed)
     return renewed
 
 
 def clear() -> bool:
     """Forget the session and its refresh token."""
-    from kubejit.cli import credentials
+    from kubejit.local import credentials
 
     try:
         current = load()

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kubejit.exec_plugin import write_private
+from kubejit.local.private_files import write_private
 
 SERVICE = "kubejit"
 
@@ -38,7 +38,7 @@ def _keyring() -> Any:
 
 
 def _file() -> Path:
-    from kubejit.cli.session import config_dir
+    from kubejit.local.session import config_dir
 
     return config_dir() / "refresh-tokens.json"
 
@@ -56,7 +56,6 @@ def _write_file(data: dict[str, str]) -> None:
     if not data:
         path.unlink(missing_ok=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(str(path), json.dumps(data))
 
 
