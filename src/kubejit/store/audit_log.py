@@ -27,9 +27,7 @@ from kubejit.store.transactions import read_transaction
 
 def tail(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the last event, or (0, GENESIS) for an empty log."""
-    row = conn.execute(
-        sa.select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-    ).first()
+    row = conn.execute(_TAIL).first()
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
 
@@ -67,6 +65,8 @@ def append(conn: Connection, events: Sequence[AuditEvent]) -> tuple[int, str]:
     return seq, prev_hash
 
 
+#: Built once: every write reads the tail, and building the SELECT cost more than running it.
+_TAIL = sa.select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
 _COLUMNS = "seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details, prev_hash, hash"
 _INSERT_SQLITE = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
 _INSERT_PYFORMAT = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"

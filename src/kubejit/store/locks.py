@@ -7,6 +7,7 @@ groups and (for token mint) one grant; the grant service keeps its answer for a 
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -64,19 +65,18 @@ class SqlLockStore:
         groups: Sequence[str] = (),
         grants: Sequence[str] = (),
     ) -> builtins.list[Lock]:
-        wanted = [
-            (kind, list(targets))
+        wanted = tuple(
+            (kind, tuple(targets))
             for kind, targets in ((LockKind.USER, users), (LockKind.GROUP, groups), (LockKind.GRANT, grants))
             if targets
-        ]
+        )
         if not wanted:
             return []
-        matches = sa.or_(*(sa.and_(locks.c.kind == kind.value, locks.c.target.in_(t)) for kind, t in wanted))
-        query = sa.select(locks).where(
-            matches, _IN_FORCE, sa.or_(locks.c.expires_at.is_(None), locks.c.expires_at > now)
-        )
+        params: dict[str, Any] = {f"{kind.value}_targets": list(targets) for kind, targets in wanted}
+        params["now"] = now
+        query = _active_query(tuple(kind for kind, _ in wanted))
         with read_transaction(self.engine) as conn:
-            return [_lock(r._mapping) for r in conn.execute(query)]
+            return [_lock(r._mapping) for r in conn.execute(query, params)]
 
     def list_locks(self, *, include_removed: bool = False, limit: int = 1000) -> builtins.list[Lock]:
         """Newest first."""
@@ -101,6 +101,25 @@ class SqlLockStore:
         with read_transaction(self.engine) as conn:
             rows = conn.execute(sa.select(users.c.username, users.c.groups).order_by(users.c.username))
             return [name for name, found in rows if group in (found or ())]
+
+
+@functools.cache
+def _active_query(kinds: tuple[LockKind, ...]) -> sa.Select[Any]:
+    """The in-force query for these target kinds, built once per combination: this runs on every
+    request and every activation, and building it cost more than running it."""
+    matches = sa.or_(
+        *(
+            sa.and_(
+                locks.c.kind == kind.value,
+                locks.c.target.in_(sa.bindparam(f"{kind.value}_targets", expanding=True)),
+            )
+            for kind in kinds
+        )
+    )
+    now = sa.bindparam("now", type_=locks.c.expires_at.type)
+    return sa.select(locks).where(
+        matches, _IN_FORCE, sa.or_(locks.c.expires_at.is_(None), locks.c.expires_at > now)
+    )
 
 
 def _row(lock: Lock) -> dict[str, Any]:
