@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -53,6 +54,7 @@ from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import alembic_config
 from kubejit.store.tables import grants as grants_table
 from kubejit.store.tables import metadata
+from kubejit.store.transactions import read_transaction, write_transaction
 from kubejit.store.users import SqlUserDirectory
 
 pytestmark = pytest.mark.integration
@@ -724,14 +726,33 @@ def test_sqlite_engine_settings(sqlite_engine: Engine) -> None:
     assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
 
 
-def test_sqlite_writes_begin_immediate(sqlite_engine: Engine) -> None:
-    seen: list[str] = []
-    sa.event.listen(sqlite_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
-    store = SqlGrantStore(sqlite_engine)
-    store.record([event()])
-    store.list()  # a read
-    assert seen[0] == "BEGIN IMMEDIATE"
-    assert "BEGIN" in seen and seen.index("BEGIN") > 0
+def test_sqlite_writes_begin_immediate(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """A write transaction holds the writer lock from its first moment (before any statement), a read none."""
+    other = sqlite3.connect(tmp_path / "kubejit.db", timeout=0, isolation_level=None)
+    try:
+        with write_transaction(sqlite_engine), pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        with read_transaction(sqlite_engine):
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_sqlite_busy_writer_lock_is_store_unavailable(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE is sent past SQLAlchemy's statement machinery; its errors still become StoreUnavailable."""
+    other = sqlite3.connect(tmp_path / "kubejit.db", timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'kubejit.db'}")
+    engine.dispose()
+    sa.event.listen(engine, "connect", lambda dbapi, _rec: dbapi.execute("PRAGMA busy_timeout=0"))
+    try:
+        with pytest.raises(StoreUnavailable, match="the database did not answer: database is locked"):
+            SqlGrantStore(engine).record([event()])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        engine.dispose()
 
 
 def test_sqlite_parent_directory_is_created(tmp_path: Path) -> None:

@@ -65,18 +65,16 @@ class SqlLockStore:
         groups: Sequence[str] = (),
         grants: Sequence[str] = (),
     ) -> builtins.list[Lock]:
-        wanted = tuple(
-            (kind, tuple(targets))
-            for kind, targets in ((LockKind.USER, users), (LockKind.GROUP, groups), (LockKind.GRANT, grants))
-            if targets
-        )
-        if not wanted:
+        wanted = ((LockKind.USER, users), (LockKind.GROUP, groups), (LockKind.GRANT, grants))
+        shape = tuple((kind, len(targets)) for kind, targets in wanted if targets)
+        if not shape:
             return []
-        params: dict[str, Any] = {f"{kind.value}_targets": list(targets) for kind, targets in wanted}
+        params: dict[str, Any] = {
+            f"{kind.value}_{n}": target for kind, targets in wanted for n, target in enumerate(targets)
+        }
         params["now"] = now
-        query = _active_query(tuple(kind for kind, _ in wanted))
         with read_transaction(self.engine) as conn:
-            return [_lock(r._mapping) for r in conn.execute(query, params)]
+            return [_lock(r._mapping) for r in conn.execute(_active_query(shape), params)]
 
     def list_locks(self, *, include_removed: bool = False, limit: int = 1000) -> builtins.list[Lock]:
         """Newest first."""
@@ -103,17 +101,18 @@ class SqlLockStore:
             return [name for name, found in rows if group in (found or ())]
 
 
-@functools.cache
-def _active_query(kinds: tuple[LockKind, ...]) -> sa.Select[Any]:
-    """The in-force query for these target kinds, built once per combination: this runs on every
-    request and every activation, and building it cost more than running it."""
+@functools.lru_cache(maxsize=256)
+def _active_query(shape: tuple[tuple[LockKind, int], ...]) -> sa.Select[Any]:
+    """The in-force query for ``shape`` ((kind, how many targets) ...), built once per shape: it runs
+    on every request and activation, and building it cost more than running it. One bound parameter
+    per target (``user_0``, ``group_3``...): SQLAlchemy's "expanding" IN re-renders the SQL each time."""
     matches = sa.or_(
         *(
             sa.and_(
                 locks.c.kind == kind.value,
-                locks.c.target.in_(sa.bindparam(f"{kind.value}_targets", expanding=True)),
+                locks.c.target.in_([sa.bindparam(f"{kind.value}_{n}") for n in range(count)]),
             )
-            for kind in kinds
+            for kind, count in shape
         )
     )
     now = sa.bindparam("now", type_=locks.c.expires_at.type)
