@@ -41,6 +41,7 @@ from kubejit.server.app import create_app
 from kubejit.server.deps import Services
 from kubejit.server.workers import start_workers
 from kubejit.store import SqlGrantStore, create_store_engine, upgrade
+from kubejit.store.locks import SqlLockStore
 from kubejit.testing.clients import admin_client
 from kubejit.testing.controlplane import ControlPlane
 
@@ -243,6 +244,7 @@ def main() -> None:
                 clusters={plane.name: adapter},
                 policy=parse_policy(POLICY),
                 clock=SystemClock(),
+                locks=SqlLockStore(engine),  # as `kubejit serve` wires it: activation and mint check locks
             )
             with admin_client(plane) as admin:
                 # The raw calls run as admin: the broker's admission policy only admits kubejit's own objects.
