@@ -22,22 +22,23 @@ from kubejit.grants.origin import current_origin
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
 from kubejit.store.tables import audit_events
-from kubejit.store.transactions import read_transaction
+from kubejit.store.transactions import driver_execute, read_transaction
 
 
 def tail(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the last event, or (0, GENESIS) for an empty log."""
-    row = conn.execute(_TAIL).first()
-    return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
+    rows = driver_execute(conn, _TAIL)
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
 
 
 def append(conn: Connection, events: Sequence[AuditEvent]) -> tuple[int, str]:
     """Chain ``events`` after the tail and insert them; the caller's transaction commits them.
 
     Returns the new tail (seq, hash). The hot path of every write: each value is encoded once
-    (``seal_row``), and the rows go to the driver's ``executemany`` with a prebuilt INSERT, past
-    SQLAlchemy's per-row type processing. Within an HTTP request, each event's details gain its
-    ``source_ip`` and ``user_agent`` (``grants.origin``) unless the event names them itself.
+    (``seal_row``), and the tail and the rows go straight to the driver's cursor (a prebuilt INSERT,
+    ``executemany``), past SQLAlchemy's statement machinery and per-row type processing. Within an
+    HTTP request, each event's details gain its ``source_ip`` and ``user_agent`` (``grants.origin``)
+    unless the event names them itself.
     """
     seq, prev_hash = tail(conn)
     if not events:
@@ -61,12 +62,12 @@ def append(conn: Connection, events: Sequence[AuditEvent]) -> tuple[int, str]:
             )
         )  # fmt: skip
         prev_hash = digest
-    conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, rows)
+    driver_execute(conn, _INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, rows, many=True)
     return seq, prev_hash
 
 
-#: Built once: every write reads the tail, and building the SELECT cost more than running it.
-_TAIL = sa.select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+#: Every write reads the tail: plain SQL on the driver's cursor (two untyped columns, both dialects).
+_TAIL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 _COLUMNS = "seq, event_id, at, action, actor, outcome, grant_id, subject, cluster, details, prev_hash, hash"
 _INSERT_SQLITE = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
 _INSERT_PYFORMAT = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
