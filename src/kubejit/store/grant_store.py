@@ -28,7 +28,7 @@ from kubejit.store import audit_log
 from kubejit.store.audit_verify import verify_stored
 from kubejit.store.grant_rows import grant_to_row, row_to_grant
 from kubejit.store.tables import grants, tokens
-from kubejit.store.transactions import read_transaction, write_transaction
+from kubejit.store.transactions import Prepared, driver_execute, read_transaction, write_transaction
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 #: States whose grants end at ``expires_at``; pending ones end at ``pending_until``.
@@ -45,7 +45,7 @@ class RequesterSummary:
 
 
 # Built once with bind parameters: building an UPDATE of every column per call cost more than running it.
-_SAVE = (
+_SAVE = Prepared(
     sa.update(grants)
     .where(grants.c.id == sa.bindparam("old_id"), grants.c.version == sa.bindparam("old_version"))
     .values({c.name: sa.bindparam(f"new_{c.name}") for c in grants.c if c.name != "id"})
@@ -58,8 +58,14 @@ _TOKENS_ISSUED = sa.select(sa.func.count()).select_from(tokens).where(tokens.c.g
 _GET_WITH_TOKENS = sa.select(grants, _TOKENS_ISSUED.scalar_subquery().label("tokens_issued")).where(
     grants.c.id == sa.bindparam("id")
 )
-_TOKEN_KNOWN = sa.select(tokens.c.id).where(tokens.c.token_sha256 == sa.bindparam("sha256"))
-_INSERT_TOKEN = sa.insert(tokens)
+_INSERT_TOKEN = Prepared(
+    sa.insert(tokens).values({c.name: sa.bindparam(c.name) for c in tokens.c if c.name != "id"})
+)
+#: Before a token's INSERT: does its grant exist, is its hash known (one untyped statement, per paramstyle).
+_TOKEN_CHECK = {
+    style: f"SELECT (SELECT 1 FROM grants WHERE id = {m}), (SELECT 1 FROM tokens WHERE token_sha256 = {m})"
+    for style, m in (("qmark", "?"), ("pyformat", "%s"), ("format", "%s"))
+}
 
 
 class SqlGrantStore:
@@ -84,7 +90,7 @@ class SqlGrantStore:
         params = {f"new_{k}": v for k, v in grant_to_row(grant).items() if k != "id"}
         params.update(new_version=grant.version + 1, old_id=grant.id, old_version=grant.version)
         with write_transaction(self.engine) as conn:
-            if conn.execute(_SAVE, params).rowcount != 1:
+            if _SAVE.execute(conn, params) != 1:
                 if not _exists(conn, grant.id):
                     raise _not_found(grant.id)
                 raise Conflict(
@@ -197,11 +203,14 @@ class SqlGrantStore:
             "created_at": self.clock.now(),
         }
         with write_transaction(self.engine) as conn:
-            if not _exists(conn, grant_id):
+            [(grant_exists, token_known)] = driver_execute(
+                conn, _TOKEN_CHECK[conn.dialect.paramstyle], (grant_id, token_sha256)
+            )
+            if grant_exists is None:
                 raise _not_found(grant_id)
-            if conn.execute(_TOKEN_KNOWN, {"sha256": token_sha256}).first() is not None:
+            if token_known is not None:
                 raise Conflict(f"this token is already recorded (grant {grant_id}, token id {token_id})")
-            conn.execute(_INSERT_TOKEN, row)
+            _INSERT_TOKEN.execute(conn, row)
             audit_log.append(conn, events)
 
     def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:

