@@ -51,12 +51,14 @@ _SAVE = Prepared(
     .values({c.name: sa.bindparam(f"new_{c.name}") for c in grants.c if c.name != "id"})
 )
 # The hot path's other statements, built once too: building a SELECT cost ~5x executing it (SQLite).
-_GET = sa.select(grants).where(grants.c.id == sa.bindparam("id"))
+_GET = Prepared(sa.select(grants).where(grants.c.id == sa.bindparam("id")))
 _EXISTS = sa.select(grants.c.id).where(grants.c.id == sa.bindparam("id"))
 _INSERT = sa.insert(grants)
 _TOKENS_ISSUED = sa.select(sa.func.count()).select_from(tokens).where(tokens.c.grant_id == sa.bindparam("id"))
-_GET_WITH_TOKENS = sa.select(grants, _TOKENS_ISSUED.scalar_subquery().label("tokens_issued")).where(
-    grants.c.id == sa.bindparam("id")
+_GET_WITH_TOKENS = Prepared(
+    sa.select(grants, _TOKENS_ISSUED.scalar_subquery().label("tokens_issued")).where(
+        grants.c.id == sa.bindparam("id")
+    )
 )
 _INSERT_TOKEN = Prepared(
     sa.insert(tokens).values({c.name: sa.bindparam(c.name) for c in tokens.c if c.name != "id"})
@@ -102,10 +104,10 @@ class SqlGrantStore:
 
     def get(self, grant_id: GrantId) -> Grant:
         with read_transaction(self.engine) as conn:
-            row = conn.execute(_GET, {"id": grant_id}).first()
-        if row is None:
+            rows = _GET.rows(conn, {"id": grant_id})
+        if not rows:
             raise _not_found(grant_id)
-        return row_to_grant(row._mapping)
+        return row_to_grant(rows[0])
 
     def list(
         self,
@@ -215,10 +217,10 @@ class SqlGrantStore:
 
     def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:
         with read_transaction(self.engine) as conn:
-            row = conn.execute(_GET_WITH_TOKENS, {"id": grant_id}).first()
-        if row is None:
+            rows = _GET_WITH_TOKENS.rows(conn, {"id": grant_id})
+        if not rows:
             raise _not_found(grant_id)
-        return row_to_grant(row._mapping), int(row.tokens_issued)
+        return row_to_grant(rows[0]), int(rows[0]["tokens_issued"])
 
     # -- listings for admins and metrics -------------------------------------------------------
     def list_requesters(self) -> builtins.list[RequesterSummary]:

@@ -20,7 +20,7 @@ from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.ports import AuditEvent
 from kubejit.store import audit_log
 from kubejit.store.tables import locks, users
-from kubejit.store.transactions import read_transaction, write_transaction
+from kubejit.store.transactions import Prepared, read_transaction, write_transaction
 
 _IN_FORCE = locks.c.removed_at.is_(None)
 
@@ -74,7 +74,7 @@ class SqlLockStore:
         }
         params["now"] = now
         with read_transaction(self.engine) as conn:
-            return [_lock(r._mapping) for r in conn.execute(_active_query(shape), params)]
+            return [_lock(row) for row in _active_query(shape).rows(conn, params)]
 
     def list_locks(self, *, include_removed: bool = False, limit: int = 1000) -> builtins.list[Lock]:
         """Newest first."""
@@ -102,7 +102,7 @@ class SqlLockStore:
 
 
 @functools.lru_cache(maxsize=256)
-def _active_query(shape: tuple[tuple[LockKind, int], ...]) -> sa.Select[Any]:
+def _active_query(shape: tuple[tuple[LockKind, int], ...]) -> Prepared:
     """The in-force query for ``shape`` ((kind, how many targets) ...), built once per shape: it runs
     on every request and activation, and building it cost more than running it. One bound parameter
     per target (``user_0``, ``group_3``...): SQLAlchemy's "expanding" IN re-renders the SQL each time."""
@@ -116,8 +116,10 @@ def _active_query(shape: tuple[tuple[LockKind, int], ...]) -> sa.Select[Any]:
         )
     )
     now = sa.bindparam("now", type_=locks.c.expires_at.type)
-    return sa.select(locks).where(
-        matches, _IN_FORCE, sa.or_(locks.c.expires_at.is_(None), locks.c.expires_at > now)
+    return Prepared(
+        sa.select(locks).where(
+            matches, _IN_FORCE, sa.or_(locks.c.expires_at.is_(None), locks.c.expires_at > now)
+        )
     )
 
 

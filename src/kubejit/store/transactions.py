@@ -77,36 +77,68 @@ def _on_driver_cursor(
 
 
 class Prepared:
-    """A DML statement compiled once per dialect and sent on the driver's cursor with SQLAlchemy's own
-    bind processors (JSON, UTC times, booleans): the same values reach the driver, for ~40% of the cost.
+    """A statement compiled once per dialect and sent on the driver's cursor, with SQLAlchemy's own
+    bind and result processors (JSON, UTC times, booleans): the same values reach the driver and come
+    back, for a fraction of the cost of ``Connection.execute``.
 
-    For the few writes on every activation (a grant's conditional UPDATE, a token's INSERT).
+    For the statements on every activation and token mint (a grant's read and its conditional UPDATE,
+    a token's INSERT, the lock check). A statement rendered per call (an "expanding" IN) cannot be one.
     """
 
-    def __init__(self, statement: sa.Update | sa.Insert) -> None:
+    def __init__(self, statement: sa.Update | sa.Insert | sa.Select[Any]) -> None:
         self.statement = statement
-        self._by_dialect: dict[str, tuple[str, tuple[str, ...], bool, dict[str, Any]]] = {}
-
-    def _compiled(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...], bool, dict[str, Any]]:
-        found = self._by_dialect.get(dialect.name)
-        if found is None:
-            compiled = self.statement.compile(dialect=dialect)
-            names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
-            processors = {
-                name: processor
-                for name in names
-                if (processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            }
-            found = self._by_dialect[dialect.name] = (compiled.string, names, compiled.positional, processors)
-        return found
+        self._by_dialect: dict[str, _Compiled] = {}
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> int:
         """Run it with ``params`` (every bind parameter by name); the number of rows it changed."""
-        sql, names, positional, processors = self._compiled(conn.dialect)
-        values = {
-            name: processors[name](params[name]) if name in processors else params[name] for name in names
+        compiled = self._compiled(conn.dialect)
+        return _on_driver_cursor(conn, compiled.sql, compiled.arguments(params))[1]
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a SELECT; each row as a dict by column key, its values processed as SQLAlchemy would."""
+        compiled = self._compiled(conn.dialect)
+        found = _on_driver_cursor(conn, compiled.sql, compiled.arguments(params))[0]
+        keys, processors = compiled.keys, compiled.results
+        return [
+            {
+                key: value if processor is None else processor(value)
+                for key, processor, value in zip(keys, processors, row, strict=True)
+            }
+            for row in found
+        ]
+
+    def _compiled(self, dialect: sa.Dialect) -> _Compiled:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            found = self._by_dialect[dialect.name] = _Compiled(self.statement, dialect)
+        return found
+
+
+class _Compiled:
+    def __init__(self, statement: sa.Update | sa.Insert | sa.Select[Any], dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        self.binds = {
+            name: processor
+            for name in self.names
+            if (processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
         }
-        return driver_rowcount(conn, sql, [values[n] for n in names] if positional else values)
+        #: Values written into the statement (``kind == 'user'``) are bind parameters with a value.
+        self.defaults = {
+            name: bind.effective_value for name in self.names if not (bind := compiled.binds[name]).required
+        }
+        columns = list(statement.selected_columns) if isinstance(statement, sa.Select) else []
+        self.keys = tuple(str(column.key) for column in columns)
+        self.results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+
+    def arguments(self, params: dict[str, Any]) -> list[Any] | dict[str, Any]:
+        binds, given = self.binds, {**self.defaults, **params}
+        values = {name: binds[name](given[name]) if name in binds else given[name] for name in self.names}
+        return [values[name] for name in self.names] if self.positional else values
 
 
 @contextmanager
