@@ -54,7 +54,7 @@ from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import alembic_config
 from kubejit.store.tables import grants as grants_table
 from kubejit.store.tables import metadata
-from kubejit.store.transactions import read_transaction, write_transaction
+from kubejit.store.transactions import driver_execute, read_transaction, write_transaction
 from kubejit.store.users import SqlUserDirectory
 
 pytestmark = pytest.mark.integration
@@ -877,3 +877,39 @@ def test_pending_for_filters_in_sql_so_old_requests_are_not_hidden(
     assert (
         store.pending_for(PrincipalName("dev:carol"), frozenset({'sre"', "%", "s"})) == []
     )  # exact names only
+
+
+# -- statements sent on the driver's cursor (store/transactions.py) --------------------------------
+def test_prepared_statements_read_and_write_what_sqlalchemy_would(
+    store: SqlGrantStore, engine: Engine
+) -> None:
+    """Prepared (compiled once, the driver's cursor) against Connection.execute, on both databases:
+    the same typed values (tz-aware times, JSON lists, booleans) go in and come back."""
+    from kubejit.store.grant_store import _GET
+
+    approval = Approval(approver=PrincipalName("dev:sam"), at=NOW, comment="ok", person="sam@example.com")
+    grant = make_grant(
+        approvals=(approval,),
+        approver_groups=frozenset({"sre", "platform"}),
+        break_glass=True,
+        activated_at=NOW,
+        expires_at=NOW + timedelta(minutes=30),
+    )
+    stored = store.add(grant, [event()])
+    saved = store.save(replace(stored, state=GrantState.APPROVED, ticket="INC-1"), [event()])
+    with read_transaction(engine) as conn:
+        fast = _GET.rows(conn, {"id": "g1"})
+        slow = [
+            dict(r._mapping) for r in conn.execute(sa.select(grants_table).where(grants_table.c.id == "g1"))
+        ]
+        assert _GET.rows(conn, {"id": "nope"}) == []
+    assert fast == slow
+    assert store.get(GrantId("g1")) == saved
+    assert saved.expires_at is not None and saved.expires_at.tzinfo is not None
+
+
+def test_driver_errors_are_wrapped_as_sqlalchemy_errors(engine: Engine) -> None:
+    """A statement sent past SQLAlchemy still fails as a SQLAlchemy error, with no raw driver error."""
+    with pytest.raises(sa.exc.DBAPIError) as raised, engine.connect() as conn:
+        driver_execute(conn, "SELECT no_such_column FROM audit_events")
+    assert "no_such_column" in str(raised.value.orig)
