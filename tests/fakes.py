@@ -58,12 +58,20 @@ class MemoryStore:
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]  # newest first
 
     def pending_for(
-        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+        self,
+        approver: PrincipalName,
+        groups: frozenset[str],
+        *,
+        approver_person: str | None = None,
+        limit: int = 1000,
     ) -> list[Grant]:
         found = [
             g
             for g in self.grants.values()
-            if g.state is GrantState.PENDING and g.requester != approver and g.approver_groups & groups
+            if g.state is GrantState.PENDING
+            and g.requester != approver
+            and not (approver_person is not None and g.requester_person == approver_person)
+            and g.approver_groups & groups
         ]
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
 

@@ -32,13 +32,14 @@ from sqlalchemy.engine import Engine
 
 from kubejit.audit.chain import BROKEN_LINK, EDITED, GENESIS, SEQ_GAP, verify_chain
 from kubejit.clock import FixedClock
-from kubejit.errors import ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from kubejit.errors import ApprovalRefused, ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from kubejit.grants import lifecycle
 from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.model import Approval, Grant, GrantState
 from kubejit.grants.ports import AuditEvent, GrantStore
 from kubejit.identity.principal import Principal
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
-from kubejit.policy.model import RoleRef
+from kubejit.policy.model import AccessRequest, Decision, Outcome, RoleRef
 from kubejit.store import (
     SqlGrantStore,
     StoreUnavailable,
@@ -288,6 +289,7 @@ def test_a_grant_with_every_field_set_round_trips(store: SqlGrantStore) -> None:
         ended_at=NOW + timedelta(minutes=10),
         ended_by=PrincipalName("dev:dave"),
         end_reason="done early",
+        requester_person="alice@example.com",
     )
 
     added = store.add(grant, [event()])
@@ -651,11 +653,36 @@ def test_0003_locks_downgrades_to_0002_and_upgrades_again(store_url: str) -> Non
             command.downgrade(config, "0002")
         assert current_revision(engine) == "0002" and "locks" not in sa.inspect(engine).get_table_names()
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision()
         assert {ix["name"] for ix in sa.inspect(engine).get_indexes("locks")} == {
             "ix_locks_kind_target",
             "ix_locks_expires_at",
         }
+    finally:
+        engine.dispose()
+
+
+def test_0004_requester_person_downgrades_to_0003_and_upgrades_again(store_url: str) -> None:
+    """Rows written before 0004 keep working (no person), and a downgrade drops only the column."""
+    engine = create_store_engine(store_url)
+    try:
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0003")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("grants")}
+        assert current_revision(engine) == "0003" and "requester_person" not in columns
+        row = {**grant_to_row(make_grant("gold")), "version": 1}
+        del row["requester_person"]
+        with engine.begin() as conn:  # a row as 0003 wrote it: only the columns it names are inserted
+            conn.execute(sa.insert(grants_table), row)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() == "0004"
+        assert SqlGrantStore(engine).get(GrantId("gold")).requester_person is None
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
 
@@ -856,3 +883,54 @@ def test_pending_for_filters_in_sql_so_old_requests_are_not_hidden(
     assert (
         store.pending_for(PrincipalName("dev:carol"), frozenset({'sre"', "%", "s"})) == []
     )  # exact names only
+
+
+# -- one person, several logins ---------------------------------------------------------------------
+OKTA_ALICE = Principal("okta:alice", frozenset({"developers"}), person="alice@corp.example")
+GOOGLE_ALICE = Principal("google:alice", frozenset({"sre"}), person="alice@corp.example")
+
+
+def test_self_approval_under_another_login_is_refused_on_a_reloaded_grant(store_url: str) -> None:
+    """The requester's person survives a restart: the lifecycle still refuses their other login."""
+    request = AccessRequest(cluster="prod", namespaces=("payments",), role="view", reason="incident 42")
+    decision = Decision(
+        outcome=Outcome.APPROVAL,
+        rule="oncall",
+        message="needs one approval",
+        role=RoleRef(name="view", kind="ClusterRole", ref_name="view"),
+        duration=timedelta(hours=1),
+        approvals_required=1,
+        approver_groups=frozenset({"sre"}),
+    )
+    grant = lifecycle.new_grant(
+        GrantId("g1"), principal=OKTA_ALICE, request=request, decision=decision, now=NOW
+    )
+    first = create_store_engine(store_url)
+    try:
+        upgrade(first)
+        SqlGrantStore(first).add(grant, [event()])
+    finally:
+        first.dispose()
+    restarted = create_store_engine(store_url)  # another replica, or the broker after a restart
+    try:
+        reloaded = SqlGrantStore(restarted).get(GrantId("g1"))
+    finally:
+        restarted.dispose()
+    assert reloaded.requester_person == "alice@corp.example"
+    with pytest.raises(ApprovalRefused, match=r"your own request g1 \(made as okta:alice, the same person\)"):
+        lifecycle.approve(reloaded, approver=GOOGLE_ALICE, comment="", now=NOW)
+    with pytest.raises(ApprovalRefused, match="your own request"):
+        lifecycle.deny(reloaded, approver=GOOGLE_ALICE, reason="", now=NOW)
+    bob = Principal("okta:bob", frozenset({"sre"}), person="bob@corp.example")
+    assert lifecycle.approve(reloaded, approver=bob, comment="", now=NOW).state is GrantState.APPROVED
+
+
+def test_pending_for_leaves_out_a_persons_own_request_under_another_login(store: SqlGrantStore) -> None:
+    sre = frozenset({"sre"})
+    for grant_id, person in (("g1", "alice@corp.example"), ("g2", None), ("g3", "carol@corp.example")):
+        grant = make_grant(grant_id, requester=PrincipalName(f"okta:{grant_id}"), requester_person=person)
+        store.add(replace(grant, approver_groups=sre), [])
+    mine = store.pending_for(PrincipalName("google:alice"), sre, approver_person="alice@corp.example")
+    assert [g.id for g in mine] == ["g3", "g2"]  # never g1; unknown persons (g2) stay visible
+    no_person = store.pending_for(PrincipalName("google:alice"), sre)
+    assert sorted(g.id for g in no_person) == ["g1", "g2", "g3"]  # without a person: names only

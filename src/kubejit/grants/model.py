@@ -75,7 +75,7 @@ class Grant:
     #: Optimistic concurrency: bumped on every save, so two replicas never both apply a transition.
     version: int = 0
     #: The requester's person (``Principal.person``), so another login of theirs cannot approve.
-    #: Not stored by the SQL store yet (it needs a column): None after a reload.
+    #: Stored in ``grants.requester_person`` (migration 0004); None for logins without a verified email.
     requester_person: str | None = None
 
     @property

@@ -67,10 +67,16 @@ class GrantStore(Protocol):
     ) -> builtins.list[Grant]: ...
 
     def pending_for(
-        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+        self,
+        approver: PrincipalName,
+        groups: frozenset[str],
+        *,
+        approver_person: str | None = None,
+        limit: int = 1000,
     ) -> builtins.list[Grant]:
         """Pending grants, newest first, with an approver group in ``groups`` and not requested by
-        ``approver`` (filtered by the store, not after a limit)."""
+        ``approver`` nor by another login of ``approver_person`` (filtered by the store, not after a
+        limit)."""
         ...
 
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:

@@ -742,12 +742,14 @@ class GrantService:
         )
 
     def pending_for(self, principal: Principal, *, limit: int = 1000) -> list[Grant]:
-        """Requests waiting for this person's decision (never their own), newest first.
+        """Requests waiting for this person's decision (never their own, under any login), newest first.
 
         The store filters (approver groups, not the requester's own), so the newest ``limit``
         pending grants of other groups cannot hide the ones this person can decide.
         """
-        return self.store.pending_for(PrincipalName(principal.name), principal.groups, limit=limit)
+        return self.store.pending_for(
+            PrincipalName(principal.name), principal.groups, approver_person=principal.person, limit=limit
+        )
 
     def list_grants(
         self, *, requester: str | None = None, states: Sequence[GrantState] | None = None, limit: int = 100

@@ -118,10 +118,17 @@ class SqlGrantStore:
             return [row_to_grant(row._mapping) for row in conn.execute(query)]
 
     def pending_for(
-        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+        self,
+        approver: PrincipalName,
+        groups: frozenset[str],
+        *,
+        approver_person: str | None = None,
+        limit: int = 1000,
     ) -> builtins.list[Grant]:
         """Pending grants one of ``groups`` may decide, not ``approver``'s own, newest first.
 
+        "Own" counts people: a request whose ``requester_person`` is ``approver_person`` was made by
+        this human under another login, which the lifecycle would refuse them to decide anyway.
         ``approver_groups`` is a JSON array: the membership test unnests it in SQL (SQLite's
         ``json_each``, PostgreSQL's ``json_array_elements_text``), so the limit applies after it.
         """
@@ -138,6 +145,7 @@ class SqlGrantStore:
         query = (
             sa.select(grants)
             .where(grants.c.state == GrantState.PENDING.value, grants.c.requester != approver, decides)
+            .where(*_not_requested_by_person(approver_person))
             .order_by(grants.c.created_at.desc(), grants.c.id.desc())
             .limit(limit)
         )
@@ -277,6 +285,14 @@ class SqlGrantStore:
                 hint="Pass prev_hash (the hash you recorded for that event), or verify from the start.",
             )
         return verify_stored(self.engine, after_seq=after_seq, prev_hash=prev_hash)
+
+
+def _not_requested_by_person(person: str | None) -> list[sa.ColumnElement[bool]]:
+    """No condition without a person; else the requester's person is unknown or someone else."""
+    if person is None:
+        return []
+    column = grants.c.requester_person
+    return [sa.or_(column.is_(None), column != person)]
 
 
 def _due_query(

@@ -120,6 +120,17 @@ def test_two_approvals_activate_and_self_approval_is_refused(world) -> None:  # 
     assert active.state is GrantState.ACTIVE and grant.id in cluster.objects
 
 
+def test_a_person_never_sees_their_own_request_made_under_another_login(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, _, _ = world
+    okta_alice = Principal("okta:alice", frozenset({"developers"}), person="alice@corp.example")
+    google_alice = Principal("google:alice", frozenset({"sre"}), person="alice@corp.example")
+    other_alice = Principal("google:alice2", frozenset({"sre"}), person="alice@elsewhere.example")
+    grant = service.request(okta_alice, EDIT)
+    assert service.pending_for(google_alice) == []
+    assert service.pending_for(other_alice) == [store.get(grant.id)]
+    assert service.pending_for(BOB) == [store.get(grant.id)]  # no person: the name check only
+
+
 def test_revoke_deletes_objects_and_offboarding_ends_everything(world) -> None:  # type: ignore[no-untyped-def]
     service, store, cluster, _ = world
     first = service.request(ALICE, VIEW)
