@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -89,7 +89,7 @@ class Broker:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def start(self) -> Broker:
+    def start(self) -> Self:
         config = self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

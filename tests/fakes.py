@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ class MemoryStore:
         states: frozenset[GrantState] | None = None,
         cluster: ClusterName | None = None,
         limit: int = 100,
-    ) -> list[Grant]:
+    ) -> builtins.list[Grant]:
         _check_limit(limit)
         found = [
             g
@@ -69,7 +70,7 @@ class MemoryStore:
 
     def pending_for(
         self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
-    ) -> list[Grant]:
+    ) -> builtins.list[Grant]:
         _check_limit(limit)
         found = [
             g
@@ -78,7 +79,7 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
 
-    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> list[Grant]:
+    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active and approved grants past expires_at, pending ones past pending_until, earliest first."""
         _check_limit(limit)
         due = [(at, g) for g in self.grants.values() if (at := _due_at(g)) is not None and at <= now]
@@ -114,7 +115,7 @@ class MemoryStore:
         counts = Counter(g.state.value for g in self.grants.values())
         return {state.value: counts[state.value] for state in GrantState}
 
-    def actions(self) -> list[str]:
+    def actions(self) -> builtins.list[str]:
         return [e.action for e in self.events]
 
 
