@@ -38,7 +38,11 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def position(source: str, mark: yaml.Mark | None) -> str:
     """``file:line:column`` (1-based) for a PyYAML mark: the one place such a position is written."""
-    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    return _at(source, mark.line + 1, mark.column + 1) if mark is not None else source
+
+
+def _at(source: str, line: int, column: int) -> str:
+    return f"{source}:{line}:{column}"
 
 
 def compose_yaml(
@@ -123,7 +127,7 @@ def locate(
 
 def where(source: str, node: yaml.Node | None, path: Sequence[str | int], *, at_key: bool = False) -> str:
     found = locate(node, path, at_key=at_key)
-    return f"{source}:{found[0]}:{found[1]}" if found else source
+    return _at(source, *found) if found else source
 
 
 def read_text(
