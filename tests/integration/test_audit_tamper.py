@@ -11,6 +11,7 @@ import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -225,7 +226,7 @@ def _kubejit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KUBEJIT, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
-def _rows(engine: Engine) -> list[dict[str, object]]:
+def _rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         result = conn.exec_driver_sql("SELECT * FROM audit_events ORDER BY seq")
         return [dict(r._mapping) for r in result]

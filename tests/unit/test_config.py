@@ -54,6 +54,18 @@ def test_bad_config_names_file_line_and_field(text: str, where: str, what: str, 
     assert what in err.value.message
 
 
+def test_an_alias_in_the_config_file_is_refused_with_its_position(tmp_path: Path) -> None:
+    """Aliases fan nodes out (a "billion laughs" config); the config refuses them as the policy does."""
+    config = tmp_path / "kubejit.yaml"
+    config.write_text(
+        GOOD.replace("    alice: [developers]\n", "    alice: &devs [developers]\n    bob: *devs\n")
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert err.value.message.startswith(f"{config}:13:10: invalid YAML: aliases (*name) are not allowed")
+    assert err.value.hint and "indentation" in err.value.hint
+
+
 def test_cluster_needs_exactly_one_source(tmp_path: Path) -> None:
     text = GOOD.replace("    kubeconfig: kube/dev.yaml\n", "")
     with pytest.raises(ConfigError, match="exactly one of kubeconfig"):

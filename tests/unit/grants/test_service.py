@@ -17,7 +17,7 @@ from kubejit.errors import (
     RequestDenied,
     TooManyOpenGrants,
 )
-from kubejit.grants.model import GrantState
+from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.service import GrantService
 from kubejit.identity.principal import Principal
 from kubejit.ids import GrantId
@@ -286,7 +286,9 @@ def test_the_token_cap_is_a_setting_but_never_below_the_api_servers_minimum() ->
 
 
 # -- an approval that could not activate in time expires; it never activates late -------------------
-def _approved_while_the_cluster_is_down(service, store, cluster):  # type: ignore[no-untyped-def]
+def _approved_while_the_cluster_is_down(
+    service: GrantService, store: MemoryStore, cluster: FakeCluster
+) -> Grant:
     cluster.fail_with = ClusterUnavailable("connection refused")
     with pytest.raises(ClusterUnavailable):
         service.request(ALICE, VIEW)
