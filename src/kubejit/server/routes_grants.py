@@ -119,7 +119,7 @@ def revoke_user(body: RevokeUserIn, who: Who, svc: Svc) -> OffboardingOut:
 
     Idempotent: grants that ended meanwhile are skipped; a second call ends nothing and says so.
     """
-    done = svc.grants.revoke_user(who, body.user, reason=body.reason, lock=body.lock)
+    done = svc.grants.lockouts.revoke_user(who, body.user, reason=body.reason, lock=body.lock)
     if done.lock is None:
         locked = "not locked"
     else:

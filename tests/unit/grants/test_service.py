@@ -128,8 +128,8 @@ def test_revoke_deletes_objects_and_offboarding_ends_everything(world) -> None: 
     assert service.revoke(ALICE, first.id).state is GrantState.REVOKED
     assert first.id not in cluster.objects
     with pytest.raises(PermissionDenied):
-        service.revoke_user(BOB, "alice")
-    ended = service.revoke_user(ADMIN, "alice").grants.ended
+        service.lockouts.revoke_user(BOB, "alice")
+    ended = service.lockouts.revoke_user(ADMIN, "alice").grants.ended
     assert {g.id for g in ended} == {second.id, pending.id}
     assert cluster.objects == {}
     assert all(g.state is GrantState.REVOKED for g in store.grants.values())
