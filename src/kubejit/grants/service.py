@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from kubejit.clock import Clock
 from kubejit.errors import (
@@ -52,6 +52,10 @@ MAX_TOKEN_SECONDS = 3600
 SYSTEM_ACTOR = "kubejit"
 #: Grants ended side by side in one sweeper tick (each waits on its cluster's round trips).
 EXPIRY_WORKERS = 8
+
+
+#: Whose grants ``list_for`` lists (``GET /v1/grants?scope=``).
+GrantScope = Literal["mine", "pending-for-me", "all"]
 
 
 def new_grant_id() -> GrantId:
@@ -513,6 +517,31 @@ class GrantService:
             states=frozenset(states) if states else None,
             limit=limit,
         )
+
+    def list_for(
+        self, principal: Principal, *, scope: GrantScope = "mine", states: Sequence[GrantState] | None = None
+    ) -> list[Grant]:
+        """``mine`` (the caller's own), ``pending-for-me`` (waiting for their decision; ``states`` is not
+        used) or ``all`` (everyone's: admins only), newest first."""
+        if scope == "pending-for-me":
+            return self.pending_for(principal)
+        if scope == "all":
+            if not self.is_admin(principal):
+                raise PermissionDenied("listing everyone's grants needs an admin group")
+            return self.list_grants(states=states, limit=1000)
+        return self.list_grants(requester=principal.name, states=states, limit=1000)
+
+    def get_visible(self, principal: Principal, grant_id: GrantId) -> Grant:
+        """The grant, if the caller may see it (``lifecycle.visible_to``); to anyone else it is not found,
+        so that grant ids are no oracle of who holds access."""
+        grant = self.store.get(grant_id)
+        if not lifecycle.visible_to(grant, principal, is_admin=self.is_admin(principal)):
+            raise NotFound(f"grant {grant_id} not found")
+        return grant
+
+    def count_by_state(self) -> dict[str, int]:
+        """Grants per state, zeros included (for /metrics)."""
+        return self.store.count_by_state()
 
 
 def _person(principal: Principal) -> dict[str, str]:
