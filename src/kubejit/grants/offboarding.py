@@ -154,7 +154,7 @@ class Lockouts:
         try:
             adapter = self._grants._cluster(grant.cluster)
         except NotFound as exc:
-            self._grants.store.record(
+            self._grants.audit.record(
                 [self._grants._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)]
             )
             return False

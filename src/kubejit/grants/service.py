@@ -30,7 +30,7 @@ from kubejit.errors import (
 from kubejit.grants import lifecycle
 from kubejit.grants.model import LIVE_STATES, Grant, GrantState
 from kubejit.grants.offboarding import Lockouts, new_lock_id
-from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, LockStore, MintedToken
+from kubejit.grants.ports import AuditEvent, AuditLog, ClusterAdapter, GrantStore, LockStore, MintedToken
 from kubejit.grants.reachability import ClusterReachability
 from kubejit.grants.reconciler import Action, ActionKind, diff
 from kubejit.grants.token_facts import service_account_uid
@@ -68,6 +68,7 @@ class GrantService:
         self,
         *,
         store: GrantStore,
+        audit: AuditLog,
         clusters: Mapping[str, ClusterAdapter],
         policy: Policy,
         clock: Clock,
@@ -79,6 +80,8 @@ class GrantService:
         max_token_seconds: int = MAX_TOKEN_SECONDS,
     ) -> None:
         self.store = store
+        #: Events that change no grant (refusals, token mints, cleanup): the grant changes' go with them.
+        self.audit = audit
         self.clusters = clusters
         self.policy = policy
         self.clock = clock
@@ -146,7 +149,7 @@ class GrantService:
         decision = evaluate(self.policy, principal, request, now=self.clock.now())
         decided = self._decision_event(principal, request, decision)
         if not decision.allowed:
-            self.store.record(
+            self.audit.record(
                 [
                     decided,
                     AuditEvent(
@@ -234,7 +237,7 @@ class GrantService:
                 cluster=cluster,
                 details=details,
             )
-            self.store.record([decided, denied])
+            self.audit.record([decided, denied])
             raise RequestDenied(
                 decision.message,
                 rule=decision.rule,
@@ -345,9 +348,9 @@ class GrantService:
         except ClusterError as exc:
             # The grant has ended in the store; the reconciler deletes what is left.
             log.warning("cleanup of grant %s deferred to the reconciler: %s", grant.id, exc.message)
-            self.store.record([self._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)])
+            self.audit.record([self._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)])
             return False
-        self.store.record([self._event("grant.cleaned_up", SYSTEM_ACTOR, grant)])
+        self.audit.record([self._event("grant.cleaned_up", SYSTEM_ACTOR, grant)])
         return True
 
     def issue_token(self, principal: Principal, grant_id: GrantId) -> MintedToken:
@@ -411,7 +414,7 @@ class GrantService:
             lifecycle.check_still_allowed(grant, decision, action=action)
         except RequestDenied:
             details = {"for": action, "rule": decision.rule, "message": decision.message}
-            self.store.record(
+            self.audit.record(
                 [
                     replace(
                         self._event("grant.no_longer_allowed", principal.name, grant, **details),
@@ -487,10 +490,10 @@ class GrantService:
     def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
         if action.kind is ActionKind.DELETE:
             adapter.delete_grant_objects(action.grant_id)
-            self.store.record([self._orphan_event(action, adapter)])
+            self.audit.record([self._orphan_event(action, adapter)])
         elif action.kind is ActionKind.RESTORE and action.grant:
             adapter.ensure_grant_objects(action.grant)
-            self.store.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
+            self.audit.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
         elif action.kind is ActionKind.ACTIVATE and action.grant:
             self._activate(action.grant)
 

@@ -49,6 +49,7 @@ class World:
         """A second broker on the same database (its own lock cache)."""
         return GrantService(
             store=self.store,
+            audit=self.store,
             clusters={"dev": self.cluster},
             policy=self.service.policy,
             clock=self.clock,
@@ -64,6 +65,7 @@ def _world(store: MemoryStore | None = None, policy: Policy = POLICY) -> World:
     lock_ids = (f"l{i}" for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=policy,
         clock=clock,

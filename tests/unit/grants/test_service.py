@@ -69,6 +69,7 @@ def world() -> tuple[GrantService, MemoryStore, FakeCluster, FixedClock]:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=POLICY,
         clock=clock,
@@ -214,6 +215,7 @@ def test_open_grants_per_person_are_capped_before_anything_is_written() -> None:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=POLICY,
         clock=clock,
@@ -267,7 +269,12 @@ def test_a_token_lives_at_most_an_hour_and_never_past_the_grant(world) -> None: 
 def test_the_token_cap_is_a_setting_but_never_below_the_api_servers_minimum() -> None:
     store, cluster = MemoryStore(), FakeCluster()
     service = GrantService(
-        store=store, clusters={"dev": cluster}, policy=POLICY, clock=FixedClock(), max_token_seconds=60
+        store=store,
+        audit=store,
+        clusters={"dev": cluster},
+        policy=POLICY,
+        clock=FixedClock(),
+        max_token_seconds=60,
     )
     grant = service.request(ALICE, VIEW)
     service.issue_token(ALICE, grant.id)

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def service() -> GrantService:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
+    store = MemoryStore()
     return GrantService(
-        store=MemoryStore(),
+        store=store,
+        audit=store,
         clusters={"dev": FakeCluster()},
         policy=POLICY,
         clock=FixedClock(),
