@@ -21,7 +21,7 @@ from kubejit.errors import ConfigError, Conflict, KubejitError, NotFound, Permis
 from kubejit.grants import lifecycle, locks
 from kubejit.grants.lock_guard import LockGuard
 from kubejit.grants.locks import Lock, LockKind
-from kubejit.grants.model import LIVE_STATES, Grant
+from kubejit.grants.model import LIVE_STATES, SYSTEM_ACTOR, Grant
 from kubejit.grants.ports import AuditEvent, LockStore
 from kubejit.identity.principal import Principal
 from kubejit.ids import GrantId, PrincipalName
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The actor of what the broker does by itself (as in the service).
-SYSTEM_ACTOR = "kubejit"
 #: Offboarding ends open grants a batch at a time and lists again until none is left.
 END_BATCH = 500
 #: Passes in a row that end nothing (every grant changed under us) before offboarding gives up.

@@ -28,7 +28,7 @@ from kubejit.errors import (
     RequestDenied,
 )
 from kubejit.grants import lifecycle
-from kubejit.grants.model import LIVE_STATES, Grant, GrantState
+from kubejit.grants.model import LIVE_STATES, SYSTEM_ACTOR, Grant, GrantState
 from kubejit.grants.offboarding import Lockouts, new_lock_id
 from kubejit.grants.ports import AuditEvent, AuditLog, ClusterAdapter, GrantStore, LockStore, MintedToken
 from kubejit.grants.reachability import ClusterReachability
@@ -49,7 +49,6 @@ MIN_TOKEN_SECONDS = 600
 #: A stolen or leaked cluster token is good for at most this long, however long its grant runs: the
 #: exec plugin refreshes before it expires (its ``expirationTimestamp``), so users never notice.
 MAX_TOKEN_SECONDS = 3600
-SYSTEM_ACTOR = "kubejit"
 #: Grants ended side by side in one sweeper tick (each waits on its cluster's round trips).
 EXPIRY_WORKERS = 8
 
