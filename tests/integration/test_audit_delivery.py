@@ -31,6 +31,7 @@ from kubejit.errors import ConfigError
 from kubejit.grants.ports import AuditEvent
 from kubejit.server.audit_delivery import AuditDelivery
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
@@ -230,7 +231,9 @@ def _yields(seqs: Callable[[], list[int]], want: list[int]) -> bool:
 def record(store: SqlGrantStore, first: int, last: int) -> None:
     for n in range(first, last + 1):
         at = datetime.now(UTC)
-        store.record([AuditEvent(action="grant.requested", actor=f"user{n}", at=at, details={"n": n})])
+        SqlAuditStore(store.engine).record(
+            [AuditEvent(action="grant.requested", actor=f"user{n}", at=at, details={"n": n})]
+        )
 
 
 def test_every_sink_delivers_in_order_through_a_receiver_outage(

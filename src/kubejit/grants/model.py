@@ -34,6 +34,8 @@ class GrantState(StrEnum):
 ENDED_STATES = frozenset({GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED, GrantState.FAILED})
 #: States in which kubejit objects may exist in the cluster (the reconciler's desired set).
 LIVE_STATES = frozenset({GrantState.APPROVED, GrantState.ACTIVE})
+#: The actor of what the broker does by itself (expiry, activation, cleanup, lock expiry).
+SYSTEM_ACTOR = "kubejit"
 
 
 @dataclass(frozen=True)

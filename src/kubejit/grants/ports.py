@@ -83,10 +83,6 @@ class GrantStore(Protocol):
         """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
         ...
 
-    def record(self, events: Sequence[AuditEvent]) -> None:
-        """Audit events that change no grant (token mint, refused request, auth failure)."""
-        ...
-
     def count_by_state(self) -> dict[str, int]: ...
 
     def record_token(
@@ -103,6 +99,17 @@ class GrantStore(Protocol):
 
     def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:
         """The grant and how many tokens were minted for it so far (a later one is a refresh), in one read."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The audit log, for events that change no grant (``store.audit_store.SqlAuditStore``).
+
+    A grant change's events go with it, in the same transaction, through ``GrantStore``.
+    """
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        """Audit events that change no grant (token mint, refused request, auth failure)."""
         ...
 
 

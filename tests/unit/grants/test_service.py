@@ -69,6 +69,7 @@ def world() -> tuple[GrantService, MemoryStore, FakeCluster, FixedClock]:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=POLICY,
         clock=clock,
@@ -139,8 +140,8 @@ def test_revoke_deletes_objects_and_offboarding_ends_everything(world) -> None: 
     assert service.revoke(ALICE, first.id).state is GrantState.REVOKED
     assert first.id not in cluster.objects
     with pytest.raises(PermissionDenied):
-        service.revoke_user(BOB, "alice")
-    ended = service.revoke_user(ADMIN, "alice").grants.ended
+        service.lockouts.revoke_user(BOB, "alice")
+    ended = service.lockouts.revoke_user(ADMIN, "alice").grants.ended
     assert {g.id for g in ended} == {second.id, pending.id}
     assert cluster.objects == {}
     assert all(g.state is GrantState.REVOKED for g in store.grants.values())
@@ -225,6 +226,7 @@ def test_open_grants_per_person_are_capped_before_anything_is_written() -> None:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=POLICY,
         clock=clock,
@@ -278,7 +280,12 @@ def test_a_token_lives_at_most_an_hour_and_never_past_the_grant(world) -> None: 
 def test_the_token_cap_is_a_setting_but_never_below_the_api_servers_minimum() -> None:
     store, cluster = MemoryStore(), FakeCluster()
     service = GrantService(
-        store=store, clusters={"dev": cluster}, policy=POLICY, clock=FixedClock(), max_token_seconds=60
+        store=store,
+        audit=store,
+        clusters={"dev": cluster},
+        policy=POLICY,
+        clock=FixedClock(),
+        max_token_seconds=60,
     )
     grant = service.request(ALICE, VIEW)
     service.issue_token(ALICE, grant.id)

@@ -73,6 +73,7 @@ def build(limits: RateLimits, *, summary_seconds: float = 60) -> World:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": FakeCluster()},
         policy=parse_policy(POLICY),
         clock=clock,
