@@ -24,7 +24,7 @@ from kubejit.audit.chain import GENESIS, VerifyResult, link, verify_chain, verif
 from kubejit.audit.verdict import Verdict
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
-from kubejit.store import SqlGrantStore, create_store_engine, upgrade
+from kubejit.store import SqlAuditStore, create_store_engine, upgrade
 from kubejit.store.audit_verify import iter_rows, verify_log
 from kubejit.store.checkpoints import write_checkpoint
 
@@ -82,7 +82,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def append_batched(
-    store: SqlGrantStore, engine: Engine, key: Ed25519PrivateKey, args: argparse.Namespace
+    store: SqlAuditStore, engine: Engine, key: Ed25519PrivateKey, args: argparse.Namespace
 ) -> float:
     """Seconds spent in the store (chaining, hashing, inserting, committing), events built beforehand."""
     spent = 0.0
@@ -94,7 +94,7 @@ def append_batched(
     return spent + timed(lambda: write_checkpoint(engine, key, now=T0))
 
 
-def append_single(store: SqlGrantStore, count: int) -> float:
+def append_single(store: SqlAuditStore, count: int) -> float:
     events = [sample_event(n) for n in range(count)]
     return timed(lambda: [store.record([event]) for event in events])
 
@@ -116,7 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_store_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
         upgrade(engine)
-        store = SqlGrantStore(engine)
+        store = SqlAuditStore(engine)
         key = Ed25519PrivateKey.generate()
         single = append_single(store, args.single)
         batched = append_batched(store, engine, key, args)

@@ -32,6 +32,7 @@ from kubejit.audit.event import StoredEvent
 from kubejit.grants.ports import AuditEvent
 from kubejit.sink_settings import SinkSettings
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
@@ -83,7 +84,7 @@ def main() -> None:
         store = SqlGrantStore(engine)
         now = datetime.now(UTC)
         for start in range(0, args.events, 1000):
-            store.record(
+            SqlAuditStore(engine).record(
                 [
                     AuditEvent(action="grant.activated", actor="kubejit", at=now, subject=f"user{n}",
                                cluster="dev", details={"namespaces": ["team-a"], "role": "edit", "reason": "bench"})

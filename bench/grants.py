@@ -40,7 +40,7 @@ from kubejit.policy.model import AccessRequest
 from kubejit.server.app import create_app
 from kubejit.server.deps import Services
 from kubejit.server.workers import start_workers
-from kubejit.store import SqlGrantStore, create_store_engine, upgrade
+from kubejit.store import SqlAuditStore, SqlGrantStore, create_store_engine, upgrade
 from kubejit.store.locks import SqlLockStore
 from kubejit.testing.clients import admin_client
 from kubejit.testing.controlplane import ControlPlane
@@ -162,6 +162,7 @@ def bench_scale(store_dir: Path, plane: ControlPlane, adapter: KubeClusterAdapte
         ids = (GrantId(f"g{n:012x}") for n in itertools.count())
         service = GrantService(
             store=store,
+            audit=SqlAuditStore(engine),
             clusters={plane.name: adapter},
             policy=parse_policy(POLICY),
             clock=clock,
@@ -241,6 +242,7 @@ def main() -> None:
             upgrade(engine)
             service = GrantService(
                 store=SqlGrantStore(engine),
+                audit=SqlAuditStore(engine),
                 clusters={plane.name: adapter},
                 policy=parse_policy(POLICY),
                 clock=SystemClock(),

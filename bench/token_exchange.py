@@ -43,6 +43,7 @@ from kubejit.server.app import create_app
 from kubejit.server.deps import Services
 from kubejit.server.schemas import ClusterOut
 from kubejit.store import create_store_engine, upgrade
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.testing.clients import admin_client
@@ -191,6 +192,7 @@ def main() -> None:
             clock = SystemClock()
             service = GrantService(
                 store=SqlGrantStore(engine),
+                audit=SqlAuditStore(engine),
                 clusters={plane.name: adapter},
                 policy=parse_policy(POLICY),
                 clock=clock,

@@ -10,16 +10,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
 
 from kubejit.testing.processes import free_port, log_tail
 from tests.broker_identity import BrokerIdentity
+from tests.polling import poll
 
 KUBEJIT = str(Path(sys.executable).with_name("kubejit"))
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -89,7 +89,7 @@ class Broker:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def start(self) -> Broker:
+    def start(self) -> Self:
         config = self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -99,17 +99,19 @@ class Broker:
             env=self.env_for(),
         )
         log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"broker exited: {log_tail(self.log_path, lines=30)}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"broker never became healthy: {log_tail(self.log_path)}")
+        if not poll(self._healthy, bool, within=60, every=0.1):
+            raise AssertionError(f"broker never became healthy: {log_tail(self.log_path)}")
+        return self
+
+    def _healthy(self) -> bool:
+        """Whether /healthz answers 200; a broker that exited fails the start at once, with its log."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"broker exited: {log_tail(self.log_path, lines=30)}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, as in a crash."""

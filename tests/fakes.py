@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from kubejit.errors import ClusterError, Conflict, InvalidTransition, NotFound
+from kubejit.errors import ClusterError, Conflict, InvalidInput, InvalidTransition, NotFound
 from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.ports import AuditEvent, MintedToken, OwnedObject
@@ -15,20 +17,28 @@ from kubejit.ids import ClusterName, GrantId, PrincipalName
 
 
 class MemoryStore:
+    """The GrantStore port in memory, behaving as the SQL store does (tests/integration/
+    test_grant_store_contract.py runs the same checks on both): ordering, limits, errors and all."""
+
     def __init__(self) -> None:
         self.grants: dict[GrantId, Grant] = {}
         self.events: list[AuditEvent] = []
         self.tokens: list[tuple[GrantId, str, str]] = []
 
     def add(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant:
+        if grant.id in self.grants:
+            raise Conflict(f"grant {grant.id} already exists", hint="Request again; a new id is chosen.")
         stored = replace(grant, version=1)
         self.grants[grant.id] = stored
         self.events.extend(events)
         return stored
 
     def save(self, grant: Grant, events: Sequence[AuditEvent]) -> Grant:
-        if self.grants[grant.id].version != grant.version:
-            raise Conflict("stale")
+        if self.get(grant.id).version != grant.version:
+            raise Conflict(
+                f"grant {grant.id} was changed since it was read (version {grant.version})",
+                hint="another replica changed this grant; retry",
+            )
         stored = replace(grant, version=grant.version + 1)
         self.grants[grant.id] = stored
         self.events.extend(events)
@@ -38,7 +48,7 @@ class MemoryStore:
         try:
             return self.grants[grant_id]
         except KeyError:
-            raise NotFound(f"grant {grant_id} not found") from None
+            raise _not_found(grant_id) from None
 
     def list(
         self,
@@ -47,7 +57,8 @@ class MemoryStore:
         states: frozenset[GrantState] | None = None,
         cluster: ClusterName | None = None,
         limit: int = 100,
-    ) -> list[Grant]:
+    ) -> builtins.list[Grant]:
+        _check_limit(limit)
         found = [
             g
             for g in self.grants.values()
@@ -58,22 +69,31 @@ class MemoryStore:
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]  # newest first
 
     def pending_for(
-        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
-    ) -> list[Grant]:
+        self,
+        approver: PrincipalName,
+        groups: frozenset[str],
+        *,
+        approver_person: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Grant]:
+        _check_limit(limit)
         found = [
             g
             for g in self.grants.values()
-            if g.state is GrantState.PENDING and g.requester != approver and g.approver_groups & groups
+            if g.state is GrantState.PENDING
+            and g.requester != approver
+            and not (approver_person is not None and g.requester_person == approver_person)
+            and g.approver_groups & groups
         ]
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
 
-    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> list[Grant]:
-        return [
-            g
-            for g in self.grants.values()
-            if (g.state is GrantState.ACTIVE and g.expires_at and g.expires_at <= now)
-            or (g.state is GrantState.PENDING and g.pending_until <= now)
-        ][:limit]
+    def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
+        """Active and approved grants past expires_at, pending ones past pending_until, earliest first."""
+        _check_limit(limit)
+        due = [(at, g) for g in self.grants.values() if (at := _due_at(g)) is not None and at <= now]
+        return [g for _, g in sorted(due, key=lambda pair: (pair[0], _DUE_STATES.index(pair[1].state)))][
+            :limit
+        ]
 
     def record(self, events: Sequence[AuditEvent]) -> None:
         self.events.extend(events)
@@ -87,6 +107,11 @@ class MemoryStore:
         expires_at: datetime,
         events: Sequence[AuditEvent] = (),
     ) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", token_sha256):
+            raise InvalidInput("token_sha256 is not a lowercase hex sha256 digest")
+        self.get(grant_id)
+        if any(t[2] == token_sha256 for t in self.tokens):
+            raise Conflict(f"this token is already recorded (grant {grant_id}, token id {token_id})")
         self.tokens.append((grant_id, token_id, token_sha256))
         self.events.extend(events)
 
@@ -94,9 +119,11 @@ class MemoryStore:
         return self.get(grant_id), sum(1 for t in self.tokens if t[0] == grant_id)
 
     def count_by_state(self) -> dict[str, int]:
-        return dict(Counter(str(g.state) for g in self.grants.values()))
+        """Every state, zeros included (as the SQL store counts them, so gauges drop to 0)."""
+        counts = Counter(g.state.value for g in self.grants.values())
+        return {state.value: counts[state.value] for state in GrantState}
 
-    def actions(self) -> list[str]:
+    def actions(self) -> builtins.list[str]:
         return [e.action for e in self.events]
 
 
@@ -112,6 +139,7 @@ class FakeCluster:
         self.fail_list: ClusterError | None = None
         #: ``expiration_seconds`` of every token minted, in order.
         self.minted_seconds: list[int] = []
+        self.mints: Counter[str] = Counter()
 
     def ensure_grant_objects(self, grant: Grant) -> None:
         if self.fail_with is not None:
@@ -131,10 +159,13 @@ class FakeCluster:
         from datetime import UTC
 
         self.minted_seconds.append(expiration_seconds)
+        # Each TokenRequest returns a new token (the stores refuse one recorded twice): -2, -3, ... after the first.
+        self.mints[grant.id] += 1
+        serial = "" if self.mints[grant.id] == 1 else f"-{self.mints[grant.id]}"
         return MintedToken(
-            token=f"secret-token-{grant.id}",
+            token=f"secret-token-{grant.id}{serial}",
             expires_at=datetime.now(UTC) + timedelta(seconds=expiration_seconds),
-            token_id=f"jti-{grant.id}",
+            token_id=f"jti-{grant.id}{serial}",
         )
 
     def list_owned(self) -> list[OwnedObject]:
@@ -196,3 +227,22 @@ class MemoryLockStore:
 
     def people_in_group(self, group: str) -> list[str]:
         return sorted(user for user, groups in self.people.items() if group in groups)
+
+
+#: The states ``due_for_expiry`` returns, in the order the SQL store merges its scans on a tie.
+_DUE_STATES = (GrantState.ACTIVE, GrantState.APPROVED, GrantState.PENDING)
+
+
+def _due_at(grant: Grant) -> datetime | None:
+    if grant.state is GrantState.PENDING:
+        return grant.pending_until
+    return grant.expires_at if grant.state in _DUE_STATES else None
+
+
+def _not_found(grant_id: GrantId) -> NotFound:
+    return NotFound(f"grant {grant_id} not found", hint="List your grants with `kubejit grants`.")
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise InvalidInput(f"limit must be at least 1, not {limit}")

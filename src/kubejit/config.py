@@ -6,13 +6,22 @@ Invalid settings stop the broker with file:line:column and what to change. Unsaf
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from kubejit.checks import check_url, duplicates, is_loopback
@@ -59,6 +68,27 @@ class RateLimitSettings(_Model):
     auth_failure_summary_seconds: float = Field(default=60, ge=0, le=3600)
 
 
+def _proxy_network(entry: str) -> str:
+    """A proxy's address or network (CIDR), checked here: uvicorn would quietly take a typo as a name."""
+    value = entry.strip()
+    if value == "*":
+        raise ValueError(
+            "'*' would let any client claim any source address: list your proxies' addresses or networks"
+        )
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            network = ipaddress.ip_network(value, strict=False)
+            raise ValueError(f"{value!r} has host bits set: write the network, {network}") from None
+        raise ValueError(f"{value!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+    return value
+
+
+#: An address or CIDR network from which ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed.
+TrustedProxy = Annotated[str, AfterValidator(_proxy_network)]
+
+
 class BrokerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -72,6 +102,9 @@ class BrokerSettings(_Model):
     expose_metrics: bool | None = None
     #: Serve /openapi.json, /docs and /redoc (unauthenticated). Default: only on loopback.
     expose_api_docs: bool | None = None
+    #: Reverse proxies whose X-Forwarded-For names the client (source IP for rate limits and audit).
+    #: Empty (default): proxy headers are ignored, the source is the connection's peer.
+    trusted_proxies: list[TrustedProxy] = Field(default_factory=list)
 
     @property
     def url(self) -> str:

@@ -204,7 +204,8 @@ def parse_kubeconfig(text: str, *, source: str) -> Kubeconfig:
     """Read a kubeconfig for editing; refuses what it could not edit without changing other entries."""
     if not text.strip():
         return Kubeconfig(text, source, {}, None, {s: [] for s in SECTIONS})
-    data, node = parse_yaml(text, source=source)
+    # A kubeconfig is kubectl's file, not one kubejit asks people to write: aliases stay allowed there.
+    data, node = parse_yaml(text, source=source, what="kubeconfig", aliases=True)
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{source}: not a kubeconfig (the top level is not a mapping)", hint=NORMALISE_HINT)
     if node.flow_style:

@@ -51,10 +51,12 @@ def owned_objects(admin: Client, grant_id: str | None = None) -> list[str]:
         labels["kubejit.io/grant"] = grant_id
     found = [
         f"ServiceAccount/{sa.metadata.name}"
-        for sa in admin.list(ServiceAccount, namespace="*", labels=labels)
+        for sa in admin.list(ServiceAccount, namespace="*", labels=dict(labels))
+        if sa.metadata
     ]
     found += [
         f"RoleBinding/{rb.metadata.namespace}/{rb.metadata.name}"
-        for rb in admin.list(RoleBinding, namespace="*", labels=labels)
+        for rb in admin.list(RoleBinding, namespace="*", labels=dict(labels))
+        if rb.metadata
     ]
     return sorted(found)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import RedactedToken, kubectl_with_token
 from tests.broker_identity import BrokerIdentity
 from tests.broker_process import E2E_POLICY, Broker
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -87,12 +87,13 @@ def test_each_kubectl_request_is_tied_to_its_person_grant_reason_and_approvers(
         assert result.ok, result.stderr
 
     wanted = {("alice", alice["id"], "configmaps"), ("bob", bob["id"], "pods")}
-    deadline, rows = time.monotonic() + 30, []
-    while time.monotonic() < deadline:
-        rows = [r for r in correlated(broker, control_plane) if r["namespace"] == ns and r["verb"] == "list"]
-        if {(r["person"], r["grant_id"], r["resource"]) for r in rows} >= wanted:
-            break
-        time.sleep(0.5)
+
+    def listed() -> list[dict[str, Any]]:
+        return [r for r in correlated(broker, control_plane) if r["namespace"] == ns and r["verb"] == "list"]
+
+    rows = poll(
+        listed, lambda rows: {(r["person"], r["grant_id"], r["resource"]) for r in rows} >= wanted, within=30
+    )
     by_person = {r["person"]: r for r in rows}
     assert {(r["person"], r["grant_id"], r["resource"]) for r in rows} == wanted, rows
     assert by_person["alice"]["reason"] == "INC-42 payments"

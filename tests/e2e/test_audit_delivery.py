@@ -135,7 +135,7 @@ def test_grants_made_while_receivers_are_down_all_arrive_in_order_once_they_are_
             ],
         }
     )
-    received = {
+    received: dict[str, Callable[[], list[int]]] = {
         "jsonl": lambda: file_seqs(broker.workdir / "audit.jsonl"),
         "syslog-tcp": lambda: syslog_seqs(rsyslog.messages(), app="kj-tcp"),
         "syslog-tls": lambda: syslog_seqs(rsyslog.messages(), app="kj-tls"),

@@ -46,7 +46,7 @@ POLICY = (
 )
 
 
-def optional_rbac() -> list[object]:
+def optional_rbac() -> list[codecs.AnyResource]:
     """The commented-out OPTIONAL documents at the end of deploy/rbac.yaml, uncommented."""
     text = rbac_manifest()
     tail = text[text.index("# OPTIONAL") :].splitlines()
@@ -57,7 +57,8 @@ def optional_rbac() -> list[object]:
 
 def admission_policy(*, cluster_wide_roles: str) -> ValidatingAdmissionPolicy:
     """The shipped admission policy, with its `clusterWideRoles` variable set as an operator would."""
-    (policy,) = (o for o in codecs.load_all_yaml(rbac_manifest()) if isinstance(o, ValidatingAdmissionPolicy))
+    (policy,) = [o for o in codecs.load_all_yaml(rbac_manifest()) if isinstance(o, ValidatingAdmissionPolicy)]
+    assert isinstance(policy, ValidatingAdmissionPolicy)
     assert policy.spec is not None and policy.spec.variables is not None
     (variable,) = (v for v in policy.spec.variables if v.name == "clusterWideRoles")
     variable.expression = cluster_wide_roles
@@ -83,8 +84,11 @@ def broker_may_bind_view_cluster_wide(broker: Client) -> bool:
 def cluster_scope_rbac(admin_client: Client, broker_identity: BrokerIdentity) -> Iterator[None]:
     objects = optional_rbac()
     assert sorted(type(o).__name__ for o in objects) == ["ClusterRole", "ClusterRoleBinding"]
-    for obj in [*objects, admission_policy(cluster_wide_roles="['view']")]:
+    for obj in objects:
         admin_client.apply(obj, field_manager="kubejit-e2e", force=True)
+    admin_client.apply(
+        admission_policy(cluster_wide_roles="['view']"), field_manager="kubejit-e2e", force=True
+    )
     broker = Client(KubeConfig.from_file(broker_identity.kubeconfig_path), trust_env=False)
     try:
         # The API server enforces a changed admission policy once its informer has seen it.
@@ -117,7 +121,11 @@ def kubectl(plane: ControlPlane, token: str, *args: str) -> KubectlResult:
 
 def cluster_bindings(admin: Client, grant_id: str) -> list[str]:
     labels = {"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": grant_id}
-    return [b.metadata.name for b in admin.list(ClusterRoleBinding, labels=labels) if b.metadata]
+    return [
+        b.metadata.name
+        for b in admin.list(ClusterRoleBinding, labels=dict(labels))
+        if b.metadata and b.metadata.name
+    ]
 
 
 def test_a_cluster_wide_role_reads_every_namespace_and_nothing_more(
@@ -188,5 +196,5 @@ def test_the_wrong_shape_of_request_is_refused_and_creates_nothing(
         assert words in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
     assert owned_objects(admin_client) == before
     labels = {"app.kubernetes.io/managed-by": "kubejit"}
-    assert list(admin_client.list(ClusterRoleBinding, labels=labels)) == []
+    assert list(admin_client.list(ClusterRoleBinding, labels=dict(labels))) == []
     assert wide_broker.json("alice", "grants") == [] and wide_broker.json("bob", "grants") == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 
 from lightkube import Client
@@ -14,6 +13,7 @@ from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import RedactedToken, kubectl_with_token
 from tests.broker_process import Broker
 from tests.e2e.conftest import owned_objects
+from tests.polling import poll
 
 RECONCILE_WAIT_SECONDS = 60
 
@@ -29,9 +29,7 @@ def _in_parallel(calls: list[Callable[[], object]], *, kill_when: Callable[[], b
     threads = [threading.Thread(target=call) for call in calls]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 60
-    while not kill_when() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll(kill_when, bool, within=60, every=0.02)
     broker.kill()
     for thread in threads:
         thread.join(timeout=120)
@@ -63,11 +61,9 @@ def _consistent(broker: Broker, admin: Client, namespaces: list[str]) -> tuple[b
 
 
 def _wait_consistent(broker: Broker, admin: Client, namespaces: list[str]) -> None:
-    deadline = time.monotonic() + RECONCILE_WAIT_SECONDS
-    ok, why = _consistent(broker, admin, namespaces)
-    while not ok and time.monotonic() < deadline:
-        time.sleep(0.5)
-        ok, why = _consistent(broker, admin, namespaces)
+    ok, why = poll(
+        lambda: _consistent(broker, admin, namespaces), lambda found: found[0], within=RECONCILE_WAIT_SECONDS
+    )
     assert ok, why
 
 

@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 from kubejit.errors import DevClusterError, InvalidInput
 from kubejit.testing.kubectl import run_kubectl
 from kubejit.testing.processes import is_alive, pids_mentioning
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -56,12 +56,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
 
 def wait_gone(pids: list[int], *, seconds: float = 10.0) -> list[int]:
     """The pids still alive after up to ``seconds`` (init reaps orphans asynchronously)."""
-    deadline = time.monotonic() + seconds
-    alive = [pid for pid in pids if is_alive(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [pid for pid in alive if is_alive(pid)]
-    return alive
+    return poll(
+        lambda: [pid for pid in pids if is_alive(pid)], lambda alive: not alive, within=seconds, every=0.1
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 
 from kubejit.testing.controlplane import ControlPlane
 from tests.broker_process import KUBECTL, KUBEJIT, Broker
+from tests.polling import poll
 
 POLL_SECONDS = 40  # the API server caches a token review for about 10 s
 
@@ -69,18 +69,6 @@ def minted_tokens(broker: Broker, grant_id: str) -> int:
         return int(db.execute(query, (grant_id,)).fetchone()[0])
     finally:
         db.close()
-
-
-def eventually(
-    probe: Callable[[], subprocess.CompletedProcess[str]],
-    done: Callable[[subprocess.CompletedProcess[str]], bool],
-) -> subprocess.CompletedProcess[str]:
-    deadline = time.monotonic() + POLL_SECONDS
-    result = probe()
-    while not done(result) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        result = probe()
-    return result
 
 
 def with_kubectl_jit(env: dict[str, str], folder: Path) -> dict[str, str]:
@@ -147,7 +135,9 @@ def test_context_works_where_granted_until_revoked_and_leaves_the_rest_alone(
     broker.cli("alice", "revoke", grant_id, "--reason", "done")
     # First Forbidden (the RoleBinding is gone), then 401 once the API server's token cache lapses:
     # client-go runs the plugin again, which asks the broker and explains.
-    ended = eventually(lambda: broker.kubectl("alice", "get", "pods"), lambda r: "kubejit:" in r.stderr)
+    ended = poll(
+        lambda: broker.kubectl("alice", "get", "pods"), lambda r: "kubejit:" in r.stderr, within=POLL_SECONDS
+    )
     assert ended.returncode != 0
     assert f"kubejit: grant {grant_id} (view in {granted} on cluster {control_plane.name}) was revoked by alice: done" in ended.stderr  # fmt: skip
     assert f"kubejit request --cluster {control_plane.name} --namespace {granted} --role view" in ended.stderr

@@ -9,7 +9,6 @@ and deleting the RoleBinding revokes it.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import KubectlResult, RedactedToken, run_kubectl
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +41,9 @@ def admin(plane: ControlPlane, *args: str) -> KubectlResult:
     return result
 
 
-def poll(probe: Callable[[], KubectlResult], done: Callable[[KubectlResult], bool]) -> KubectlResult:
-    deadline = time.monotonic() + RBAC_PROPAGATION_SECONDS
-    result = probe()
-    while not done(result) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        result = probe()
-    return result
+def until(probe: Callable[[], KubectlResult], done: Callable[[KubectlResult], bool]) -> KubectlResult:
+    """The RBAC caches' propagation: tests/polling.py's loop, at this file's bound and pace."""
+    return poll(probe, done, within=RBAC_PROPAGATION_SECONDS, every=0.2)
 
 
 def write_token_kubeconfig(path: Path, plane: ControlPlane, token: RedactedToken) -> None:
@@ -81,7 +77,7 @@ def granted(control_plane: ControlPlane, tmp_path: Path) -> Granted:
     kubeconfig = tmp_path / "grant.kubeconfig"
     write_token_kubeconfig(kubeconfig, control_plane, RedactedToken(minted.stdout.strip()))
     grant = Granted(namespace, other, service_account, kubeconfig)
-    allowed = poll(lambda: grant.kubectl("get", "pods", "-n", namespace), lambda r: r.ok)
+    allowed = until(lambda: grant.kubectl("get", "pods", "-n", namespace), lambda r: r.ok)
     assert allowed.ok, allowed.stderr
     return grant
 
@@ -102,7 +98,7 @@ def test_view_reads_pods_but_not_secrets_and_nothing_elsewhere(granted: Granted)
 
 def test_deleting_the_role_binding_revokes_access(control_plane: ControlPlane, granted: Granted) -> None:
     admin(control_plane, "delete", "rolebinding", "carol-view", "-n", granted.namespace)
-    result = poll(lambda: granted.kubectl("get", "pods", "-n", granted.namespace), lambda r: r.forbidden)
+    result = until(lambda: granted.kubectl("get", "pods", "-n", granted.namespace), lambda r: r.forbidden)
     assert result.forbidden, result.stderr
 
 

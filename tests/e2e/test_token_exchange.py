@@ -302,7 +302,7 @@ def test_a_github_job_token_becomes_a_kubeconfig_that_works_only_in_its_namespac
     assert owned_objects(admin_client, long_grant["grant_id"]) == []
 
 
-HOSTILE = {
+HOSTILE: dict[str, tuple[dict[str, Any], int, str | None]] = {
     "a workflow from a repository policy does not name": (
         {"repository": "evil/app", "repository_id": "666", "sub": "repo:evil/app:ref:refs/heads/main"},
         403,

@@ -31,7 +31,7 @@ from kubejit.server.app import create_app
 from kubejit.server.audit_records import record_start
 from kubejit.server.deps import Services
 from kubejit.server.schemas import ClusterOut
-from kubejit.store import SqlGrantStore, create_store_engine, upgrade
+from kubejit.store import SqlAuditStore, SqlGrantStore, create_store_engine, upgrade
 from tests.fakes import FakeCluster
 
 pytestmark = pytest.mark.integration
@@ -77,13 +77,14 @@ class TokenCluster(FakeCluster):
 class World:
     http: TestClient
     store: SqlGrantStore
+    audit: SqlAuditStore
     issuer: DevIssuer
 
     def auth(self, user: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.issuer.issue(user)}", "user-agent": f"kubejit-test/{user}"}
 
     def events(self) -> list[StoredEvent]:
-        return list(self.store.iter_events())
+        return list(self.audit.iter_events())
 
 
 @pytest.fixture
@@ -95,6 +96,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=SqlAuditStore(engine),
         clusters={"dev": TokenCluster()},
         policy=parse_policy(POLICY),
         clock=clock,
@@ -110,7 +112,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         dev_issuer=issuer,
     )
     with TestClient(create_app(services)) as http:
-        yield World(http, store, issuer)
+        yield World(http, store, SqlAuditStore(engine), issuer)
     engine.dispose()
 
 
@@ -185,7 +187,7 @@ def test_config_and_policy_hashes_are_recorded_at_start_and_changes_flagged(tmp_
     )
     engine = create_store_engine(f"sqlite:///{tmp_path / 'kubejit.db'}")
     upgrade(engine)
-    store = SqlGrantStore(engine)
+    store = SqlAuditStore(engine)
     clock = FixedClock()
     record_start(store, settings, clock=clock)
     record_start(store, settings, clock=clock)  # same files: nothing changed

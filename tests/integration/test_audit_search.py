@@ -16,7 +16,7 @@ from kubejit.cli.commands.audit import CSV_COLUMNS, app
 from kubejit.errors import ConfigError, InvalidInput
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
-from kubejit.store import SqlGrantStore, create_store_engine, upgrade
+from kubejit.store import SqlAuditStore, create_store_engine, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('search') / 'kubejit.db'}"
     engine = create_store_engine(url)
     upgrade(engine)
-    store = SqlGrantStore(engine)
+    store = SqlAuditStore(engine)
     spec = [
         ("alice", "g1", "prod", "payments", NOW - timedelta(hours=2)),
         ("bob", "g2", "prod", "search", NOW),

@@ -11,6 +11,7 @@ import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from kubejit.audit.chain import seal
 from kubejit.audit.checkpoint import load_or_create_signing_key, public_pem
 from kubejit.cli.commands.audit import EXIT_TAMPERED, app
 from kubejit.grants.ports import AuditEvent
-from kubejit.store import SqlGrantStore, audit_verify
+from kubejit.store import SqlAuditStore, audit_verify
 from kubejit.store.audit_verify import verify_log
 from kubejit.store.checkpoints import list_checkpoints, write_checkpoint
 from kubejit.store.tables import audit_events
@@ -59,7 +60,7 @@ def key(tmp_path: Path) -> Ed25519PrivateKey:
 @pytest.fixture
 def signed(engine: Engine, key: Ed25519PrivateKey) -> Engine:
     """Events 1..5, checkpoint at 5 (event 6 is its copy), events 7..10, checkpoint at 10 (event 11)."""
-    store = SqlGrantStore(engine)
+    store = SqlAuditStore(engine)
     for n in range(1, 6):
         store.record([_event(n)])
     assert write_checkpoint(engine, key, now=T0 + timedelta(minutes=1)) is not None
@@ -225,7 +226,7 @@ def _kubejit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KUBEJIT, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
-def _rows(engine: Engine) -> list[dict[str, object]]:
+def _rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         result = conn.exec_driver_sql("SELECT * FROM audit_events ORDER BY seq")
         return [dict(r._mapping) for r in result]
@@ -301,7 +302,7 @@ def test_an_unreadable_config_key_warns_and_still_checks_the_log(
 def recent(engine: Engine, key: Ed25519PrivateKey) -> Engine:
     """Like ``signed``, but signed just now: checkpoint at 5 an hour ago, at 10 (event 11) a second ago."""
     now = datetime.now(UTC)
-    store = SqlGrantStore(engine)
+    store = SqlAuditStore(engine)
     for n in range(1, 6):
         store.record([_event(n)])
     assert write_checkpoint(engine, key, now=now - timedelta(hours=1)) is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +42,7 @@ from kubejit.policy.model import RoleRef
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.processes import free_port
 from tests.broker_identity import token_client
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 
@@ -129,16 +129,16 @@ TokenClientFor = Callable[[ControlPlane, str], Client]
 
 def wait_until_rejected(client: Client, namespace: str) -> int:
     """Poll (bounded) until the API server refuses the client's token; return the final status code."""
-    deadline = time.monotonic() + REVOCATION_POLL_SECONDS
+
+    def status() -> int:
+        try:
+            list(client.list(Pod, namespace=namespace))
+        except ApiError as e:
+            return e.status.code or 0
+        return 200
+
     with client:
-        while True:
-            try:
-                list(client.list(Pod, namespace=namespace))
-            except ApiError as e:
-                return e.status.code or 0
-            if time.monotonic() > deadline:
-                return 200
-            time.sleep(0.5)
+        return poll(status, lambda code: code != 200, within=REVOCATION_POLL_SECONDS)
 
 
 # -- creating a grant's objects --------------------------------------------------------------------

@@ -12,10 +12,10 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from lightkube import Client
@@ -37,6 +37,7 @@ from kubejit.testing.controlplane import (
 from kubejit.testing.kubectl import KubectlResult, RedactedToken, kubectl_with_token
 from kubejit.testing.processes import free_port, pids_mentioning
 from kubejit.testing.state import ClusterState, write_state
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 
@@ -45,21 +46,8 @@ REVOCATION_DEADLINE_SECONDS = 30.0  # kube-apiserver caches a successful token c
 RBAC_PROPAGATION_SECONDS = 10.0
 
 
-T = TypeVar("T")
-
-
 def _unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def _poll(probe: Callable[[], T], done: Callable[[T], bool], *, seconds: float, every: float = 0.5) -> T:
-    """Call ``probe`` until ``done`` holds for its result or ``seconds`` pass; return the last result."""
-    deadline = time.monotonic() + seconds
-    result = probe()
-    while not done(result) and time.monotonic() < deadline:
-        time.sleep(every)
-        result = probe()
-    return result
 
 
 def processes_mentioning(path: Path) -> list[int]:
@@ -123,9 +111,7 @@ def _get_pods(plane: ControlPlane, namespace: str, token: str) -> KubectlResult:
 
 
 def _wait_until_allowed(plane: ControlPlane, namespace: str, token: str) -> None:
-    result = _poll(
-        lambda: _get_pods(plane, namespace, token), lambda r: r.ok, seconds=RBAC_PROPAGATION_SECONDS
-    )
+    result = poll(lambda: _get_pods(plane, namespace, token), lambda r: r.ok, within=RBAC_PROPAGATION_SECONDS)
     assert result.ok, result.stderr
 
 
@@ -184,7 +170,7 @@ def test_audit_log_records_the_service_account(control_plane: ControlPlane, gran
         }
         return {(grantee.namespace, 200), (grantee.other_namespace, 403)} <= answers
 
-    events = _poll(lambda: _audit_events(control_plane.audit_log_path, grantee.username), seen, seconds=15)
+    events = poll(lambda: _audit_events(control_plane.audit_log_path, grantee.username), seen, within=15)
     assert seen(events), f"{len(events)} audit events for {grantee.username}"
     assert all(event["level"] == "Metadata" for event in events)
     assert grantee.token not in control_plane.audit_log_path.read_text()
@@ -205,10 +191,10 @@ def test_token_is_rejected_after_its_service_account_is_deleted(
 
     admin_client.delete(ServiceAccount, service_account, namespace=grantee.namespace)
     deleted_at = time.monotonic()
-    result = _poll(
+    result = poll(
         lambda: _get_pods(control_plane, grantee.namespace, token),
         lambda r: r.unauthorized,
-        seconds=REVOCATION_DEADLINE_SECONDS,
+        within=REVOCATION_DEADLINE_SECONDS,
     )
     assert result.unauthorized, f"{result.stderr!r}, {time.monotonic() - deleted_at:.0f}s after deletion"
 
@@ -246,7 +232,7 @@ def test_detached_cluster_that_died_is_cleaned_up_and_restarts(
         os.kill(pid, signal.SIGKILL)
     stale = ControlPlane.attach(workdir)
     assert stale is not None
-    assert _poll(stale.is_running, lambda running: not running, seconds=10) is False
+    assert poll(stale.is_running, lambda running: not running, within=10) is False
 
     second = ControlPlane(workdir, name="crashy", binaries=control_plane_binaries).start()
     try:

@@ -43,7 +43,9 @@ def test_an_outage_is_one_warning_and_its_end_one_info(
 ) -> None:
     name = broker_identity.plane.name
     store = MemoryStore()
-    service = GrantService(store=store, clusters={}, policy=Policy(roles={}, rules=()), clock=SystemClock())
+    service = GrantService(
+        store=store, audit=store, clusters={}, policy=Policy(roles={}, rules=()), clock=SystemClock()
+    )
     caplog.set_level(logging.INFO, logger="kubejit")
     with dead_adapter(broker_identity, tmp_path) as dead, broker_identity.adapter() as live:
         service.clusters = {name: dead}

@@ -15,8 +15,7 @@ import json
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from kubejit.testing import clients
 from kubejit.testing.controlplane import ControlPlane, ControlPlaneBinaries
 from kubejit.testing.rbac_aggregation import aggregated_rules
 from tests.broker_identity import set_up_broker
+from tests.polling import poll
 from tests.unit.scan.objects import cluster_role, crb, group, rb, role, rule, sa, user
 
 pytestmark = pytest.mark.integration
@@ -335,15 +335,6 @@ def _sar_answers(
     return [_sar(admin, subject, q, probe_user) for q in questions]
 
 
-def _poll(probe: Callable[[], Any], want: Any, *, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    got = probe()
-    while got != want and time.monotonic() < deadline:
-        time.sleep(0.5)
-        got = probe()
-    return got
-
-
 def test_who_can_agrees_with_subject_access_review(seeded: Seeded, admin_client: Client) -> None:
     index = RbacIndex(_snapshot(seeded.kubeconfig))
     namespaces = {"team": seeded.team, "vault": seeded.vault, "kube-system": "kube-system", "": ""}
@@ -365,7 +356,7 @@ def test_who_can_agrees_with_subject_access_review(seeded: Seeded, admin_client:
     for subject in subjects:
         ours = [subject_can(index, subject, q) for q in questions]
         ask_server = functools.partial(_sar_answers, admin_client, subject, questions, probe_user)
-        theirs = _poll(ask_server, ours, seconds=RBAC_PROPAGATION_SECONDS)
+        theirs = poll(ask_server, ours.__eq__, within=RBAC_PROPAGATION_SECONDS)
         differ = [(str(q), o, t) for q, o, t in zip(questions, ours, theirs, strict=True) if o != t]
         assert not differ, f"{subject} (question, who-can, SubjectAccessReview): {differ}"
         allowed_somewhere += any(ours)

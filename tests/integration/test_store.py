@@ -33,14 +33,16 @@ from sqlalchemy.engine import Engine
 
 from kubejit.audit.chain import BROKEN_LINK, EDITED, GENESIS, SEQ_GAP, verify_chain
 from kubejit.clock import FixedClock
-from kubejit.errors import ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from kubejit.errors import ApprovalRefused, ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from kubejit.grants import lifecycle
 from kubejit.grants.locks import Lock, LockKind
 from kubejit.grants.model import Approval, Grant, GrantState
-from kubejit.grants.ports import AuditEvent, GrantStore
+from kubejit.grants.ports import AuditEvent, AuditLog, GrantStore
 from kubejit.identity.principal import Principal
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
-from kubejit.policy.model import RoleRef
+from kubejit.policy.model import AccessRequest, Decision, Outcome, RoleRef
 from kubejit.store import (
+    SqlAuditStore,
     SqlGrantStore,
     StoreUnavailable,
     create_store_engine,
@@ -213,11 +215,19 @@ def store(engine: Engine) -> SqlGrantStore:
     return SqlGrantStore(engine, clock=FixedClock(NOW))
 
 
+@pytest.fixture
+def audit(engine: Engine) -> SqlAuditStore:
+    return SqlAuditStore(engine)
+
+
 def test_sql_grant_store_implements_the_port(store: SqlGrantStore) -> None:
     port: GrantStore = store  # checked by mypy; at run time, the methods exist
-    assert all(
-        callable(getattr(port, name)) for name in ("add", "save", "get", "list", "record", "record_token")
-    )
+    assert all(callable(getattr(port, name)) for name in ("add", "save", "get", "list", "record_token"))
+
+
+def test_sql_audit_store_implements_the_port(audit: SqlAuditStore) -> None:
+    port: AuditLog = audit  # checked by mypy; at run time, the method exists
+    assert callable(port.record)
 
 
 @pytest.fixture
@@ -290,6 +300,7 @@ def test_a_grant_with_every_field_set_round_trips(store: SqlGrantStore) -> None:
         ended_at=NOW + timedelta(minutes=10),
         ended_by=PrincipalName("dev:dave"),
         end_reason="done early",
+        requester_person="alice@example.com",
     )
 
     added = store.add(grant, [event()])
@@ -311,16 +322,18 @@ def test_adding_an_existing_id_is_a_conflict_and_writes_nothing(store: SqlGrantS
     assert count_events(engine) == 1
 
 
-def test_save_bumps_the_version_and_appends_events(store: SqlGrantStore, engine: Engine) -> None:
+def test_save_bumps_the_version_and_appends_events(
+    store: SqlGrantStore, audit: SqlAuditStore, engine: Engine
+) -> None:
     grant = store.add(make_grant(), [event()])
     saved = store.save(replace(grant, state=GrantState.APPROVED), [event("grant.approved")])
     assert saved.version == 2
     assert store.get(grant.id) == saved
-    assert [e.action for e in store.iter_events()] == ["grant.requested", "grant.approved"]
+    assert [e.action for e in audit.iter_events()] == ["grant.requested", "grant.approved"]
 
 
 def test_save_with_a_stale_version_is_a_conflict_and_writes_nothing(
-    store: SqlGrantStore, engine: Engine
+    store: SqlGrantStore, audit: SqlAuditStore, engine: Engine
 ) -> None:
     read_by_a = store.add(make_grant(), [event()])
     read_by_b = store.get(read_by_a.id)
@@ -332,7 +345,7 @@ def test_save_with_a_stale_version_is_a_conflict_and_writes_nothing(
     assert raised.value.hint == "another replica changed this grant; retry"
     assert store.get(read_by_a.id) == winner
     assert count_events(engine) == 2
-    assert store.verify_audit().ok
+    assert audit.verify_audit().ok
 
 
 def test_unknown_grants_are_not_found(store: SqlGrantStore, engine: Engine) -> None:
@@ -489,35 +502,35 @@ def test_a_token_passed_instead_of_its_hash_is_refused_without_echoing_it(store:
 
 
 # -- the audit chain -------------------------------------------------------------------------------
-def test_events_are_chained_across_transactions(store: SqlGrantStore) -> None:
+def test_events_are_chained_across_transactions(store: SqlGrantStore, audit: SqlAuditStore) -> None:
     grant = store.add(make_grant(), [event(), event("grant.break_glass")])
     store.save(replace(grant, state=GrantState.APPROVED), [event("grant.approved", when=NOW)])
-    store.record([event("token.minted", token_id="jti")])
-    store.record([])
+    audit.record([event("token.minted", token_id="jti")])
+    audit.record([])
 
-    events = list(store.iter_events(batch=2))
+    events = list(audit.iter_events(batch=2))
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert events[0].prev_hash == GENESIS
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     assert events[2].details["when"] == "2026-03-01T12:00:00.000000Z"
     assert all(e.at == NOW and e.at.tzinfo is UTC for e in events)
     assert len({e.event_id for e in events}) == 4
-    result = store.verify_audit()
+    result = audit.verify_audit()
     assert result.ok and result.checked == 4
-    assert store.audit_head() == (4, events[-1].hash) == (result.last_seq, result.head_hash)
-    assert [e.seq for e in store.iter_events(after_seq=2)] == [3, 4]
-    assert store.verify_audit(after_seq=2, prev_hash=events[1].hash).ok
+    assert audit.audit_head() == (4, events[-1].hash) == (result.last_seq, result.head_hash)
+    assert [e.seq for e in audit.iter_events(after_seq=2)] == [3, 4]
+    assert audit.verify_audit(after_seq=2, prev_hash=events[1].hash).ok
     with pytest.raises(InvalidInput, match="needs the hash"):
-        store.verify_audit(after_seq=2)
+        audit.verify_audit(after_seq=2)
 
 
-def test_search_events_filters_newest_first(store: SqlGrantStore) -> None:
-    store.record([event("a", grant_id="g1")])
-    store.record([replace(event("b", grant_id="g2"), actor="dev:bob", at=NOW + timedelta(minutes=1))])
-    store.record([replace(event("c", grant_id="g1"), cluster="staging", at=NOW + timedelta(minutes=2))])
+def test_search_events_filters_newest_first(store: SqlGrantStore, audit: SqlAuditStore) -> None:
+    audit.record([event("a", grant_id="g1")])
+    audit.record([replace(event("b", grant_id="g2"), actor="dev:bob", at=NOW + timedelta(minutes=1))])
+    audit.record([replace(event("c", grant_id="g1"), cluster="staging", at=NOW + timedelta(minutes=2))])
 
     def actions(**filters: Any) -> list[str]:
-        return [e.action for e in store.search_events(**filters)]
+        return [e.action for e in audit.search_events(**filters)]
 
     assert actions() == ["c", "b", "a"]
     assert actions(grant_id=GrantId("g1")) == ["c", "a"]
@@ -530,7 +543,7 @@ def test_search_events_filters_newest_first(store: SqlGrantStore) -> None:
     assert actions(before_seq=3, limit=1) == ["b"]
     assert actions(grant_id=GrantId("g1"), cluster="prod") == ["a"]
     with pytest.raises(InvalidInput):
-        store.search_events(limit=0)
+        audit.search_events(limit=0)
 
 
 def test_concurrent_writers_on_two_engines_keep_one_valid_chain(store_url: str, engine: Engine) -> None:
@@ -540,7 +553,7 @@ def test_concurrent_writers_on_two_engines_keep_one_valid_chain(store_url: str, 
     errors: list[BaseException] = []
 
     def write(index: int) -> None:
-        writer = SqlGrantStore(engines[index])
+        writer = SqlAuditStore(engines[index])
         try:
             barrier.wait()
             for n in range(transactions):
@@ -557,7 +570,7 @@ def test_concurrent_writers_on_two_engines_keep_one_valid_chain(store_url: str, 
         e.dispose()
 
     assert errors == []
-    events = list(SqlGrantStore(engine).iter_events())
+    events = list(SqlAuditStore(engine).iter_events())
     assert [e.seq for e in events] == list(range(1, writers * transactions * 2 + 1))
     # Each transaction's two events are adjacent: appends never interleave.
     for first, second in zip(events[::2], events[1::2], strict=True):
@@ -567,11 +580,11 @@ def test_concurrent_writers_on_two_engines_keep_one_valid_chain(store_url: str, 
 
 
 @pytest.fixture
-def chained(store: SqlGrantStore) -> SqlGrantStore:
+def chained(audit: SqlAuditStore) -> SqlAuditStore:
     for n in range(1, 6):
-        store.record([event(f"e{n}", n=n)])
-    assert store.verify_audit().ok
-    return store
+        audit.record([event(f"e{n}", n=n)])
+    assert audit.verify_audit().ok
+    return audit
 
 
 def _tamper(engine: Engine, *statements: str) -> None:
@@ -580,30 +593,30 @@ def _tamper(engine: Engine, *statements: str) -> None:
             conn.exec_driver_sql(statement)
 
 
-def test_verify_detects_an_edited_row(chained: SqlGrantStore, engine: Engine) -> None:
+def test_verify_detects_an_edited_row(chained: SqlAuditStore, engine: Engine) -> None:
     _tamper(engine, "UPDATE audit_events SET actor = 'dev:mallory' WHERE seq = 3")
     result = chained.verify_audit()
     assert (result.ok, result.first_bad_seq, result.problem, result.last_seq) == (False, 3, EDITED, 2)
 
 
-def test_verify_detects_edited_details(chained: SqlGrantStore, engine: Engine) -> None:
+def test_verify_detects_edited_details(chained: SqlAuditStore, engine: Engine) -> None:
     _tamper(engine, """UPDATE audit_events SET details = '{"n":33}' WHERE seq = 3""")
     assert (chained.verify_audit().first_bad_seq, chained.verify_audit().problem) == (3, EDITED)
 
 
-def test_verify_detects_a_deleted_row(chained: SqlGrantStore, engine: Engine) -> None:
+def test_verify_detects_a_deleted_row(chained: SqlAuditStore, engine: Engine) -> None:
     _tamper(engine, "DELETE FROM audit_events WHERE seq = 2")
     result = chained.verify_audit()
     assert (result.ok, result.first_bad_seq, result.problem) == (False, 3, SEQ_GAP)
 
 
-def test_verify_detects_a_deleted_first_row(chained: SqlGrantStore, engine: Engine) -> None:
+def test_verify_detects_a_deleted_first_row(chained: SqlAuditStore, engine: Engine) -> None:
     _tamper(engine, "DELETE FROM audit_events WHERE seq = 1")
     result = chained.verify_audit()
     assert (result.ok, result.first_bad_seq, result.problem) == (False, 2, SEQ_GAP)
 
 
-def test_verify_detects_swapped_rows(chained: SqlGrantStore, engine: Engine) -> None:
+def test_verify_detects_swapped_rows(chained: SqlAuditStore, engine: Engine) -> None:
     _tamper(
         engine,
         "UPDATE audit_events SET seq = -1 WHERE seq = 2",
@@ -614,7 +627,7 @@ def test_verify_detects_swapped_rows(chained: SqlGrantStore, engine: Engine) -> 
     assert (result.ok, result.first_bad_seq, result.problem) == (False, 2, BROKEN_LINK)
 
 
-def test_verify_detects_a_rehashed_row_by_the_next_link(chained: SqlGrantStore, engine: Engine) -> None:
+def test_verify_detects_a_rehashed_row_by_the_next_link(chained: SqlAuditStore, engine: Engine) -> None:
     _tamper(engine, "UPDATE audit_events SET hash = '" + "f" * 64 + "' WHERE seq = 4")
     result = chained.verify_audit()
     assert (result.first_bad_seq, result.problem) == (4, EDITED)
@@ -653,11 +666,36 @@ def test_0003_locks_downgrades_to_0002_and_upgrades_again(store_url: str) -> Non
             command.downgrade(config, "0002")
         assert current_revision(engine) == "0002" and "locks" not in sa.inspect(engine).get_table_names()
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision()
         assert {ix["name"] for ix in sa.inspect(engine).get_indexes("locks")} == {
             "ix_locks_kind_target",
             "ix_locks_expires_at",
         }
+    finally:
+        engine.dispose()
+
+
+def test_0004_requester_person_downgrades_to_0003_and_upgrades_again(store_url: str) -> None:
+    """Rows written before 0004 keep working (no person), and a downgrade drops only the column."""
+    engine = create_store_engine(store_url)
+    try:
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0003")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("grants")}
+        assert current_revision(engine) == "0003" and "requester_person" not in columns
+        row = {**grant_to_row(make_grant("gold")), "version": 1}
+        del row["requester_person"]
+        with engine.begin() as conn:  # a row as 0003 wrote it: only the columns it names are inserted
+            conn.execute(sa.insert(grants_table), row)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() == "0004"
+        assert SqlGrantStore(engine).get(GrantId("gold")).requester_person is None
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
 
@@ -697,9 +735,9 @@ def test_locks_are_kept_with_their_audit_events_and_found_by_principal(
         store.get_lock("l9")
     assert [lk.id for lk in store.list_locks()] == ["l4", "l3", "l2"]
     assert len(store.list_locks(include_removed=True)) == 4
-    grants_store = SqlGrantStore(engine)
-    assert grants_store.verify_audit().ok
-    assert [e.action for e in grants_store.search_events(action="lock.removed")] == ["lock.removed"]
+    audit = SqlAuditStore(engine)
+    assert audit.verify_audit().ok
+    assert [e.action for e in audit.search_events(action="lock.removed")] == ["lock.removed"]
     restarted = create_store_engine(store_url)  # locks survive a restart of the broker
     try:
         assert [lk.id for lk in SqlLockStore(restarted).active_locks(NOW, users=["dev:bob"])] == ["l4"]
@@ -748,7 +786,7 @@ def test_sqlite_busy_writer_lock_is_store_unavailable(sqlite_engine: Engine, tmp
     sa.event.listen(engine, "connect", lambda dbapi, _rec: dbapi.execute("PRAGMA busy_timeout=0"))
     try:
         with pytest.raises(StoreUnavailable, match="the database did not answer: database is locked"):
-            SqlGrantStore(engine).record([event()])
+            SqlAuditStore(engine).record([event()])
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -813,7 +851,7 @@ def test_in_memory_sqlite_works_for_single_threaded_tests() -> None:
     store = SqlGrantStore(engine)
     store.add(make_grant(), [event()])
     assert store.get(GrantId("g1")).version == 1
-    assert store.verify_audit().ok
+    assert SqlAuditStore(engine).verify_audit().ok
     engine.dispose()
 
 
@@ -824,7 +862,7 @@ def test_an_unreachable_database_is_store_unavailable_without_secrets() -> None:
             upgrade(engine)
         assert "hunter2" not in str(raised.value)
         with pytest.raises(StoreUnavailable):
-            SqlGrantStore(engine).record([event()])
+            SqlAuditStore(engine).record([event()])
         with pytest.raises(StoreUnavailable):
             current_revision(engine)
     finally:
@@ -877,6 +915,57 @@ def test_pending_for_filters_in_sql_so_old_requests_are_not_hidden(
     assert (
         store.pending_for(PrincipalName("dev:carol"), frozenset({'sre"', "%", "s"})) == []
     )  # exact names only
+
+
+# -- one person, several logins ---------------------------------------------------------------------
+OKTA_ALICE = Principal("okta:alice", frozenset({"developers"}), person="alice@corp.example")
+GOOGLE_ALICE = Principal("google:alice", frozenset({"sre"}), person="alice@corp.example")
+
+
+def test_self_approval_under_another_login_is_refused_on_a_reloaded_grant(store_url: str) -> None:
+    """The requester's person survives a restart: the lifecycle still refuses their other login."""
+    request = AccessRequest(cluster="prod", namespaces=("payments",), role="view", reason="incident 42")
+    decision = Decision(
+        outcome=Outcome.APPROVAL,
+        rule="oncall",
+        message="needs one approval",
+        role=RoleRef(name="view", kind="ClusterRole", ref_name="view"),
+        duration=timedelta(hours=1),
+        approvals_required=1,
+        approver_groups=frozenset({"sre"}),
+    )
+    grant = lifecycle.new_grant(
+        GrantId("g1"), principal=OKTA_ALICE, request=request, decision=decision, now=NOW
+    )
+    first = create_store_engine(store_url)
+    try:
+        upgrade(first)
+        SqlGrantStore(first).add(grant, [event()])
+    finally:
+        first.dispose()
+    restarted = create_store_engine(store_url)  # another replica, or the broker after a restart
+    try:
+        reloaded = SqlGrantStore(restarted).get(GrantId("g1"))
+    finally:
+        restarted.dispose()
+    assert reloaded.requester_person == "alice@corp.example"
+    with pytest.raises(ApprovalRefused, match=r"your own request g1 \(made as okta:alice, the same person\)"):
+        lifecycle.approve(reloaded, approver=GOOGLE_ALICE, comment="", now=NOW)
+    with pytest.raises(ApprovalRefused, match="your own request"):
+        lifecycle.deny(reloaded, approver=GOOGLE_ALICE, reason="", now=NOW)
+    bob = Principal("okta:bob", frozenset({"sre"}), person="bob@corp.example")
+    assert lifecycle.approve(reloaded, approver=bob, comment="", now=NOW).state is GrantState.APPROVED
+
+
+def test_pending_for_leaves_out_a_persons_own_request_under_another_login(store: SqlGrantStore) -> None:
+    sre = frozenset({"sre"})
+    for grant_id, person in (("g1", "alice@corp.example"), ("g2", None), ("g3", "carol@corp.example")):
+        grant = make_grant(grant_id, requester=PrincipalName(f"okta:{grant_id}"), requester_person=person)
+        store.add(replace(grant, approver_groups=sre), [])
+    mine = store.pending_for(PrincipalName("google:alice"), sre, approver_person="alice@corp.example")
+    assert [g.id for g in mine] == ["g3", "g2"]  # never g1; unknown persons (g2) stay visible
+    no_person = store.pending_for(PrincipalName("google:alice"), sre)
+    assert sorted(g.id for g in no_person) == ["g1", "g2", "g3"]  # without a person: names only
 
 
 # -- statements sent on the driver's cursor (store/transactions.py) --------------------------------

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kubejit.cli.client import BrokerClient
 from kubejit.cli.commands import ci
 from kubejit.errors import AuthenticationFailed, InvalidInput
+from kubejit.local.private_files import write_private
 
 pytestmark = pytest.mark.unit
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
@@ -68,8 +70,8 @@ def test_token_files_must_exist_and_hold_a_jwt(tmp_path: Path) -> None:
 
 def test_the_kubeconfig_is_written_0600_and_replaces_the_old_one_whole(tmp_path: Path) -> None:
     out = tmp_path / "deep" / "kubeconfig"
-    ci.write_private(out, "first")
-    ci.write_private(out, "second")
+    write_private(out, "first")
+    write_private(out, "second")
     assert out.read_text() == "second"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert [p.name for p in out.parent.iterdir()] == ["kubeconfig"]  # no temporary file left behind
@@ -89,7 +91,7 @@ def test_an_unwritable_out_is_one_clear_error_naming_the_grant(
 ) -> None:
     monkeypatch.setenv("JOB", JWT)
     answer = {"kubeconfig": "users: [{user: {token: s3cr3t}}]", "grant_id": "g42"}
-    monkeypatch.setattr(ci.BrokerClient, "call", lambda *_args, **_kw: answer)
+    monkeypatch.setattr(BrokerClient, "call", lambda *_args, **_kw: answer)
     (tmp_path / "file").write_text("")
     out = tmp_path / "file" / "kubeconfig"  # its parent is a file: nothing can be written
     result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(out), "--token-env", "JOB"])
@@ -123,7 +125,7 @@ def test_the_summary_shows_claims_as_text_and_never_the_token(
         "role": "edit",
         "expires_in": 600,
     }
-    monkeypatch.setattr(ci.BrokerClient, "call", lambda *_args, **_kw: answer)
+    monkeypatch.setattr(BrokerClient, "call", lambda *_args, **_kw: answer)
     out = tmp_path / "kc"
     result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(out), "--token-env", "JOB"])
     assert result.exception is None, result.output

@@ -54,6 +54,18 @@ def test_bad_config_names_file_line_and_field(text: str, where: str, what: str, 
     assert what in err.value.message
 
 
+def test_an_alias_in_the_config_file_is_refused_with_its_position(tmp_path: Path) -> None:
+    """Aliases fan nodes out (a "billion laughs" config); the config refuses them as the policy does."""
+    config = tmp_path / "kubejit.yaml"
+    config.write_text(
+        GOOD.replace("    alice: [developers]\n", "    alice: &devs [developers]\n    bob: *devs\n")
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert err.value.message.startswith(f"{config}:13:10: invalid YAML: aliases (*name) are not allowed")
+    assert err.value.hint and "indentation" in err.value.hint
+
+
 def test_cluster_needs_exactly_one_source(tmp_path: Path) -> None:
     text = GOOD.replace("    kubeconfig: kube/dev.yaml\n", "")
     with pytest.raises(ConfigError, match="exactly one of kubeconfig"):
@@ -142,3 +154,38 @@ def test_metrics_and_api_docs_default_to_exposed_only_on_loopback(
     text = text.replace("  enabled: true\n", "  enabled: false\n")
     broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
     assert (broker.metrics_exposed, broker.api_docs_exposed) == exposed
+
+
+def test_trusted_proxies_default_to_none_so_proxy_headers_are_ignored(tmp_path: Path) -> None:
+    from kubejit.cli.commands.serve import proxy_options
+
+    broker = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path).broker
+    assert broker.trusted_proxies == []
+    assert proxy_options(broker) == {"proxy_headers": False, "forwarded_allow_ips": []}
+    text = GOOD.replace(
+        "  port: 8080\n", "  port: 8080\n  trustedProxies: [127.0.0.1, 10.0.0.0/8, 'fd00::/8']\n"
+    )
+    broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
+    assert proxy_options(broker) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": ["127.0.0.1", "10.0.0.0/8", "fd00::/8"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("10.0.0.0/33", "'10.0.0.0/33' is not an IP address or CIDR network"),
+        ("proxy.internal", "'proxy.internal' is not an IP address or CIDR network"),
+        ("10.1.2.3/8", "'10.1.2.3/8' has host bits set: write the network, 10.0.0.0/8"),
+        ("'*'", "'*' would let any client claim any source address"),
+    ],
+)
+def test_a_bad_trusted_proxy_names_file_line_and_entry(entry: str, words: str, tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  port: 8080\n", f"  port: 8080\n  trustedProxies:\n    - 127.0.0.1\n    - {entry}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert err.value.message.startswith("c.yaml:6:7: broker.trustedProxies.1: "), err.value.message
+    assert words in err.value.message

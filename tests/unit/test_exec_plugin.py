@@ -12,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -31,6 +31,7 @@ from kubejit.errors import (
 from kubejit.exec import cache, plugin, refresh
 from kubejit.exec.broker import BrokerApi, broker_error
 from kubejit.local import private_files, session
+from kubejit.local.wire import GrantWire, TokenWire
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,7 @@ BROKER = "http://127.0.0.1:8080"
 KUBECTL_EXEC_INFO = (
     '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}\n'
 )
-GRANT: dict[str, Any] = {
+GRANT: GrantWire = {
     "id": "g1a2b3",
     "state": "active",
     "cluster": "dev",
@@ -50,6 +51,11 @@ GRANT: dict[str, Any] = {
     "ended_by": None,
     "end_reason": "",
 }
+
+
+def changed(**fields: Any) -> GrantWire:
+    """GRANT with some fields changed (a TypedDict cannot be spread with arbitrary keys)."""
+    return cast(GrantWire, {**GRANT, **fields})
 
 
 def entry(**overrides: str) -> dict[str, str]:
@@ -171,8 +177,12 @@ def test_refresh_ahead_of_expiry_by_the_skew_margin() -> None:
 
 
 def test_token_entry_tells_kubectl_when_to_ask_again() -> None:
-    token = {"token": "secret", "expiration_timestamp": "2030-01-01T01:00:00+00:00", "token_id": "ab-12"}
-    grant = {**GRANT, "expires_at": "2030-01-01T02:00:00+00:00"}
+    token: TokenWire = {
+        "token": "secret",
+        "expiration_timestamp": "2030-01-01T01:00:00+00:00",
+        "token_id": "ab-12",
+    }
+    grant = changed(expires_at="2030-01-01T02:00:00+00:00")
     now = refresh.parse_time("2030-01-01T00:00:00+00:00")
     fields = refresh.token_entry(grant, token, now=now, user="alice", stamp="s")
     assert json.loads(fields["body"]) == {"token": "secret", "expirationTimestamp": "2030-01-01T00:59:00Z"}
@@ -193,7 +203,7 @@ def test_token_entry_tells_kubectl_when_to_ask_again() -> None:
     ],
 )
 def test_messages_say_what_to_do_next(state: str, extra: dict[str, str], says: str, next_step: str) -> None:
-    message = refresh.state_message({**GRANT, "state": state, **extra}, broker=BROKER)
+    message = refresh.state_message(changed(state=state, **extra), broker=BROKER)
     assert message is not None
     text, hint = message
     assert text.startswith("grant g1a2b3 (view in team-a, team-b on cluster dev) ") and says in text
@@ -413,7 +423,7 @@ def test_an_ended_grants_message_reaches_kubectl_without_escape_sequences(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The end reason and ender are the broker's text; kubectl copies the plugin's stderr to the terminal."""
-    ended = {**GRANT, "state": "revoked", "ended_by": "bob\x1b[31m", "end_reason": HOSTILE_END}
+    ended = changed(state="revoked", ended_by="bob\x1b[31m", end_reason=HOSTILE_END)
     message = refresh.state_message(ended, broker=BROKER)
     assert message is not None
     paths = cache.CachePaths(GRANT["id"], BROKER, root=str(tmp_path))

@@ -23,10 +23,16 @@ from lightkube.models.rbac_v1 import RoleRef, Subject
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
+from kubejit.clusters.broker_manifest import (
+    DEFAULT_BROKER_NAMESPACE,
+    DEFAULT_GRANT_NAMESPACE,
+    broker_manifest,
+)
 from kubejit.clusters.errors import translated
 from kubejit.errors import ClusterError
 
-BROKER_NAMESPACE = "kubejit"
+BROKER_NAMESPACE = DEFAULT_BROKER_NAMESPACE
+GRANT_NAMESPACE = DEFAULT_GRANT_NAMESPACE
 BROKER_ACCOUNT = "kubejit-broker"
 FIELD_MANAGER = "kubejit-bootstrap"
 _PROBE_LABELS = {"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": "g0probe"}
@@ -43,31 +49,47 @@ class BrokerCredentials:
     server: str
 
 
+def rbac_documents(
+    *, broker_namespace: str = BROKER_NAMESPACE, grant_namespace: str = GRANT_NAMESPACE
+) -> list[dict[str, Any]]:
+    """The shipped manifest's documents, for these namespaces (``broker_manifest`` says what changes)."""
+    documents = [doc for doc in yaml.safe_load_all(rbac_manifest()) if isinstance(doc, dict)]
+    return broker_manifest(documents, broker_namespace=broker_namespace, grant_namespace=grant_namespace)
+
+
 def install_broker(
     admin: Client,
     *,
     cluster: str,
     out: Path,
-    grant_namespace: str = "kubejit-grants",
+    grant_namespace: str = GRANT_NAMESPACE,
+    broker_namespace: str = BROKER_NAMESPACE,
     namespaces: Iterable[str] = (),
     token_seconds: int = 24 * 3600,
 ) -> BrokerCredentials:
-    """Apply the broker's RBAC and write a kubeconfig (0600) that acts as its ServiceAccount."""
+    """Apply the broker's RBAC for these namespaces and write a kubeconfig (0600) that acts as its
+    ServiceAccount (config ``brokerNamespace`` / ``grantNamespace`` must say the same)."""
+    documents = rbac_documents(broker_namespace=broker_namespace, grant_namespace=grant_namespace)
     with translated(cluster=cluster, action="install the kubejit broker"):
-        for name in (BROKER_NAMESPACE, grant_namespace, *namespaces):
+        for name in (broker_namespace, grant_namespace, *namespaces):
             _ensure_namespace(admin, name)
-        for obj in codecs.load_all_yaml(rbac_manifest()):
-            admin.apply(obj, field_manager=FIELD_MANAGER, force=True)
+        for document in documents:
+            admin.apply(codecs.from_dict(document), field_manager=FIELD_MANAGER, force=True)
         request = ServiceAccount.Token(
             metadata=ObjectMeta(name=BROKER_ACCOUNT),
             spec=TokenRequestSpec(audiences=[], expirationSeconds=token_seconds),
         )
-        answer = admin.create(request, BROKER_ACCOUNT, namespace=BROKER_NAMESPACE)
+        answer = admin.create(request, BROKER_ACCOUNT, namespace=broker_namespace)
     if answer.status is None or not answer.status.token:
         raise ClusterError(f"cluster '{cluster}' returned no token for {BROKER_ACCOUNT}")
     server, ca_data = _endpoint(admin)
     document = token_kubeconfig(
-        cluster=cluster, server=server, ca_data=ca_data, token=answer.status.token, user=BROKER_ACCOUNT
+        cluster=cluster,
+        server=server,
+        ca_data=ca_data,
+        token=answer.status.token,
+        user=BROKER_ACCOUNT,
+        namespace=broker_namespace,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

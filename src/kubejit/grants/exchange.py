@@ -164,7 +164,7 @@ class WorkloadExchange:
             subject=principal.name if principal else None,
             details=details,
         )
-        self.grants.store.record([event])
+        self.grants.audit.record([event])
 
 
 def _unverified_issuer(token: str) -> str | None:

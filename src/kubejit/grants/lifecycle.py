@@ -79,6 +79,11 @@ def _require(grant: Grant, allowed: frozenset[GrantState], action: str) -> None:
         )
 
 
+def visible_to(grant: Grant, principal: Principal, *, is_admin: bool) -> bool:
+    """Who may read a grant: its requester, an admin, or a member of one of its approver groups."""
+    return grant.requester == principal.name or is_admin or bool(grant.approver_groups & principal.groups)
+
+
 def check_approver(grant: Grant, approver: Principal) -> None:
     """Raise unless ``approver`` may approve (or deny) this grant."""
     if approver.same_person(grant.requester, grant.requester_person):

@@ -34,6 +34,8 @@ class GrantState(StrEnum):
 ENDED_STATES = frozenset({GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED, GrantState.FAILED})
 #: States in which kubejit objects may exist in the cluster (the reconciler's desired set).
 LIVE_STATES = frozenset({GrantState.APPROVED, GrantState.ACTIVE})
+#: The actor of what the broker does by itself (expiry, activation, cleanup, lock expiry).
+SYSTEM_ACTOR = "kubejit"
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Grant:
     #: Optimistic concurrency: bumped on every save, so two replicas never both apply a transition.
     version: int = 0
     #: The requester's person (``Principal.person``), so another login of theirs cannot approve.
-    #: Not stored by the SQL store yet (it needs a column): None after a reload.
+    #: Stored in ``grants.requester_person`` (migration 0004); None for logins without a verified email.
     requester_person: str | None = None
 
     @property

@@ -67,18 +67,20 @@ class GrantStore(Protocol):
     ) -> builtins.list[Grant]: ...
 
     def pending_for(
-        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+        self,
+        approver: PrincipalName,
+        groups: frozenset[str],
+        *,
+        approver_person: str | None = None,
+        limit: int = 1000,
     ) -> builtins.list[Grant]:
         """Pending grants, newest first, with an approver group in ``groups`` and not requested by
-        ``approver`` (filtered by the store, not after a limit)."""
+        ``approver`` nor by another login of ``approver_person`` (filtered by the store, not after a
+        limit)."""
         ...
 
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
-        ...
-
-    def record(self, events: Sequence[AuditEvent]) -> None:
-        """Audit events that change no grant (token mint, refused request, auth failure)."""
         ...
 
     def count_by_state(self) -> dict[str, int]: ...
@@ -97,6 +99,17 @@ class GrantStore(Protocol):
 
     def get_with_tokens(self, grant_id: GrantId) -> tuple[Grant, int]:
         """The grant and how many tokens were minted for it so far (a later one is a refresh), in one read."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The audit log, for events that change no grant (``store.audit_store.SqlAuditStore``).
+
+    A grant change's events go with it, in the same transaction, through ``GrantStore``.
+    """
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        """Audit events that change no grant (token mint, refused request, auth failure)."""
         ...
 
 

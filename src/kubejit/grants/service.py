@@ -12,16 +12,14 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from kubejit.clock import Clock
 from kubejit.errors import (
     ClusterError,
     ClusterUnavailable,
-    ConfigError,
-    Conflict,
     InvalidInput,
     InvalidTransition,
     KubejitError,
@@ -29,11 +27,10 @@ from kubejit.errors import (
     PermissionDenied,
     RequestDenied,
 )
-from kubejit.grants import lifecycle, locks
-from kubejit.grants.lock_guard import LockGuard
-from kubejit.grants.locks import Lock, LockKind
-from kubejit.grants.model import LIVE_STATES, Grant, GrantState
-from kubejit.grants.ports import AuditEvent, ClusterAdapter, GrantStore, LockStore, MintedToken
+from kubejit.grants import lifecycle
+from kubejit.grants.model import LIVE_STATES, SYSTEM_ACTOR, Grant, GrantState
+from kubejit.grants.offboarding import Lockouts, new_lock_id
+from kubejit.grants.ports import AuditEvent, AuditLog, ClusterAdapter, GrantStore, LockStore, MintedToken
 from kubejit.grants.reachability import ClusterReachability
 from kubejit.grants.reconciler import Action, ActionKind, diff
 from kubejit.grants.token_facts import service_account_uid
@@ -52,13 +49,12 @@ MIN_TOKEN_SECONDS = 600
 #: A stolen or leaked cluster token is good for at most this long, however long its grant runs: the
 #: exec plugin refreshes before it expires (its ``expirationTimestamp``), so users never notice.
 MAX_TOKEN_SECONDS = 3600
-SYSTEM_ACTOR = "kubejit"
 #: Grants ended side by side in one sweeper tick (each waits on its cluster's round trips).
 EXPIRY_WORKERS = 8
-#: Offboarding ends open grants a batch at a time and lists again until none is left.
-END_BATCH = 500
-#: Passes in a row that end nothing (every grant changed under us) before offboarding gives up.
-MAX_STALLED_PASSES = 3
+
+
+#: Whose grants ``list_for`` lists (``GET /v1/grants?scope=``).
+GrantScope = Literal["mine", "pending-for-me", "all"]
 
 
 def new_grant_id() -> GrantId:
@@ -66,41 +62,12 @@ def new_grant_id() -> GrantId:
     return GrantId("g" + secrets.token_hex(6))
 
 
-def new_lock_id() -> str:
-    return "l" + secrets.token_hex(6)
-
-
-@dataclass
-class EndedGrants:
-    """What ending someone's grants did: offboarding and locks report it, and a rerun ends nothing."""
-
-    ended: list[Grant] = field(default_factory=list)
-    #: Ended meanwhile by someone else (expired, revoked, denied): nothing left to do.
-    skipped: list[GrantId] = field(default_factory=list)
-    #: Ended in the store, but the cluster did not answer: the reconciler deletes the objects.
-    cleanup_deferred: list[GrantId] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Offboarding:
-    user: str
-    grants: EndedGrants
-    #: The user lock that keeps them out (None with ``lock=False``); ``lock_created`` False: it existed.
-    lock: Lock | None = None
-    lock_created: bool = False
-
-
-@dataclass(frozen=True)
-class LockResult:
-    lock: Lock
-    grants: EndedGrants
-
-
 class GrantService:
     def __init__(
         self,
         *,
         store: GrantStore,
+        audit: AuditLog,
         clusters: Mapping[str, ClusterAdapter],
         policy: Policy,
         clock: Clock,
@@ -112,20 +79,21 @@ class GrantService:
         max_token_seconds: int = MAX_TOKEN_SECONDS,
     ) -> None:
         self.store = store
+        #: Events that change no grant (refusals, token mints, cleanup): the grant changes' go with them.
+        self.audit = audit
         self.clusters = clusters
         self.policy = policy
         self.clock = clock
         self._new_id = id_factory
         #: Fail-closed audit: raises (AuditUnavailable) to refuse an activation before anything is created.
         self._activation_gate = activation_gate
-        #: Admin locks (docs/offboarding.md); None only in tests that need none.
-        self.locks = LockGuard(locks, clock=clock, admin_groups=policy.admin_groups) if locks else None
-        self._new_lock_id = lock_id_factory
         #: Pending + approved + active grants one person may hold (None: no cap).
         self.max_open_grants = max_open_grants
         self.max_token_seconds = max(MIN_TOKEN_SECONDS, max_token_seconds)
         #: What the reconciler last saw of each cluster (for logs and /metrics).
         self.reachability = ClusterReachability()
+        #: Locks and offboarding (grants/offboarding.py): they end grants by this service's steps.
+        self.lockouts = Lockouts(self, locks, id_factory=lock_id_factory)
 
     # -- helpers -------------------------------------------------------------------------------
     def _cluster(self, name: str) -> ClusterAdapter:
@@ -164,6 +132,10 @@ class GrantService:
     def is_admin(self, principal: Principal) -> bool:
         return bool(principal.groups & self.policy.admin_groups)
 
+    def check_not_locked(self, principal: Principal) -> None:
+        """Raise ``Locked`` if a lock in force matches the caller: every route asks, so it is cached."""
+        self.lockouts.check_not_locked(principal)
+
     # -- requests and decisions ----------------------------------------------------------------
     def check(self, principal: Principal, request: AccessRequest) -> Decision:
         """A dry run: the decision policy would make, with nothing stored or created."""
@@ -176,7 +148,7 @@ class GrantService:
         decision = evaluate(self.policy, principal, request, now=self.clock.now())
         decided = self._decision_event(principal, request, decision)
         if not decision.allowed:
-            self.store.record(
+            self.audit.record(
                 [
                     decided,
                     AuditEvent(
@@ -211,7 +183,7 @@ class GrantService:
         ]
         if grant.break_glass:
             events.append(self._event("grant.break_glass", principal.name, grant, review_required=True))
-        grant = self._unless_locked(principal, self.store.add(grant, events))
+        grant = self.lockouts.unless_locked(principal, self.store.add(grant, events))
         if grant.state is GrantState.APPROVED:
             grant = self._activate(grant)
         return grant
@@ -264,7 +236,7 @@ class GrantService:
                 cluster=cluster,
                 details=details,
             )
-            self.store.record([decided, denied])
+            self.audit.record([decided, denied])
             raise RequestDenied(
                 decision.message,
                 rule=decision.rule,
@@ -278,7 +250,7 @@ class GrantService:
             "grant.requested", principal.name, grant, decision="auto", claims=audit_claims(principal)
         )
         added = self.store.add(grant, [replace(decided, grant_id=grant.id), requested])
-        return self._activate(self._unless_locked(principal, added))
+        return self._activate(self.lockouts.unless_locked(principal, added))
 
     def _decision_event(self, principal: Principal, request: AccessRequest, decision: Decision) -> AuditEvent:
         """The policy's decision on a request, recorded whether it allowed or refused."""
@@ -323,80 +295,6 @@ class GrantService:
         )
         return self._finish(grant, ended, self._event("grant.revoked", principal.name, ended, why=reason))
 
-    def revoke_user(
-        self, principal: Principal, user: str, *, reason: str = "", lock: bool = True
-    ) -> Offboarding:
-        """Offboarding: lock the person out (unless ``lock`` is False), then end all they hold or wait for.
-
-        The lock comes first, so a grant requested meanwhile is refused or ended (``_unless_locked``).
-        Idempotent: grants that ended meanwhile are skipped, a second run ends nothing and reuses the lock.
-        """
-        self._require_admin(principal, f"{principal.name} may not revoke another person's grants")
-        user = user.strip()
-        why = reason.strip() or f"offboarding of {user}"
-        held = self._guard().store.active_locks(self.clock.now(), users=(user,)) if lock else []
-        created = lock and not held
-        if created:
-            held = [self._add_lock(principal, LockKind.USER, user, why, None)]
-        lock_id = held[0].id if held else None
-        ended = self._end_open_grants(principal, user, why=why, lock_id=lock_id)
-        return Offboarding(user=user, grants=ended, lock=held[0] if held else None, lock_created=created)
-
-    def _end_open_grants(
-        self,
-        actor: Principal,
-        requester: str,
-        *,
-        why: str,
-        lock_id: str | None,
-        into: EndedGrants | None = None,
-    ) -> EndedGrants:
-        """End every open grant of ``requester``, a batch at a time, until none is left open."""
-        tally = into if into is not None else EndedGrants()
-        stalled = 0
-        while stalled < MAX_STALLED_PASSES:
-            batch = self.store.list(
-                requester=PrincipalName(requester), states=lifecycle.OPEN_STATES, limit=END_BATCH
-            )
-            if not batch:
-                return tally
-            progress = len(tally.ended) + len(tally.skipped)
-            for grant in batch:
-                self._end_one(actor, grant, why=why, lock_id=lock_id, tally=tally)
-            stalled = stalled + 1 if len(tally.ended) + len(tally.skipped) == progress else 0
-        raise Conflict(
-            f"grants of {requester} kept changing while they were being ended",
-            hint="Run it again: what has ended is skipped.",
-        )
-
-    def _end_one(
-        self, actor: Principal, grant: Grant, *, why: str, lock_id: str | None, tally: EndedGrants
-    ) -> None:
-        """Revoke one grant as read; if it changed meanwhile, re-read: ended is skipped, open is left
-        for the caller's next pass (it is listed again, at its new version)."""
-        try:
-            ended = lifecycle.revoke(grant, actor=actor, is_admin=True, reason=why, now=self.clock.now())
-            extra = {"lock": lock_id} if lock_id else {}
-            saved = self.store.save(
-                ended, [self._event("grant.revoked", actor.name, ended, why=why, **extra)]
-            )
-        except Conflict:  # InvalidTransition too: it ended, or moved on, since it was listed
-            if self.store.get(grant.id).state not in lifecycle.OPEN_STATES:
-                tally.skipped.append(grant.id)
-            return
-        tally.ended.append(saved)
-        if grant.state in LIVE_STATES and not self._cleanup_known(saved):
-            tally.cleanup_deferred.append(saved.id)
-
-    def _cleanup_known(self, grant: Grant) -> bool:
-        """``_cleanup`` for a grant that has ended; False when the cluster is unreachable or unknown."""
-        try:
-            adapter = self._cluster(grant.cluster)
-        except NotFound as exc:
-            self.store.record([self._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)])
-            return False
-        return self._cleanup(grant, adapter)
-
     def extend(self, principal: Principal, grant_id: GrantId, *, by: timedelta) -> Grant:
         grant = self.store.get(grant_id)
         mine = principal.name == grant.requester and grant.state is GrantState.ACTIVE
@@ -411,9 +309,7 @@ class GrantService:
     def _activate(self, grant: Grant) -> Grant:
         """Create the grant's objects, then mark it active; a permanent failure leaves nothing behind."""
         adapter = self._cluster(grant.cluster)
-        if self.locks is not None and (held := self.locks.on_grant(grant.id, grant.requester)) is not None:
-            self._end_locked(grant, held)
-            raise self.locks.refusal(held, grant.requester)
+        self.lockouts.end_if_locked(grant)
         if lifecycle.activation_is_stale(grant, now=self.clock.now()):
             return self._expire_stale(grant)
         if self._activation_gate is not None:
@@ -451,9 +347,9 @@ class GrantService:
         except ClusterError as exc:
             # The grant has ended in the store; the reconciler deletes what is left.
             log.warning("cleanup of grant %s deferred to the reconciler: %s", grant.id, exc.message)
-            self.store.record([self._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)])
+            self.audit.record([self._event("grant.cleanup_deferred", SYSTEM_ACTOR, grant, error=exc.message)])
             return False
-        self.store.record([self._event("grant.cleaned_up", SYSTEM_ACTOR, grant)])
+        self.audit.record([self._event("grant.cleaned_up", SYSTEM_ACTOR, grant)])
         return True
 
     def issue_token(self, principal: Principal, grant_id: GrantId) -> MintedToken:
@@ -467,7 +363,7 @@ class GrantService:
                 f"grant {grant.id} is {grant.state}; no token can be issued",
                 hint=f"Request access again with `kubejit request --cluster {grant.cluster} ...`.",
             )
-        self._refuse_locked_grant(grant)
+        self.lockouts.refuse_locked_grant(grant)
         self._decision_now(principal, grant, action="mint a token for")
         left = int(grant.time_left(now).total_seconds())
         seconds = max(MIN_TOKEN_SECONDS, min(self.max_token_seconds, left))
@@ -517,7 +413,7 @@ class GrantService:
             lifecycle.check_still_allowed(grant, decision, action=action)
         except RequestDenied:
             details = {"for": action, "rule": decision.rule, "message": decision.message}
-            self.store.record(
+            self.audit.record(
                 [
                     replace(
                         self._event("grant.no_longer_allowed", principal.name, grant, **details),
@@ -527,140 +423,6 @@ class GrantService:
             )
             raise
         return decision
-
-    # -- locks ---------------------------------------------------------------------------------
-    def _guard(self) -> LockGuard:
-        if self.locks is None:
-            raise ConfigError("this broker was built without a lock store", hint="Build it with wiring.")
-        return self.locks
-
-    def _require_admin(self, principal: Principal, message: str) -> None:
-        if not self.is_admin(principal):
-            raise PermissionDenied(message, hint="This needs membership in one of the policy's adminGroups.")
-
-    def check_not_locked(self, principal: Principal) -> None:
-        """Raise ``Locked`` if a lock in force matches the caller: every route asks, so it is cached."""
-        if self.locks is not None:
-            self.locks.check(principal)
-
-    def _unless_locked(self, principal: Principal, grant: Grant) -> Grant:
-        """Checked again, uncached, once the new grant is stored: a lock committed meanwhile (on any
-        replica) either saw this grant and ends it, or is seen here and this ends it."""
-        if self.locks is None or (held := self.locks.fresh(principal)) is None:
-            return grant
-        self._end_locked(grant, held)
-        raise self.locks.refusal(held, principal.name)
-
-    def _end_locked(self, grant: Grant, held: Lock) -> None:
-        actor = Principal(SYSTEM_ACTOR, self.policy.admin_groups)
-        why = f"lock {held.id}: {held.reason}"
-        self._end_one(actor, grant, why=why, lock_id=held.id, tally=EndedGrants())
-
-    def _refuse_locked_grant(self, grant: Grant) -> None:
-        if self.locks is not None and (held := self.locks.on_grant(grant.id, grant.requester)) is not None:
-            raise self.locks.refusal(held, f"grant {grant.id}")
-
-    def _add_lock(
-        self, principal: Principal, kind: LockKind, target: str, reason: str, duration: timedelta | None
-    ) -> Lock:
-        guard = self._guard()
-        lock = locks.new_lock(
-            self._new_lock_id(),
-            kind=kind,
-            target=target,
-            reason=reason,
-            actor=principal,
-            admin_groups=self.policy.admin_groups,
-            now=self.clock.now(),
-            duration=duration,
-        )
-        if kind is LockKind.GRANT:
-            self.store.get(GrantId(lock.target))  # NotFound for an unknown grant, before anything is written
-        saved = guard.store.add_lock(lock, [self._lock_event("lock.created", principal.name, lock)])
-        guard.invalidate()
-        return saved
-
-    def lock(
-        self,
-        principal: Principal,
-        *,
-        kind: LockKind,
-        target: str,
-        reason: str,
-        duration: timedelta | None = None,
-    ) -> LockResult:
-        """Lock a user, a group or a grant out (admins only), then end the open grants it matches.
-
-        A group lock ends the grants of everyone last seen in that group (the people table); anyone
-        else in it is refused at their next request and cannot get a new grant.
-        """
-        self._require_admin(principal, f"{principal.name} may not create locks")
-        lock = self._add_lock(principal, kind, target, reason, duration)
-        why = f"lock {lock.id}: {lock.reason}"
-        tally = EndedGrants()
-        if kind is LockKind.GRANT:
-            grant = self.store.get(GrantId(lock.target))
-            if grant.state in lifecycle.OPEN_STATES:
-                self._end_one(principal, grant, why=why, lock_id=lock.id, tally=tally)
-        users = [lock.target] if kind is LockKind.USER else []
-        if kind is LockKind.GROUP:
-            users = self._guard().store.people_in_group(lock.target)
-        for user in users:
-            self._end_open_grants(principal, user, why=why, lock_id=lock.id, into=tally)
-        return LockResult(lock=lock, grants=tally)
-
-    def unlock(self, principal: Principal, lock_id: str) -> Lock:
-        self._require_admin(principal, f"{principal.name} may not remove locks")
-        guard = self._guard()
-        removed = locks.remove(guard.store.get_lock(lock_id), by=principal.name, now=self.clock.now())
-        saved = guard.store.remove_lock(removed, [self._lock_event("lock.removed", principal.name, removed)])
-        guard.invalidate()
-        return saved
-
-    def list_locks(self, principal: Principal, *, include_removed: bool = False) -> list[Lock]:
-        self._require_admin(principal, f"{principal.name} may not list locks")
-        found = self._guard().store.list_locks(include_removed=include_removed)
-        now = self.clock.now()
-        return found if include_removed else [lock for lock in found if lock.active(now)]
-
-    def expire_locks(self) -> list[Lock]:
-        """A sweeper tick: mark locks past their end as removed, with ``lock.expired``.
-
-        A lock stops applying at its end time whether or not this has run; this only records it.
-        """
-        if self.locks is None:
-            return []
-        done = []
-        for lock in self.locks.store.due_locks(self.clock.now()):
-            try:
-                ended = locks.remove(lock, by=None, now=self.clock.now())
-                done.append(
-                    self.locks.store.remove_lock(
-                        ended, [self._lock_event("lock.expired", SYSTEM_ACTOR, ended)]
-                    )
-                )
-            except KubejitError as exc:  # another replica recorded it first
-                log.info("expiry of lock %s skipped: %s", lock.id, exc.message)
-        if done:
-            self.locks.invalidate()
-        return done
-
-    def _lock_event(self, action: str, actor: str, lock: Lock) -> AuditEvent:
-        return AuditEvent(
-            action=action,
-            actor=actor,
-            at=self.clock.now(),
-            subject=lock.target if lock.kind is LockKind.USER else None,
-            grant_id=GrantId(lock.target) if lock.kind is LockKind.GRANT else None,
-            details={
-                "lock": lock.id,
-                "kind": str(lock.kind),
-                "target": lock.target,
-                "reason": lock.reason,
-                "created_by": lock.created_by,
-                "expires_at": lock.expires_at,
-            },
-        )
 
     # -- workers -------------------------------------------------------------------------------
     def expire_due(self) -> list[Grant]:
@@ -727,10 +489,10 @@ class GrantService:
     def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
         if action.kind is ActionKind.DELETE:
             adapter.delete_grant_objects(action.grant_id)
-            self.store.record([self._orphan_event(action, adapter)])
+            self.audit.record([self._orphan_event(action, adapter)])
         elif action.kind is ActionKind.RESTORE and action.grant:
             adapter.ensure_grant_objects(action.grant)
-            self.store.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
+            self.audit.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
         elif action.kind is ActionKind.ACTIVATE and action.grant:
             self._activate(action.grant)
 
@@ -742,12 +504,14 @@ class GrantService:
         )
 
     def pending_for(self, principal: Principal, *, limit: int = 1000) -> list[Grant]:
-        """Requests waiting for this person's decision (never their own), newest first.
+        """Requests waiting for this person's decision (never their own, under any login), newest first.
 
         The store filters (approver groups, not the requester's own), so the newest ``limit``
         pending grants of other groups cannot hide the ones this person can decide.
         """
-        return self.store.pending_for(PrincipalName(principal.name), principal.groups, limit=limit)
+        return self.store.pending_for(
+            PrincipalName(principal.name), principal.groups, approver_person=principal.person, limit=limit
+        )
 
     def list_grants(
         self, *, requester: str | None = None, states: Sequence[GrantState] | None = None, limit: int = 100
@@ -757,6 +521,31 @@ class GrantService:
             states=frozenset(states) if states else None,
             limit=limit,
         )
+
+    def list_for(
+        self, principal: Principal, *, scope: GrantScope = "mine", states: Sequence[GrantState] | None = None
+    ) -> list[Grant]:
+        """``mine`` (the caller's own), ``pending-for-me`` (waiting for their decision; ``states`` is not
+        used) or ``all`` (everyone's: admins only), newest first."""
+        if scope == "pending-for-me":
+            return self.pending_for(principal)
+        if scope == "all":
+            if not self.is_admin(principal):
+                raise PermissionDenied("listing everyone's grants needs an admin group")
+            return self.list_grants(states=states, limit=1000)
+        return self.list_grants(requester=principal.name, states=states, limit=1000)
+
+    def get_visible(self, principal: Principal, grant_id: GrantId) -> Grant:
+        """The grant, if the caller may see it (``lifecycle.visible_to``); to anyone else it is not found,
+        so that grant ids are no oracle of who holds access."""
+        grant = self.store.get(grant_id)
+        if not lifecycle.visible_to(grant, principal, is_admin=self.is_admin(principal)):
+            raise NotFound(f"grant {grant_id} not found")
+        return grant
+
+    def count_by_state(self) -> dict[str, int]:
+        """Grants per state, zeros included (for /metrics)."""
+        return self.store.count_by_state()
 
 
 def _person(principal: Principal) -> dict[str, str]:

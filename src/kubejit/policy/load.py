@@ -1,6 +1,6 @@
 """Policy YAML -> frozen ``Policy``, strictly, with file:line:column in every error.
 
-YAML is read as a node tree (``yaml.compose``) rather than plain data so every value keeps its position:
+YAML is read as a node tree (``reader.read_yaml``) rather than plain data so every value keeps its position:
 whoever fixes a policy needs "policy.yaml:12:5: unknown role 'admn' ...", not a traceback. Validation is
 written over the nodes for the same reason (pydantic's error locations would have to be mapped back to
 positions and its messages reworded). The schema is documented in docs/policy.md. The only I/O here is
@@ -18,23 +18,22 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-import yaml
-from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from kubejit.errors import PolicyError
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label
 from kubejit.policy.model import KUBEJIT_NAMESPACES, SYSTEM_NAMESPACES, Policy, RoleRef, Rule, WorkloadRule
-from kubejit.policy.nodes import (
-    _STR,
-    _Fields,
-    _kind,
-    _patterns,
-    _Reader,
-    _rule_name,
-    _suggest,
+from kubejit.policy.reader import (
+    STR,
+    Fields,
+    Reader,
     default_within,
     granted_namespaces,
+    kind,
+    name_patterns,
+    read_yaml,
+    rule_name,
+    suggest,
 )
 from kubejit.yamlsource import MAX_YAML_BYTES, read_text
 
@@ -78,10 +77,8 @@ def parse_policy(
     unless the broker config moves them). They join the system namespaces that no namespace glob ever
     matches, and unlike those an allow rule may not name them either: nobody gets access there.
     """
-    if len(text) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{source}: policy is larger than 1 MiB", hint="A policy is written by hand.")
-    root = _compose(text, source)
-    reader = _Reader(source, reserved=protected_namespaces)
+    root = read_yaml(text, source=source)
+    reader = Reader(source, reserved=protected_namespaces)
     if root is None:
         raise PolicyError(
             f"{source}:1:1: the policy is empty",
@@ -99,40 +96,13 @@ def parse_policy(
     )
 
 
-def _workloads(reader: _Reader, top: _Fields, roles: Mapping[str, RoleRef]) -> tuple[WorkloadRule, ...]:
+def _workloads(reader: Reader, top: Fields, roles: Mapping[str, RoleRef]) -> tuple[WorkloadRule, ...]:
     """CI/CD workload rules (docs/ci.md); parsed in their own module, which reuses this one's reader."""
     if "workloads" not in top:
         return ()
     from kubejit.policy.workload_load import parse_workloads
 
     return parse_workloads(reader, top["workloads"], roles)
-
-
-class _PolicyLoader(yaml.SafeLoader):
-    """SafeLoader without aliases: one alias can fan a node out exponentially, and policies need none."""
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        if self.check_event(yaml.AliasEvent):
-            # check_event has just parsed the alias into current_event (peek_event is untyped).
-            mark = self.current_event.start_mark
-            raise ComposerError(None, None, "aliases (*name) are not allowed in a policy", mark)
-        return super().compose_node(parent, index)
-
-
-def _compose(text: str, source: str) -> Node | None:
-    try:
-        return yaml.compose(text, Loader=_PolicyLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = e.problem or e.context or "syntax error"
-        raise PolicyError(
-            f"{where}: invalid YAML: {problem}", hint="Check indentation and quoting at that position."
-        ) from e
-    except yaml.YAMLError as e:
-        raise PolicyError(f"{source}: invalid YAML: {e}", hint="Save the policy as plain UTF-8 text.") from e
-    except RecursionError as e:
-        raise PolicyError(f"{source}: the policy is nested too deeply", hint="Flatten it.") from e
 
 
 @dataclass(frozen=True)
@@ -142,7 +112,7 @@ class _Scope:
     namespaces: tuple[str, ...]
 
 
-def _names(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, ...]:
+def _names(reader: Reader, fields: Fields, key: str, what: str) -> tuple[str, ...]:
     """User or group names: any non-blank text without spaces (issuers decide their format)."""
     names = []
     for value, node in reader.strings(fields[key], what):
@@ -152,11 +122,11 @@ def _names(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, 
     return tuple(names)
 
 
-def _roles(reader: _Reader, node: Node) -> dict[str, RoleRef]:
+def _roles(reader: Reader, node: Node) -> dict[str, RoleRef]:
     if not isinstance(node, MappingNode):
         raise reader.error(
             node,
-            f"roles must be a mapping of role names, got {_kind(node)}",
+            f"roles must be a mapping of role names, got {kind(node)}",
             "e.g. roles: {view: {clusterRole: view}}",
         )
     roles: dict[str, RoleRef] = {}
@@ -170,7 +140,7 @@ def _roles(reader: _Reader, node: Node) -> dict[str, RoleRef]:
     return roles
 
 
-def _role(reader: _Reader, name: str, node: Node) -> RoleRef:
+def _role(reader: Reader, name: str, node: Node) -> RoleRef:
     what = f"role {name!r}"
     fields = reader.mapping(node, what, known=_ROLE_KEYS)
     kinds = [key for key in ("clusterRole", "role") if key in fields]
@@ -195,25 +165,25 @@ def _role(reader: _Reader, name: str, node: Node) -> RoleRef:
             f"{what} is a namespaced Role and cannot be bound cluster-wide",
             "Use clusterRole: with clusterScope: true for cluster-wide access.",
         )
-    kind: Literal["ClusterRole", "Role"] = "ClusterRole" if key == "clusterRole" else "Role"
-    return RoleRef(name=name, kind=kind, ref_name=ref_name, cluster_scope=cluster_scope)
+    ref_kind: Literal["ClusterRole", "Role"] = "ClusterRole" if key == "clusterRole" else "Role"
+    return RoleRef(name=name, kind=ref_kind, ref_name=ref_name, cluster_scope=cluster_scope)
 
 
-def _rules(reader: _Reader, node: Node, roles: Mapping[str, RoleRef]) -> tuple[Rule, ...]:
+def _rules(reader: Reader, node: Node, roles: Mapping[str, RoleRef]) -> tuple[Rule, ...]:
     if not isinstance(node, SequenceNode):
         raise reader.error(
-            node, f"rules must be a list, got {_kind(node)}", "`rules: []` denies every request."
+            node, f"rules must be a list, got {kind(node)}", "`rules: []` denies every request."
         )
     first_seen: dict[str, int] = {}
     rules = []
     for index, item in enumerate(node.value):
         fields = reader.mapping(item, f"rule #{index + 1}", known=_RULE_KEYS, required=("name",))
-        name = _rule_name(reader, item, fields, first_seen, what=f"rule #{index + 1}", kind="rule")
+        name = rule_name(reader, item, fields, first_seen, what=f"rule #{index + 1}", kind="rule")
         rules.append(_rule(reader, name, fields, roles))
     return tuple(rules)
 
 
-def _rule(reader: _Reader, name: str, fields: _Fields, roles: Mapping[str, RoleRef]) -> Rule:
+def _rule(reader: Reader, name: str, fields: Fields, roles: Mapping[str, RoleRef]) -> Rule:
     what = f"rule {name!r}"
     effect = _effect(reader, fields, what)
     users, groups = _who(reader, fields, what)
@@ -241,7 +211,7 @@ def _rule(reader: _Reader, name: str, fields: _Fields, roles: Mapping[str, RoleR
     return _with_terms(reader, fields, what, rule)
 
 
-def _effect(reader: _Reader, fields: _Fields, what: str) -> Literal["allow", "deny"]:
+def _effect(reader: Reader, fields: Fields, what: str) -> Literal["allow", "deny"]:
     if "effect" not in fields:
         return "allow"
     effect = reader.string(fields["effect"], f"{what}: effect")
@@ -252,12 +222,12 @@ def _effect(reader: _Reader, fields: _Fields, what: str) -> Literal["allow", "de
     choices = ["allow", "deny"]
     raise reader.error(
         fields["effect"],
-        f"{what}: effect must be allow or deny, not {effect!r}{_suggest(effect, choices)}",
+        f"{what}: effect must be allow or deny, not {effect!r}{suggest(effect, choices)}",
         "Omit effect for an allow rule.",
     )
 
 
-def _who(reader: _Reader, fields: _Fields, what: str) -> tuple[frozenset[str], frozenset[str]]:
+def _who(reader: Reader, fields: Fields, what: str) -> tuple[frozenset[str], frozenset[str]]:
     users = _names(reader, fields, "users", f"{what}: users") if "users" in fields else ()
     groups = _names(reader, fields, "groups", f"{what}: groups") if "groups" in fields else ()
     if "*" in groups:
@@ -273,19 +243,17 @@ def _who(reader: _Reader, fields: _Fields, what: str) -> tuple[frozenset[str], f
     return frozenset(users), frozenset(groups)
 
 
-def _require(reader: _Reader, fields: _Fields, key: str, what: str, hint: str) -> None:
+def _require(reader: Reader, fields: Fields, key: str, what: str, hint: str) -> None:
     if key not in fields:
         raise reader.error(fields.node, f"allow {what} is missing the key {key!r}", hint)
 
 
-def _scope(
-    reader: _Reader, fields: _Fields, what: str, roles: Mapping[str, RoleRef], *, deny: bool
-) -> _Scope:
+def _scope(reader: Reader, fields: Fields, what: str, roles: Mapping[str, RoleRef], *, deny: bool) -> _Scope:
     """Clusters, roles and namespaces; an allow rule must spell all three out (no implicit '*')."""
     if not deny:
         _require(reader, fields, "clusters", what, "Add clusters: [...]; ['*'] means every cluster.")
         _require(reader, fields, "roles", what, "Add roles: [...] naming roles from the top-level roles:.")
-    clusters = _patterns(reader, fields, "clusters", what) if "clusters" in fields else ("*",)
+    clusters = name_patterns(reader, fields, "clusters", what) if "clusters" in fields else ("*",)
     role_names = _rule_roles(reader, fields, what, roles) if "roles" in fields else ("*",)
     cluster_wide = [n for n in role_names if n != "*" and roles[n].cluster_scope]
     if deny or not cluster_wide:
@@ -294,7 +262,9 @@ def _scope(
                 reader, fields, "namespaces", what, "Add namespaces: [...]; ['*'] means any unprotected one."
             )
         if deny:
-            namespaces = _patterns(reader, fields, "namespaces", what) if "namespaces" in fields else ("*",)
+            namespaces = (
+                name_patterns(reader, fields, "namespaces", what) if "namespaces" in fields else ("*",)
+            )
         else:
             namespaces = granted_namespaces(reader, fields, what)
         return _Scope(clusters, role_names, namespaces)
@@ -313,21 +283,21 @@ def _scope(
     return _Scope(clusters, role_names, ())
 
 
-def _rule_roles(reader: _Reader, fields: _Fields, what: str, roles: Mapping[str, RoleRef]) -> tuple[str, ...]:
+def _rule_roles(reader: Reader, fields: Fields, what: str, roles: Mapping[str, RoleRef]) -> tuple[str, ...]:
     known = sorted(roles)
     names = []
     for value, node in reader.strings(fields["roles"], f"{what}: roles"):
         if value != "*" and value not in roles:
             raise reader.error(
                 node,
-                f"unknown role {value!r} in {what} (known: {', '.join(known) or 'none'}){_suggest(value, known)}",
+                f"unknown role {value!r} in {what} (known: {', '.join(known) or 'none'}){suggest(value, known)}",
                 "Define the role under the top-level roles:, or fix the name.",
             )
         names.append(value)
     return tuple(names)
 
 
-def _with_terms(reader: _Reader, fields: _Fields, what: str, rule: Rule) -> Rule:
+def _with_terms(reader: Reader, fields: Fields, what: str, rule: Rule) -> Rule:
     """Add the constraints and approval of an allow rule."""
     break_glass = "breakGlass" in fields and reader.boolean(fields["breakGlass"], f"{what}: breakGlass")
     default, maximum = _durations(reader, fields, what)
@@ -351,7 +321,7 @@ def _with_terms(reader: _Reader, fields: _Fields, what: str, rule: Rule) -> Rule
     )
 
 
-def _durations(reader: _Reader, fields: _Fields, what: str) -> tuple[timedelta, timedelta]:
+def _durations(reader: Reader, fields: Fields, what: str) -> tuple[timedelta, timedelta]:
     if "duration" not in fields:
         return _DEFAULT_DURATION, _DEFAULT_MAX_DURATION
     duration = reader.mapping(
@@ -361,9 +331,7 @@ def _durations(reader: _Reader, fields: _Fields, what: str) -> tuple[timedelta, 
     return default_within(reader, duration, maximum, fallback=_DEFAULT_DURATION, what=what), maximum
 
 
-def _approval(
-    reader: _Reader, fields: _Fields, what: str, *, break_glass: bool
-) -> tuple[int, frozenset[str]]:
+def _approval(reader: Reader, fields: Fields, what: str, *, break_glass: bool) -> tuple[int, frozenset[str]]:
     if break_glass:
         if "approval" in fields and not _is_auto(fields["approval"]):
             raise reader.error(
@@ -378,10 +346,10 @@ def _approval(
     node = fields["approval"]
     if _is_auto(node):
         return 0, frozenset()
-    if isinstance(node, ScalarNode) and node.tag == _STR:
+    if isinstance(node, ScalarNode) and node.tag == STR:
         raise reader.error(
             node,
-            f"{what}: approval must be auto or a mapping, not {node.value!r}{_suggest(str(node.value), ['auto'])}",
+            f"{what}: approval must be auto or a mapping, not {node.value!r}{suggest(str(node.value), ['auto'])}",
             "Write approval: auto, or approval: {approvers: 1, groups: [sre]}.",
         )
     approval = reader.mapping(
@@ -403,10 +371,10 @@ def _approval(
 
 
 def _is_auto(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _STR and node.value == "auto"
+    return isinstance(node, ScalarNode) and node.tag == STR and node.value == "auto"
 
 
-def _reason(reader: _Reader, fields: _Fields, what: str, *, break_glass: bool) -> bool:
+def _reason(reader: Reader, fields: Fields, what: str, *, break_glass: bool) -> bool:
     if "reason" not in fields:
         return break_glass
     value = reader.string(fields["reason"], f"{what}: reason")
@@ -414,7 +382,7 @@ def _reason(reader: _Reader, fields: _Fields, what: str, *, break_glass: bool) -
         choices = ["required", "optional"]
         raise reader.error(
             fields["reason"],
-            f"{what}: reason must be required or optional, not {value!r}{_suggest(value, choices)}",
+            f"{what}: reason must be required or optional, not {value!r}{suggest(value, choices)}",
             "Omit reason: to make it optional.",
         )
     if break_glass and value == "optional":
@@ -426,7 +394,7 @@ def _reason(reader: _Reader, fields: _Fields, what: str, *, break_glass: bool) -
     return value == "required"
 
 
-def _ticket(reader: _Reader, fields: _Fields, what: str) -> str | None:
+def _ticket(reader: Reader, fields: Fields, what: str) -> str | None:
     if "ticket" not in fields:
         return None
     pattern = reader.string(fields["ticket"], f"{what}: ticket")

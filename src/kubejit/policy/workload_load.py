@@ -1,6 +1,6 @@
 """The policy's ``workloads:`` section (CI/CD token exchange) → ``WorkloadRule``s, with file:line:column errors.
 
-Split from ``load.py`` to keep each module about one thing; both use the node reader in ``nodes.py``,
+Split from ``load.py`` to keep each module about one thing; both use the node reader in ``reader.py``,
 so errors read the same. Each rule says which provider's claims it matches (``github:``, ``gitlab:`` or
 ``claims:`` for any other OIDC issuer) so claim names are checked here, at load, not at the first
 pipeline run. Rules must be anchored on an immutable id (repository/owner id, project/namespace id):
@@ -16,9 +16,21 @@ from datetime import timedelta
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from kubejit.durations import format_duration
-from kubejit.policy import nodes
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label
 from kubejit.policy.model import ClaimMatch, Provider, RoleRef, WorkloadRule
+from kubejit.policy.reader import (
+    BOOL,
+    INT,
+    STR,
+    Fields,
+    Reader,
+    default_within,
+    granted_namespaces,
+    kind,
+    name_patterns,
+    rule_name,
+    suggest,
+)
 
 GITHUB_CLAIMS = frozenset(
     {
@@ -57,13 +69,11 @@ DEFAULT_DURATION = timedelta(minutes=15)
 MAX_WORKLOAD_DURATION = timedelta(hours=1)
 
 
-def parse_workloads(
-    reader: nodes._Reader, node: Node, roles: Mapping[str, RoleRef]
-) -> tuple[WorkloadRule, ...]:
+def parse_workloads(reader: Reader, node: Node, roles: Mapping[str, RoleRef]) -> tuple[WorkloadRule, ...]:
     if not isinstance(node, SequenceNode):
         raise reader.error(
             node,
-            f"workloads must be a list, got {nodes._kind(node)}",
+            f"workloads must be a list, got {kind(node)}",
             "Write workloads: [] or a list of rules.",
         )
     first_seen: dict[str, int] = {}
@@ -71,14 +81,12 @@ def parse_workloads(
     for index, item in enumerate(node.value):
         what = f"workload rule #{index + 1}"
         fields = reader.mapping(item, what, known=_KEYS, required=("name", "issuer"))
-        name = nodes._rule_name(reader, item, fields, first_seen, what=what, kind="workload rule")
+        name = rule_name(reader, item, fields, first_seen, what=what, kind="workload rule")
         rules.append(_rule(reader, name, fields, roles))
     return tuple(rules)
 
 
-def _rule(
-    reader: nodes._Reader, name: str, fields: nodes._Fields, roles: Mapping[str, RoleRef]
-) -> WorkloadRule:
+def _rule(reader: Reader, name: str, fields: Fields, roles: Mapping[str, RoleRef]) -> WorkloadRule:
     what = f"workload rule {name!r}"
     issuer = reader.string(fields["issuer"], f"{what}: issuer")
     if not is_dns_label(issuer):
@@ -94,8 +102,8 @@ def _rule(
         issuer=issuer,
         provider=provider,
         claims=claims,
-        clusters=nodes._patterns(reader, fields, "clusters", what),
-        namespaces=nodes.granted_namespaces(reader, fields, what),
+        clusters=name_patterns(reader, fields, "clusters", what),
+        namespaces=granted_namespaces(reader, fields, what),
         roles=_roles(reader, fields, what, roles),
         default_duration=default,
         max_duration=maximum,
@@ -103,9 +111,7 @@ def _rule(
     )
 
 
-def _claims(
-    reader: nodes._Reader, fields: nodes._Fields, what: str
-) -> tuple[Provider, tuple[ClaimMatch, ...]]:
+def _claims(reader: Reader, fields: Fields, what: str) -> tuple[Provider, tuple[ClaimMatch, ...]]:
     present = [key for key in _CLAIM_KEYS if key in fields]
     if len(present) != 1:
         raise reader.error(
@@ -144,7 +150,7 @@ def _any_claim(node: Node) -> tuple[str, ...]:
     return tuple(names) or ("sub",)
 
 
-def _claim(reader: nodes._Reader, claim: str, mapping: nodes._Fields, what: str) -> ClaimMatch:
+def _claim(reader: Reader, claim: str, mapping: Fields, what: str) -> ClaimMatch:
     node = mapping[claim]
     items = node.value if isinstance(node, SequenceNode) else [node]
     if not items:
@@ -163,20 +169,18 @@ def _claim(reader: nodes._Reader, claim: str, mapping: nodes._Fields, what: str)
     return ClaimMatch(claim=claim, values=tuple(values))
 
 
-def _scalar(reader: nodes._Reader, node: Node, what: str) -> str:
+def _scalar(reader: Reader, node: Node, what: str) -> str:
     """Claims are compared as text: YAML numbers and booleans are accepted and written as tokens carry them."""
-    if isinstance(node, ScalarNode) and node.tag in (nodes._STR, nodes._TAG + "int", nodes._TAG + "bool"):
+    if isinstance(node, ScalarNode) and node.tag in (STR, INT, BOOL):
         text = str(node.value)
-        if node.tag == nodes._TAG + "bool":
+        if node.tag == BOOL:
             text = "true" if text.lower() in ("true", "yes", "on") else "false"
         if _CLAIM_VALUE.fullmatch(text):
             return text
     raise reader.error(node, f"{what} must be text, a number or true/false", "Quote the value.")
 
 
-def _roles(
-    reader: nodes._Reader, fields: nodes._Fields, what: str, roles: Mapping[str, RoleRef]
-) -> tuple[str, ...]:
+def _roles(reader: Reader, fields: Fields, what: str, roles: Mapping[str, RoleRef]) -> tuple[str, ...]:
     names = []
     for value, node in reader.strings(fields["roles"], f"{what}: roles"):
         role = roles.get(value)
@@ -184,7 +188,7 @@ def _roles(
             known = ", ".join(sorted(roles)) or "none"
             raise reader.error(
                 node,
-                f"unknown role {value!r} in {what} (known: {known}){nodes._suggest(value, sorted(roles))}",
+                f"unknown role {value!r} in {what} (known: {known}){suggest(value, sorted(roles))}",
                 "Name roles from the top-level roles: ('*' is not allowed for workloads).",
             )
         if role.cluster_scope:
@@ -197,7 +201,7 @@ def _roles(
     return tuple(names)
 
 
-def _durations(reader: nodes._Reader, fields: nodes._Fields, what: str) -> tuple[timedelta, timedelta]:
+def _durations(reader: Reader, fields: Fields, what: str) -> tuple[timedelta, timedelta]:
     if "duration" not in fields:
         return DEFAULT_DURATION, DEFAULT_DURATION
     duration = reader.mapping(fields["duration"], f"{what}: duration", known=("default", "max"))
@@ -210,4 +214,4 @@ def _durations(reader: nodes._Reader, fields: nodes._Fields, what: str) -> tuple
                 f"{what}: max {format_duration(maximum)} is longer than {format_duration(MAX_WORKLOAD_DURATION)}",
                 "A CI job's access should end with the job; split long jobs.",
             )
-    return nodes.default_within(reader, duration, maximum, fallback=DEFAULT_DURATION, what=what), maximum
+    return default_within(reader, duration, maximum, fallback=DEFAULT_DURATION, what=what), maximum

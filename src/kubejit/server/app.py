@@ -79,7 +79,7 @@ def create_app(
         return {"status": "ok"}
 
     def metrics() -> PlainTextResponse:
-        for state, count in services.grants.store.count_by_state().items():
+        for state, count in services.grants.count_by_state().items():
             by_state.labels(state=state).set(count)
         for row in services.audit_status() if services.audit_status else ():
             for gauge, value in zip(

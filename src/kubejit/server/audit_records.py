@@ -17,8 +17,8 @@ from kubejit.clock import Clock
 from kubejit.config import Settings
 from kubejit.grants.ports import AuditEvent
 from kubejit.server.workers import Worker
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
-from kubejit.store.grant_store import SqlGrantStore
 
 SYSTEM_ACTOR = "kubejit"
 
@@ -31,7 +31,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def record_start(store: SqlGrantStore, settings: Settings, *, clock: Clock) -> None:
+def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> None:
     """``broker.started`` with both hashes, preceded by a ``*.changed`` event for each that changed."""
     hashes = {"config": settings_sha256(settings), "policy": file_sha256(settings.policy_file)}
     previous = store.search_events(action="broker.started", limit=1)

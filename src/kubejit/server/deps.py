@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kubejit.audit.delivery.status import SinkStatus
 from kubejit.errors import AuthenticationFailed, StoreUnavailable
 from kubejit.grants.exchange import WorkloadExchange
-from kubejit.grants.ports import AuditEvent
+from kubejit.grants.ports import AuditEvent, AuditLog
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.identity.issuers import LoginOffer
@@ -87,6 +87,12 @@ class Services:
     limiter: RequestLimiter | None = None
     #: Repeated auth.failed per source summarised (server/auth_failures.py); None: each one written.
     auth_failures: AuthFailureSummary | None = None
+    #: Where events about callers, not grants, go (logins, auth failures); None: the grant service's.
+    audit: AuditLog | None = None
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        """Record events that change no grant, about the broker's callers (a login, an auth failure)."""
+        (self.audit or self.grants.audit).record(events)
 
 
 def services(request: Request) -> Services:
@@ -128,7 +134,7 @@ def principal(
         if svc.auth_failures is not None:
             svc.auth_failures.failed(source, event)  # written now, or counted for one summary
         elif refusal is None:
-            svc.grants.store.record([event])
+            svc.record([event])
         if refusal is not None:
             raise refusal from exc
         raise
@@ -137,7 +143,7 @@ def principal(
     svc.grants.check_not_locked(who)  # 403 naming the lock; cached per process for at most a second
     if who.issuer != "dev" and not who.claims and svc.sessions_seen.first_use(token.strip()):
         # The dev issuer records its logins itself (POST /v1/dev/login); workloads are audited per exchange.
-        svc.grants.store.record([login_event(who.name, issuer=who.issuer, at=svc.grants.clock.now())])
+        svc.record([login_event(who.name, issuer=who.issuer, at=svc.grants.clock.now())])
     if svc.users is not None:
         try:
             svc.users.seen(who)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from kubejit.durations import parse_duration
 from kubejit.errors import NotFound, PermissionDenied, RequestDenied, TooManyOpenGrants
 from kubejit.grants.model import GrantState
+from kubejit.grants.service import GrantScope
 from kubejit.ids import GrantId
 from kubejit.policy.model import AccessRequest
 from kubejit.server.deps import Svc, Who
@@ -53,28 +54,16 @@ def request_grant(body: GrantRequestIn, who: Who, svc: Svc) -> GrantOut:
 def list_grants(
     who: Who,
     svc: Svc,
-    scope: Literal["mine", "pending-for-me", "all"] = "mine",
+    scope: GrantScope = "mine",
     state: Annotated[list[GrantState] | None, Query()] = None,
 ) -> list[GrantOut]:
     """scope: ``mine`` (default), ``pending-for-me`` (waiting for my approval), ``all`` (admins)."""
-    if scope == "pending-for-me":
-        found = svc.grants.pending_for(who)
-    elif scope == "all":
-        if not svc.grants.is_admin(who):
-            raise PermissionDenied("listing everyone's grants needs an admin group")
-        found = svc.grants.list_grants(states=state, limit=1000)
-    else:
-        found = svc.grants.list_grants(requester=who.name, states=state, limit=1000)
-    return [GrantOut.of(g) for g in found]
+    return [GrantOut.of(g) for g in svc.grants.list_for(who, scope=scope, states=state)]
 
 
 @router.get("/grants/{grant_id}", response_model=GrantOut, responses=declare(NotFound))
 def get_grant(grant_id: str, who: Who, svc: Svc) -> GrantOut:
-    grant = svc.grants.store.get(GrantId(grant_id))
-    visible = grant.requester == who.name or svc.grants.is_admin(who) or grant.approver_groups & who.groups
-    if not visible:
-        raise NotFound(f"grant {grant_id} not found")
-    return GrantOut.of(grant)
+    return GrantOut.of(svc.grants.get_visible(who, GrantId(grant_id)))
 
 
 @router.post("/grants/{grant_id}/approve", response_model=GrantOut, responses=declare(*GRANT_DECISION))
@@ -100,7 +89,7 @@ def extend(grant_id: str, body: ExtendIn, who: Who, svc: Svc) -> GrantOut:
 @router.post("/grants/{grant_id}/token", response_model=TokenOut, responses=declare(*GRANT_DECISION))
 def token(grant_id: str, who: Who, svc: Svc) -> TokenOut:
     minted = svc.grants.issue_token(who, GrantId(grant_id))
-    grant = svc.grants.store.get(GrantId(grant_id))  # as it is now: revoked meanwhile is said so
+    grant = svc.grants.get_visible(who, GrantId(grant_id))  # as it is now: revoked meanwhile is said so
     return TokenOut(
         grant_id=grant_id,
         token=minted.token,
@@ -119,7 +108,7 @@ def revoke_user(body: RevokeUserIn, who: Who, svc: Svc) -> OffboardingOut:
 
     Idempotent: grants that ended meanwhile are skipped; a second call ends nothing and says so.
     """
-    done = svc.grants.revoke_user(who, body.user, reason=body.reason, lock=body.lock)
+    done = svc.grants.lockouts.revoke_user(who, body.user, reason=body.reason, lock=body.lock)
     if done.lock is None:
         locked = "not locked"
     else:

@@ -63,7 +63,7 @@ def dev_login(body: DevLoginIn, svc: Svc, request: Request) -> DevLoginOut:
             hint="Run `kubejit login --dev-user NAME` on the broker's host against its loopback address.",
         )
     token = svc.dev_issuer.issue(body.user)
-    svc.grants.store.record([login_event(body.user, issuer="dev", at=svc.grants.clock.now())])
+    svc.record([login_event(body.user, issuer="dev", at=svc.grants.clock.now())])
     return DevLoginOut(token=token, user=body.user)
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidTransition, NotFound, PermissionDenied
 from kubejit.grants.locks import LockKind
-from kubejit.grants.service import EndedGrants
+from kubejit.grants.offboarding import EndedGrants
 from kubejit.server.deps import Svc, Who
 from kubejit.server.problems import AUTHENTICATED, CLUSTER_WRITE, COMMON, declare
 from kubejit.server.schemas import GrantOut, LockCreatedOut, LockIn, LockOut
@@ -26,7 +26,7 @@ def create_lock(body: LockIn, who: Who, svc: Svc) -> LockCreatedOut:
     # LockIn holds exactly one target.
     kind, target = next((kind, value) for kind, value in _targets(body) if value is not None)
     duration = parse_duration(body.duration) if body.duration else None
-    result = svc.grants.lock(who, kind=kind, target=target, reason=body.reason, duration=duration)
+    result = svc.grants.lockouts.lock(who, kind=kind, target=target, reason=body.reason, duration=duration)
     ended = ended_out(result.grants)
     return LockCreatedOut(
         lock=LockOut.of(result.lock),
@@ -38,7 +38,7 @@ def create_lock(body: LockIn, who: Who, svc: Svc) -> LockCreatedOut:
 @router.get("/locks", response_model=list[LockOut], responses=declare(PermissionDenied))
 def list_locks(who: Who, svc: Svc, include_removed: bool = False) -> list[LockOut]:
     """Locks in force, newest first; ``include_removed`` adds unlocked and expired ones."""
-    return [LockOut.of(lock) for lock in svc.grants.list_locks(who, include_removed=include_removed)]
+    return [LockOut.of(lock) for lock in svc.grants.lockouts.list_locks(who, include_removed=include_removed)]
 
 
 @router.delete(
@@ -47,7 +47,7 @@ def list_locks(who: Who, svc: Svc, include_removed: bool = False) -> list[LockOu
     responses=declare(PermissionDenied, NotFound, InvalidTransition),
 )
 def remove_lock(lock_id: str, who: Who, svc: Svc) -> LockOut:
-    return LockOut.of(svc.grants.unlock(who, lock_id))
+    return LockOut.of(svc.grants.lockouts.unlock(who, lock_id))
 
 
 def _targets(body: LockIn) -> list[tuple[LockKind, str | None]]:

@@ -9,7 +9,7 @@ from kubejit.audit.checkpoint import load_or_create_signing_key
 from kubejit.clock import Clock, SystemClock
 from kubejit.clusters.adapter import KubeClusterAdapter
 from kubejit.clusters.registry import build_adapter
-from kubejit.config import Settings
+from kubejit.config import ClusterSettings, Settings
 from kubejit.errors import ConfigError
 from kubejit.grants.ports import ClusterAdapter
 from kubejit.grants.service import GrantService
@@ -17,6 +17,7 @@ from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
 from kubejit.identity.issuers import build_issuers, login_offers
 from kubejit.identity.oidc import IssuerSet
 from kubejit.policy.load import load_policy_file
+from kubejit.policy.model import Policy
 from kubejit.server.audit_delivery import AuditDelivery
 from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.auth_failures import AuthFailureSummary
@@ -26,6 +27,7 @@ from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
@@ -39,26 +41,36 @@ _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespa
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, workers: bool = True) -> Services:
+    """Everything the broker runs on; ``Services.on_shutdown`` closes it, in the reverse order.
+
+    Each resource registers its own close as it is created, so a failure half-way through building
+    (a missing kubeconfig, no identity issuer) closes what was built before it and leaks nothing.
+    """
     clock = clock or SystemClock()
     policy = load_policy_file(str(settings.policy_file), protected_namespaces=_kubejit_namespaces(settings))
+    with contextlib.ExitStack() as built:
+        services = _build(settings, policy, clock=clock, workers=workers, built=built)
+        services.on_shutdown.append(built.pop_all().close)
+    return services
+
+
+def _build(
+    settings: Settings, policy: Policy, *, clock: Clock, workers: bool, built: contextlib.ExitStack
+) -> Services:
+    """Build in order; closes run last-built first: workers stop, the final checkpoint is signed,
+    then clients, sinks and clusters close, and the engine goes last."""
     engine = create_store_engine(settings.store_url)
+    built.callback(engine.dispose)
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
-    adapters = {
-        c.name: build_adapter(
-            c.name,
-            kubeconfig=str(c.kubeconfig) if c.kubeconfig else None,
-            context=c.context,
-            in_cluster=c.in_cluster,
-            grant_namespace=settings.grant_namespace,
-            audience=c.audience,
-        )
-        for c in settings.clusters
-    }
+    audit = SqlAuditStore(engine)
+    adapters = {c.name: built.enter_context(_adapter(c, settings)) for c in settings.clusters}
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
+    built.callback(delivery.close)
     service = GrantService(
         store=store,
+        audit=audit,
         clusters=clusters,
         policy=policy,
         clock=clock,
@@ -82,9 +94,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
             token_ttl_seconds=settings.dev_issuer.token_ttl_seconds,
         )
     issuers = build_issuers(settings.identity.issuers, clock=clock)
+    built.callback(issuers.close)
     exchange, close_exchange = build_exchange(
         settings, grants=service, spent=SqlSeenTokenIds(engine), clock=clock
     )
+    built.callback(close_exchange)
     services = Services(
         grants=service,
         authenticator=IssuerSet(issuers.verifiers, dev=dev, dev_issuer_url=dev.rules.issuer if dev else None),
@@ -93,7 +107,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
         exchange=exchange,
         users=SqlUserDirectory(engine, clock=clock),
         login_offers=login_offers(settings.identity.issuers),
-        on_shutdown=[*(a.close for a in adapters.values()), issuers.close, close_exchange, engine.dispose],
+        audit=audit,
     )
     limits = settings.broker.rate_limits
     services.limiter = RequestLimiter(
@@ -103,30 +117,54 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
             auth_failures_per_source_per_minute=limits.auth_failures_per_source_per_minute,
         )
     )
-    services.auth_failures = AuthFailureSummary(
-        store.record, clock=clock, interval_seconds=limits.auth_failure_summary_seconds
+    services.auth_failures = auth_failures = AuthFailureSummary(
+        audit.record, clock=clock, interval_seconds=limits.auth_failure_summary_seconds
     )
-    record_start(store, settings, clock=clock)
+    record_start(audit, settings, clock=clock)
     checkpointer = Checkpointer(engine, load_or_create_signing_key(settings.checkpoint_key_path), clock=clock)
-    # The last thing before the engine closes: sign the head the broker leaves behind.
-    services.on_shutdown.insert(-1, checkpointer.final)
+    # Closed before the engine, after every worker: sign the head the broker leaves behind.
+    built.callback(checkpointer.final)
     if workers:
-        running = start_workers(
-            service,
-            sweep_interval=settings.workers.sweep_interval_seconds,
-            reconcile_interval=settings.workers.reconcile_interval_seconds,
-        )
-        interval = settings.audit.checkpoint_interval_seconds
-        running.append(checkpoint_worker(checkpointer, interval=interval))
-        running[-1].start()
-        summaries = max(1.0, limits.auth_failure_summary_seconds)
-        running.append(Worker("auth-failure-summaries", services.auth_failures.flush_due, interval=summaries))
-        running[-1].start()
-        services.on_shutdown[:0] = [w.stop for w in running]
-        delivery.start()
-    services.on_shutdown.insert(0, delivery.close)
+        _start_workers(settings, service, checkpointer, auth_failures, built)
+        for worker in delivery.start():  # stopped first of all at shutdown
+            built.callback(worker.stop)
     services.audit_status = delivery.status
     return services
+
+
+def _adapter(c: ClusterSettings, settings: Settings) -> KubeClusterAdapter:
+    return build_adapter(
+        c.name,
+        kubeconfig=str(c.kubeconfig) if c.kubeconfig else None,
+        context=c.context,
+        in_cluster=c.in_cluster,
+        grant_namespace=settings.grant_namespace,
+        audience=c.audience,
+    )
+
+
+def _start_workers(
+    settings: Settings,
+    service: GrantService,
+    checkpointer: Checkpointer,
+    auth_failures: AuthFailureSummary,
+    built: contextlib.ExitStack,
+) -> None:
+    running = start_workers(
+        service,
+        sweep_interval=settings.workers.sweep_interval_seconds,
+        reconcile_interval=settings.workers.reconcile_interval_seconds,
+    )
+    for worker in running:
+        built.callback(worker.stop)
+    summaries = max(1.0, settings.broker.rate_limits.auth_failure_summary_seconds)
+    started = [
+        checkpoint_worker(checkpointer, interval=settings.audit.checkpoint_interval_seconds),
+        Worker("auth-failure-summaries", auth_failures.flush_due, interval=summaries),
+    ]
+    for worker in started:
+        worker.start()
+        built.callback(worker.stop)
 
 
 def _kubejit_namespaces(settings: Settings) -> frozenset[str]:

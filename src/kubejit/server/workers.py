@@ -45,7 +45,7 @@ def start_workers(service: GrantService, *, sweep_interval: float, reconcile_int
         Worker("reconciler", service.reconcile, interval=reconcile_interval),
         Worker("sweeper", service.expire_due, interval=sweep_interval),
         # Locks stop applying at their end time anyway; this records ``lock.expired``.
-        Worker("lock-sweeper", service.expire_locks, interval=sweep_interval),
+        Worker("lock-sweeper", service.lockouts.expire_locks, interval=sweep_interval),
     ]
     for worker in workers:
         worker.start()

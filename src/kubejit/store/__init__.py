@@ -5,12 +5,14 @@ writes each grant change together with its hash-chained audit events.
 """
 
 from kubejit.errors import StoreUnavailable
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.engine import create_store_engine, default_store_url
 from kubejit.store.grant_store import RequesterSummary, SqlGrantStore
 from kubejit.store.migrate import current_revision, head_revision, upgrade
 
 __all__ = [
     "RequesterSummary",
+    "SqlAuditStore",
     "SqlGrantStore",
     "StoreUnavailable",
     "create_store_engine",

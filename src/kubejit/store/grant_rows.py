@@ -42,6 +42,7 @@ def grant_to_row(grant: Grant) -> dict[str, Any]:
         "ended_at": _aware_or_none(grant.ended_at),
         "ended_by": grant.ended_by,
         "end_reason": grant.end_reason,
+        "requester_person": grant.requester_person,
     }
 
 
@@ -84,6 +85,7 @@ def row_to_grant(row: Any) -> Grant:
         ended_by=PrincipalName(row["ended_by"]) if row["ended_by"] is not None else None,
         end_reason=row["end_reason"],
         version=row["version"],
+        requester_person=row["requester_person"],
     )
 
 

@@ -2,7 +2,8 @@
 
 Each grant write is one transaction that also appends its audit events to the hash chain, so a
 state change is never visible without its record, nor a record without its change. Writes are
-optimistic: ``save`` updates only the version it read, and a lost race is a ``Conflict``.
+optimistic: ``save`` updates only the version it read, and a lost race is a ``Conflict``. Events
+that change no grant, and reading the chain back, are ``store.audit_store.SqlAuditStore``'s.
 """
 
 from __future__ import annotations
@@ -10,22 +11,19 @@ from __future__ import annotations
 import builtins
 import heapq
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kubejit.audit.chain import GENESIS, VerifyResult
-from kubejit.audit.event import StoredEvent
 from kubejit.clock import Clock, SystemClock
 from kubejit.errors import Conflict, InvalidInput, NotFound
 from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import ClusterName, GrantId, PrincipalName
 from kubejit.store import audit_log
-from kubejit.store.audit_verify import verify_stored
 from kubejit.store.grant_rows import grant_to_row, row_to_grant
 from kubejit.store.tables import grants, tokens
 from kubejit.store.transactions import Prepared, driver_execute, read_transaction, write_transaction
@@ -136,10 +134,17 @@ class SqlGrantStore:
             return [row_to_grant(row._mapping) for row in conn.execute(query)]
 
     def pending_for(
-        self, approver: PrincipalName, groups: frozenset[str], *, limit: int = 1000
+        self,
+        approver: PrincipalName,
+        groups: frozenset[str],
+        *,
+        approver_person: str | None = None,
+        limit: int = 1000,
     ) -> builtins.list[Grant]:
         """Pending grants one of ``groups`` may decide, not ``approver``'s own, newest first.
 
+        "Own" counts people: a request whose ``requester_person`` is ``approver_person`` was made by
+        this human under another login, which the lifecycle would refuse them to decide anyway.
         ``approver_groups`` is a JSON array: the membership test unnests it in SQL (SQLite's
         ``json_each``, PostgreSQL's ``json_array_elements_text``), so the limit applies after it.
         """
@@ -156,6 +161,7 @@ class SqlGrantStore:
         query = (
             sa.select(grants)
             .where(grants.c.state == GrantState.PENDING.value, grants.c.requester != approver, decides)
+            .where(*_not_requested_by_person(approver_person))
             .order_by(grants.c.created_at.desc(), grants.c.id.desc())
             .limit(limit)
         )
@@ -173,13 +179,6 @@ class SqlGrantStore:
                 for column, state in scans
             ]
         return builtins.list(heapq.merge(*batches, key=_due_at))[:limit]
-
-    def record(self, events: Sequence[AuditEvent]) -> None:
-        """Audit events that change no grant (token minted, request refused, cleanup deferred)."""
-        if not events:
-            return
-        with write_transaction(self.engine) as conn:
-            audit_log.append(conn, events)
 
     def record_token(
         self,
@@ -249,50 +248,13 @@ class SqlGrantStore:
             counts = {str(state): int(n) for state, n in conn.execute(query)}
         return {state.value: counts.get(state.value, 0) for state in GrantState}
 
-    # -- the audit log -------------------------------------------------------------------------
-    def iter_events(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[StoredEvent]:
-        """Every event after ``after_seq`` in chain order, streamed in batches (for verification)."""
-        return audit_log.iter_events(self.engine, after_seq=after_seq, batch=batch)
 
-    def search_events(
-        self,
-        *,
-        grant_id: GrantId | None = None,
-        actor: str | None = None,
-        cluster: str | None = None,
-        action: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before_seq: int | None = None,
-        limit: int = 100,
-    ) -> builtins.list[StoredEvent]:
-        """Events matching every given filter, newest first; ``until`` is exclusive."""
-        _check_limit(limit)
-        return audit_log.search(
-            self.engine,
-            grant_id=grant_id,
-            actor=actor,
-            cluster=cluster,
-            action=action,
-            since=since,
-            until=until,
-            before_seq=before_seq,
-            limit=limit,
-        )
-
-    def audit_head(self) -> tuple[int, str]:
-        """(seq, hash) of the newest event: an anchor worth copying somewhere an attacker cannot reach."""
-        with read_transaction(self.engine) as conn:
-            return audit_log.tail(conn)
-
-    def verify_audit(self, *, after_seq: int = 0, prev_hash: str = GENESIS) -> VerifyResult:
-        """Verify the stored chain, streaming: from the start, or from a checkpoint (seq and its hash)."""
-        if after_seq and prev_hash == GENESIS:
-            raise InvalidInput(
-                f"verifying from seq {after_seq} needs the hash of event {after_seq}",
-                hint="Pass prev_hash (the hash you recorded for that event), or verify from the start.",
-            )
-        return verify_stored(self.engine, after_seq=after_seq, prev_hash=prev_hash)
+def _not_requested_by_person(person: str | None) -> list[sa.ColumnElement[bool]]:
+    """No condition without a person; else the requester's person is unknown or someone else."""
+    if person is None:
+        return []
+    column = grants.c.requester_person
+    return [sa.or_(column.is_(None), column != person)]
 
 
 def _due_query(

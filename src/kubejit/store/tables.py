@@ -79,6 +79,9 @@ grants = sa.Table(
     sa.Column("ended_by", sa.String(255), nullable=True),
     sa.Column("end_reason", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # The requester's person (a verified email, at most 320 characters): another login of theirs
+    # cannot approve, even after a restart. NULL for logins without one and rows before 0004.
+    sa.Column("requester_person", sa.String(320), nullable=True),
     # The sweeper's two range scans: live grants by expiry, pending ones by their deadline.
     sa.Index("ix_grants_state_expires_at", "state", "expires_at"),
     sa.Index("ix_grants_state_pending_until", "state", "pending_until"),

@@ -270,7 +270,7 @@ def test_verify_rows_agrees_with_verify_chain(tamper: Any) -> None:
 def test_the_plain_ascii_fast_path_and_the_escaping_path_agree_with_json(odd: str) -> None:
     from kubejit.audit.chain import payload_json
 
-    fields = {
+    fields: dict[str, Any] = {
         "action": f"a{odd}",
         "actor": odd,
         "outcome": "success",

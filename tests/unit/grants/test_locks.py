@@ -21,7 +21,7 @@ from kubejit.errors import (
     RequestDenied,
 )
 from kubejit.grants import lifecycle
-from kubejit.grants import service as service_module
+from kubejit.grants import offboarding as offboarding_module
 from kubejit.grants.locks import LockKind
 from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.ports import AuditEvent
@@ -49,6 +49,7 @@ class World:
         """A second broker on the same database (its own lock cache)."""
         return GrantService(
             store=self.store,
+            audit=self.store,
             clusters={"dev": self.cluster},
             policy=self.service.policy,
             clock=self.clock,
@@ -64,6 +65,7 @@ def _world(store: MemoryStore | None = None, policy: Policy = POLICY) -> World:
     lock_ids = (f"l{i}" for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=policy,
         clock=clock,
@@ -87,12 +89,12 @@ def _open(store: MemoryStore, user: str = "alice") -> list[Grant]:
 def test_offboarding_ends_all_locks_and_a_second_run_ends_nothing(world: World) -> None:
     grants = [world.service.request(ALICE, VIEW) for _ in range(3)]
     pending = world.service.request(ALICE, EDIT)
-    done = world.service.revoke_user(ADMIN, "alice", reason="left the company")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice", reason="left the company")
     assert {g.id for g in done.grants.ended} == {*(g.id for g in grants), pending.id}
     assert done.grants.skipped == [] and done.grants.cleanup_deferred == []
     assert done.lock is not None and done.lock_created and done.lock.kind is LockKind.USER
     assert _open(world.store) == [] and world.cluster.objects == {}
-    again = world.service.revoke_user(ADMIN, "alice")
+    again = world.service.lockouts.revoke_user(ADMIN, "alice")
     assert (again.grants.ended, again.grants.skipped) == ([], [])
     assert again.lock == done.lock and not again.lock_created  # no second lock
     assert [e.action for e in world.locks.events] == ["lock.created"]
@@ -120,7 +122,7 @@ def test_offboarding_skips_grants_that_end_concurrently_and_ends_the_rest() -> N
     world = _world(store)
     grants = [world.service.request(ALICE, VIEW) for _ in range(6)]
     store.expire = {grants[0].id, grants[3].id}
-    done = world.service.revoke_user(ADMIN, "alice")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice")
     assert sorted(done.grants.skipped) == sorted([grants[0].id, grants[3].id])
     assert {g.id for g in done.grants.ended} == {g.id for g in grants} - set(done.grants.skipped)
     assert _open(store) == []
@@ -146,7 +148,7 @@ def test_a_grant_changed_but_still_open_is_ended_on_the_next_pass() -> None:
     world = _world(store)
     grants = [world.service.request(ALICE, VIEW) for _ in range(2)]
     store.bump = grants[1].id
-    done = world.service.revoke_user(ADMIN, "alice")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice")
     assert {g.id for g in done.grants.ended} == {g.id for g in grants} and done.grants.skipped == []
     assert _open(store) == []
 
@@ -154,16 +156,16 @@ def test_a_grant_changed_but_still_open_is_ended_on_the_next_pass() -> None:
 def test_offboarding_pages_through_more_grants_than_one_batch(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service_module, "END_BATCH", 2)
+    monkeypatch.setattr(offboarding_module, "END_BATCH", 2)
     grants = [world.service.request(ALICE, VIEW) for _ in range(7)]
-    done = world.service.revoke_user(ADMIN, "alice")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice")
     assert len(done.grants.ended) == len(grants) and _open(world.store) == []
 
 
 def test_unreachable_cluster_still_ends_grants_and_reports_deferred_cleanup(world: World) -> None:
     grants = [world.service.request(ALICE, VIEW) for _ in range(2)]
     world.cluster.fail_delete = ClusterUnavailable("connection refused")
-    done = world.service.revoke_user(ADMIN, "alice")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice")
     assert sorted(done.grants.cleanup_deferred) == sorted(g.id for g in grants)
     assert _open(world.store) == []  # ended in the store: the reconciler removes the objects
     assert world.store.actions().count("grant.cleanup_deferred") == 2
@@ -172,11 +174,11 @@ def test_unreachable_cluster_still_ends_grants_and_reports_deferred_cleanup(worl
 def test_offboarding_without_lock_and_refusals(world: World) -> None:
     world.service.request(ALICE, VIEW)
     with pytest.raises(PermissionDenied):
-        world.service.revoke_user(BOB, "alice")
+        world.service.lockouts.revoke_user(BOB, "alice")
     assert len(_open(world.store)) == 1 and world.locks.locks == {}
     with pytest.raises(InvalidInput, match="lock you out"):  # an admin offboarding themselves, with a lock
-        world.service.revoke_user(ADMIN, "root")
-    done = world.service.revoke_user(ADMIN, "alice", lock=False)
+        world.service.lockouts.revoke_user(ADMIN, "root")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice", lock=False)
     assert done.lock is None and len(done.grants.ended) == 1 and world.locks.locks == {}
     assert world.service.request(ALICE, VIEW).state is GrantState.ACTIVE
 
@@ -184,7 +186,7 @@ def test_offboarding_without_lock_and_refusals(world: World) -> None:
 # -- locks ---------------------------------------------------------------------------------------
 def test_offboarded_user_is_refused_and_unlock_lets_them_back(world: World) -> None:
     """Before: right after `revoke --user alice`, alice's still-valid token got a new auto-approved grant."""
-    done = world.service.revoke_user(ADMIN, "alice", reason="left")
+    done = world.service.lockouts.revoke_user(ADMIN, "alice", reason="left")
     assert done.lock is not None
     with pytest.raises(Locked) as refused:
         world.service.check_not_locked(ALICE)
@@ -195,19 +197,19 @@ def test_offboarded_user_is_refused_and_unlock_lets_them_back(world: World) -> N
         world.service.request(ALICE, VIEW)
     assert _open(world.store) == []
     world.service.check_not_locked(BOB)  # others are not affected
-    removed = world.service.unlock(ADMIN2, done.lock.id)
+    removed = world.service.lockouts.unlock(ADMIN2, done.lock.id)
     assert removed.removed_by == "root2"
     world.service.check_not_locked(ALICE)
     assert world.service.request(ALICE, VIEW).state is GrantState.ACTIVE
     with pytest.raises(InvalidTransition):
-        world.service.unlock(ADMIN, done.lock.id)
+        world.service.lockouts.unlock(ADMIN, done.lock.id)
     assert [e.action for e in world.locks.events] == ["lock.created", "lock.removed"]
 
 
 def test_group_lock_refuses_members_and_ends_the_grants_of_people_seen_in_it(world: World) -> None:
     world.locks.people = {"alice": ALICE.groups, "bob": BOB.groups}
     alice = world.service.request(ALICE, VIEW)
-    made = world.service.lock(ADMIN, kind=LockKind.GROUP, target="developers", reason="incident 7")
+    made = world.service.lockouts.lock(ADMIN, kind=LockKind.GROUP, target="developers", reason="incident 7")
     assert [g.id for g in made.grants.ended] == [alice.id] and _open(world.store) == []
     with pytest.raises(Locked, match="group developers"):
         world.service.check_not_locked(ALICE)
@@ -217,7 +219,7 @@ def test_group_lock_refuses_members_and_ends_the_grants_of_people_seen_in_it(wor
 def test_grant_lock_ends_the_grant_and_refuses_its_tokens(world: World) -> None:
     grant = world.service.request(ALICE, VIEW)
     other = world.service.request(ALICE, VIEW)
-    made = world.service.lock(ADMIN, kind=LockKind.GRANT, target=grant.id, reason="token leaked")
+    made = world.service.lockouts.lock(ADMIN, kind=LockKind.GRANT, target=grant.id, reason="token leaked")
     assert [g.id for g in made.grants.ended] == [grant.id]
     assert world.store.get(other.id).state is GrantState.ACTIVE
     world.service.check_not_locked(ALICE)  # the person is not locked, only that grant
@@ -252,32 +254,32 @@ def test_bad_locks_are_refused_and_write_nothing(
 ) -> None:
     world.service.request(ALICE, VIEW)
     with pytest.raises(error, match=match):
-        world.service.lock(ADMIN, kind=kind, target=target, reason=reason, duration=duration)
+        world.service.lockouts.lock(ADMIN, kind=kind, target=target, reason=reason, duration=duration)
     assert world.locks.locks == {} and world.locks.events == [] and len(_open(world.store)) == 1
 
 
 def test_only_admins_manage_locks(world: World) -> None:
-    made = world.service.lock(ADMIN, kind=LockKind.USER, target="alice", reason="x")
+    made = world.service.lockouts.lock(ADMIN, kind=LockKind.USER, target="alice", reason="x")
     with pytest.raises(PermissionDenied):
-        world.service.lock(BOB, kind=LockKind.USER, target="carol", reason="x")
+        world.service.lockouts.lock(BOB, kind=LockKind.USER, target="carol", reason="x")
     with pytest.raises(PermissionDenied):
-        world.service.unlock(BOB, made.lock.id)
+        world.service.lockouts.unlock(BOB, made.lock.id)
     with pytest.raises(PermissionDenied):
-        world.service.list_locks(BOB)
-    assert [lk.id for lk in world.service.list_locks(ADMIN)] == [made.lock.id]
+        world.service.lockouts.list_locks(BOB)
+    assert [lk.id for lk in world.service.lockouts.list_locks(ADMIN)] == [made.lock.id]
 
 
 def test_a_lock_ends_at_its_time_and_the_sweeper_records_it(world: World) -> None:
-    made = world.service.lock(
+    made = world.service.lockouts.lock(
         ADMIN, kind=LockKind.USER, target="alice", reason="x", duration=timedelta(hours=1)
     )
     with pytest.raises(Locked, match="until 2026-01-01 01:00:00Z"):
         world.service.check_not_locked(ALICE)
-    assert world.service.expire_locks() == []
+    assert world.service.lockouts.expire_locks() == []
     world.clock.advance(timedelta(hours=1))
     world.service.check_not_locked(ALICE)  # no longer in force, swept or not
-    assert [lk.id for lk in world.service.expire_locks()] == [made.lock.id]
-    assert world.service.expire_locks() == [] and world.service.list_locks(ADMIN) == []
+    assert [lk.id for lk in world.service.lockouts.expire_locks()] == [made.lock.id]
+    assert world.service.lockouts.expire_locks() == [] and world.service.lockouts.list_locks(ADMIN) == []
     assert [e.action for e in world.locks.events] == ["lock.created", "lock.expired"]
 
 
@@ -290,7 +292,7 @@ def test_the_lock_check_is_cached_for_a_second_and_a_replica_cannot_leave_a_gran
     for _ in range(50):
         other.check_not_locked(ALICE)
     assert world.locks.queries == queries  # one indexed query per principal and second, not per request
-    world.service.lock(ADMIN, kind=LockKind.USER, target="alice", reason="x")
+    world.service.lockouts.lock(ADMIN, kind=LockKind.USER, target="alice", reason="x")
     other.check_not_locked(ALICE)  # the other replica's cache may lag for up to a second...
     with pytest.raises(Locked):  # ...but a new grant is checked again, uncached, once stored
         other.request(ALICE, VIEW)
@@ -322,7 +324,7 @@ def test_a_lock_racing_a_request_never_leaves_the_grant_open(kind: LockKind, tar
     store = LockedWhileAdding()
     world = _world(store)
     other = world.replica()
-    store.on_add.append(lambda: other.lock(ADMIN, kind=kind, target=target, reason="race"))
+    store.on_add.append(lambda: other.lockouts.lock(ADMIN, kind=kind, target=target, reason="race"))
     with pytest.raises(Locked):
         world.service.request(ALICE, VIEW)
     assert _open(store) == [] and world.cluster.objects == {}
@@ -333,7 +335,7 @@ def test_activation_of_an_approved_grant_of_a_locked_user_is_refused(world: Worl
     world.service.approve(BOB, pending.id)
     world.locks.add_lock(  # as if created where the grant was not seen (e.g. restored by a backup)
         replace(
-            world.service.lock(ADMIN, kind=LockKind.USER, target="dave", reason="x").lock,
+            world.service.lockouts.lock(ADMIN, kind=LockKind.USER, target="dave", reason="x").lock,
             id="lx",
             target="alice",
         ),
@@ -399,5 +401,5 @@ def test_offboarding_gives_up_cleanly_when_grants_keep_changing(world: World) ->
     churn = _world(Churn())
     churn.service.request(ALICE, AccessRequest(cluster="dev", namespaces=("team-a",), role="view"))
     with pytest.raises(Conflict, match="kept changing") as refused:
-        churn.service.revoke_user(ADMIN, "alice", lock=False)
+        churn.service.lockouts.revoke_user(ADMIN, "alice", lock=False)
     assert refused.value.hint and "again" in refused.value.hint

@@ -17,7 +17,7 @@ from kubejit.errors import (
     RequestDenied,
     TooManyOpenGrants,
 )
-from kubejit.grants.model import GrantState
+from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.service import GrantService
 from kubejit.identity.principal import Principal
 from kubejit.ids import GrantId
@@ -69,6 +69,7 @@ def world() -> tuple[GrantService, MemoryStore, FakeCluster, FixedClock]:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=POLICY,
         clock=clock,
@@ -120,6 +121,17 @@ def test_two_approvals_activate_and_self_approval_is_refused(world) -> None:  # 
     assert active.state is GrantState.ACTIVE and grant.id in cluster.objects
 
 
+def test_a_person_never_sees_their_own_request_made_under_another_login(world) -> None:  # type: ignore[no-untyped-def]
+    service, store, _, _ = world
+    okta_alice = Principal("okta:alice", frozenset({"developers"}), person="alice@corp.example")
+    google_alice = Principal("google:alice", frozenset({"sre"}), person="alice@corp.example")
+    other_alice = Principal("google:alice2", frozenset({"sre"}), person="alice@elsewhere.example")
+    grant = service.request(okta_alice, EDIT)
+    assert service.pending_for(google_alice) == []
+    assert service.pending_for(other_alice) == [store.get(grant.id)]
+    assert service.pending_for(BOB) == [store.get(grant.id)]  # no person: the name check only
+
+
 def test_revoke_deletes_objects_and_offboarding_ends_everything(world) -> None:  # type: ignore[no-untyped-def]
     service, store, cluster, _ = world
     first = service.request(ALICE, VIEW)
@@ -128,8 +140,8 @@ def test_revoke_deletes_objects_and_offboarding_ends_everything(world) -> None: 
     assert service.revoke(ALICE, first.id).state is GrantState.REVOKED
     assert first.id not in cluster.objects
     with pytest.raises(PermissionDenied):
-        service.revoke_user(BOB, "alice")
-    ended = service.revoke_user(ADMIN, "alice").grants.ended
+        service.lockouts.revoke_user(BOB, "alice")
+    ended = service.lockouts.revoke_user(ADMIN, "alice").grants.ended
     assert {g.id for g in ended} == {second.id, pending.id}
     assert cluster.objects == {}
     assert all(g.state is GrantState.REVOKED for g in store.grants.values())
@@ -214,6 +226,7 @@ def test_open_grants_per_person_are_capped_before_anything_is_written() -> None:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=POLICY,
         clock=clock,
@@ -267,7 +280,12 @@ def test_a_token_lives_at_most_an_hour_and_never_past_the_grant(world) -> None: 
 def test_the_token_cap_is_a_setting_but_never_below_the_api_servers_minimum() -> None:
     store, cluster = MemoryStore(), FakeCluster()
     service = GrantService(
-        store=store, clusters={"dev": cluster}, policy=POLICY, clock=FixedClock(), max_token_seconds=60
+        store=store,
+        audit=store,
+        clusters={"dev": cluster},
+        policy=POLICY,
+        clock=FixedClock(),
+        max_token_seconds=60,
     )
     grant = service.request(ALICE, VIEW)
     service.issue_token(ALICE, grant.id)
@@ -275,7 +293,9 @@ def test_the_token_cap_is_a_setting_but_never_below_the_api_servers_minimum() ->
 
 
 # -- an approval that could not activate in time expires; it never activates late -------------------
-def _approved_while_the_cluster_is_down(service, store, cluster):  # type: ignore[no-untyped-def]
+def _approved_while_the_cluster_is_down(
+    service: GrantService, store: MemoryStore, cluster: FakeCluster
+) -> Grant:
     cluster.fail_with = ClusterUnavailable("connection refused")
     with pytest.raises(ClusterUnavailable):
         service.request(ALICE, VIEW)

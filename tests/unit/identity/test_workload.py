@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kubejit.errors import AuthenticationFailed
-from kubejit.identity.workload import MAX_NAME_LENGTH, audit_claims, claim_text, workload_principal
+from kubejit.identity.principal import MAX_NAME_LENGTH
+from kubejit.identity.workload import audit_claims, claim_text, workload_principal
 
 pytestmark = pytest.mark.unit
 

@@ -120,6 +120,7 @@ def world() -> Iterator[World]:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=parse_policy(POLICY),
         clock=clock,

@@ -494,7 +494,7 @@ def test_no_glob_reaches_system_or_kubejit_namespaces_for_people_or_workloads(
 ) -> None:
     """The broker's namespace is protected without any config (defaults) and where the config moves it."""
     protected = frozenset({"jit", "jit-grants"}) if moved else None
-    policy = parse_policy(OPEN, **({"protected_namespaces": protected} if protected else {}))
+    policy = parse_policy(OPEN, protected_namespaces=protected) if protected else parse_policy(OPEN)
     anyone = Principal("dev:anyone")
     for break_glass in (False, True):
         request = AccessRequest("prod", (namespace,), "admin", reason="outage", break_glass=break_glass)

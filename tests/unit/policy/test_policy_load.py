@@ -545,6 +545,18 @@ def test_load_policy_file_errors_name_the_file(tmp_path: Path) -> None:
         load_policy_file(str(path))
 
 
+def test_an_alias_in_the_policy_file_is_refused_with_its_position(tmp_path: Path) -> None:
+    """The same parse step as the broker config (yamlsource.compose_yaml): an anchor is read, its alias refused."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(rules(GOOD_RULE).replace("roles:\n", "roles: &all\n", 1) + "workloads: *all\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(path)
+    lines = path.read_text().count("\n")
+    assert caught.value.message.startswith(
+        f"{path}:{lines}:12: invalid YAML: aliases (*name) are not allowed"
+    )
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="policy file not found") as caught:
         load_policy_file(tmp_path / "nope.yaml")

@@ -12,7 +12,7 @@ from tests.unit.scan.objects import BOOTSTRAP, cluster_role, crb, group, rb, rol
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def found(snap: Snapshot, **options: frozenset[str]) -> set[tuple[str, Severity, str]]:
+def found(snap: Snapshot, **options: Any) -> set[tuple[str, Severity, str]]:
     report = scan(snap, now=NOW, options=ScanOptions(**options))
     return {(f.rule, f.severity, str(f.object)) for f in report.findings}
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
@@ -57,6 +58,13 @@ class World:
     def auth(self, user: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.issuer.issue(user)}"}
 
+    @property
+    def services(self) -> Services:
+        """The app's services (``TestClient.app`` is typed as any ASGI app)."""
+        assert isinstance(self.http.app, FastAPI)
+        services: Services = self.http.app.state.services
+        return services
+
 
 @pytest.fixture
 def world() -> Iterator[World]:
@@ -65,6 +73,7 @@ def world() -> Iterator[World]:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=parse_policy(POLICY),
         clock=clock,
@@ -239,7 +248,7 @@ UNAUTHENTICATED_EXTRAS = ["/metrics", "/openapi.json", "/docs", "/redoc"]
 
 @pytest.mark.parametrize("path", UNAUTHENTICATED_EXTRAS)
 def test_metrics_and_api_docs_are_404_when_not_exposed(world: World, path: str) -> None:
-    services = world.http.app.state.services
+    services = world.services
     with TestClient(create_app(services, expose_metrics=False, expose_api_docs=False)) as closed:
         assert closed.get(path).status_code == 404
         assert closed.get("/healthz").status_code == 200
@@ -247,7 +256,7 @@ def test_metrics_and_api_docs_are_404_when_not_exposed(world: World, path: str) 
 
 
 def test_metrics_and_api_docs_are_exposed_independently(world: World) -> None:
-    services = world.http.app.state.services
+    services = world.services
     with TestClient(create_app(services, expose_metrics=True, expose_api_docs=False)) as http:
         assert [http.get(p).status_code for p in UNAUTHENTICATED_EXTRAS] == [200, 404, 404, 404]
     with TestClient(create_app(services, expose_metrics=False, expose_api_docs=True)) as http:
@@ -266,7 +275,7 @@ WIDE_POLICY = POLICY.replace(
 @pytest.fixture
 def wide(world: World) -> World:
     """The world with a cluster-wide role `reader` that developers may request."""
-    world.http.app.state.services.grants.policy = parse_policy(WIDE_POLICY)
+    world.services.grants.policy = parse_policy(WIDE_POLICY)
     return world
 
 
@@ -306,7 +315,7 @@ def test_a_cluster_wide_role_still_needs_a_rule(wide: World) -> None:
 
 
 def test_metrics_say_whether_each_cluster_answered_the_reconciler(world: World) -> None:
-    service = world.http.app.state.services.grants  # type: ignore[attr-defined]
+    service = world.services.grants
     assert "kubejit_cluster_reachable{" not in world.http.get("/metrics").text  # not looked at yet
     world.cluster.fail_list = ClusterUnavailable("down")
     service.reconcile()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
@@ -72,6 +73,7 @@ def build(limits: RateLimits, *, summary_seconds: float = 60) -> World:
     ids = (GrantId(f"g{i}") for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": FakeCluster()},
         policy=parse_policy(POLICY),
         clock=clock,
@@ -92,7 +94,19 @@ def build(limits: RateLimits, *, summary_seconds: float = 60) -> World:
     return World(store, services, issuer, monotonic)
 
 
-def assert_rate_limited(response: httpx.Response, retry_after: str) -> None:
+class Answer(Protocol):
+    """What these checks read of a response (TestClient's is httpx's or httpx2's, whichever is installed)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+def assert_rate_limited(response: Answer, retry_after: str) -> None:
     assert response.status_code == 429, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == retry_after

@@ -44,6 +44,7 @@ def world() -> Iterator[World]:
     lock_ids = (f"l{i}" for i in itertools.count(1))
     service = GrantService(
         store=store,
+        audit=store,
         clusters={"dev": cluster},
         policy=parse_policy(POLICY),
         clock=clock,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # config (pydantic) loads when the command runs, not for every `kubejit --help`
-    from kubejit.config import Settings
+    from kubejit.config import BrokerSettings, Settings
 
 
 def run_broker(settings: Settings) -> None:
@@ -31,7 +31,24 @@ def run_broker(settings: Settings) -> None:
         expose_api_docs=settings.broker.api_docs_exposed,
     )
     typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
-    uvicorn.run(app, host=settings.broker.host, port=settings.broker.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.broker.host,
+        port=settings.broker.port,
+        log_level="warning",
+        **proxy_options(settings.broker),
+    )
+
+
+def proxy_options(broker: BrokerSettings) -> dict[str, Any]:
+    """uvicorn's proxy-header options from ``broker.trustedProxies``, never from its environment.
+
+    uvicorn's own default believes X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS): any
+    process on the host could then claim any source address, with a fresh rate-limit bucket and a
+    made-up address in the audit trail. Without trusted proxies the headers are not read at all.
+    """
+    trusted = list(broker.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
 
 def serve(

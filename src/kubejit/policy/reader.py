@@ -1,7 +1,9 @@
-"""The YAML reader both policy loaders share (people's rules in load.py, workloads in workload_load.py).
+"""The policy's YAML reader: the node tree, typed access to it, and the rule pieces both loaders share.
 
-Its own module so that neither loader imports the other's internals: load.py calls workload_load.py,
-and both build on this.
+People's rules are read in load.py, workloads in workload_load.py; both build on this module so that
+neither imports the other's internals (load.py calls workload_load.py) and their errors read the same.
+The parse step itself (``read_yaml``) is ``yamlsource.compose_yaml``, which the broker config uses too:
+YAML aliases are refused in both, and a syntax error says file:line:column the same way.
 """
 
 from __future__ import annotations
@@ -17,28 +19,38 @@ from kubejit.errors import InvalidInput, PolicyError
 from kubejit.policy.evaluate import DEFAULT_DENY
 from kubejit.policy.glob import DNS_LABEL_HINT, is_dns_label, is_name_pattern
 from kubejit.policy.model import KUBEJIT_NAMESPACES
+from kubejit.yamlsource import compose_yaml, position
 
-_TAG = "tag:yaml.org,2002:"
-_STR = _TAG + "str"
+TAG = "tag:yaml.org,2002:"
+STR = TAG + "str"
+INT = TAG + "int"
+BOOL = TAG + "bool"
 
 
-def _kind(node: Node) -> str:
+def read_yaml(text: str, *, source: str) -> Node | None:
+    """The policy's node tree (None for an empty file); aliases and bad YAML are a ``PolicyError``."""
+    return compose_yaml(text, source=source, what="policy", error=PolicyError)
+
+
+def kind(node: Node) -> str:
+    """What a node is, in words, for "must be a string, got a list"."""
     if isinstance(node, MappingNode):
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    tag = str(node.tag).removeprefix(_TAG)
+    tag = str(node.tag).removeprefix(TAG)
     names = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
     return names.get(tag, "nothing (null)" if tag == "null" else f"a value tagged {node.tag}")
 
 
-def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    """The " (did you mean 'x'?)" tail for a likely typo of one of ``choices``, else nothing."""
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
-class _Fields:
+class Fields:
     """A YAML mapping's values by key, with the key nodes kept for pointing at a bad key."""
 
     node: MappingNode
@@ -52,7 +64,7 @@ class _Fields:
         return self.values[key]
 
 
-class _Reader:
+class Reader:
     """Typed access to YAML nodes; every failure is a PolicyError that points at the node."""
 
     def __init__(self, source: str, *, reserved: frozenset[str] = KUBEJIT_NAMESPACES) -> None:
@@ -61,23 +73,22 @@ class _Reader:
         self.reserved = reserved
 
     def error(self, node: Node, message: str, hint: str) -> PolicyError:
-        mark = node.start_mark
-        return PolicyError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}", hint=hint)
+        return PolicyError(f"{position(self.source, node.start_mark)}: {message}", hint=hint)
 
     def mapping(
         self, node: Node, what: str, *, known: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> _Fields:
+    ) -> Fields:
         if not isinstance(node, MappingNode):
             raise self.error(
-                node, f"{what} must be a mapping, got {_kind(node)}", f"Its keys: {', '.join(known)}."
+                node, f"{what} must be a mapping, got {kind(node)}", f"Its keys: {', '.join(known)}."
             )
-        fields = _Fields(node, {}, {})
+        fields = Fields(node, {}, {})
         for key_node, value_node in node.value:
             key = self.string(key_node, f"a key in {what}")
             if key not in known:
                 raise self.error(
                     key_node,
-                    f"unknown key {key!r} in {what}{_suggest(key, known)}",
+                    f"unknown key {key!r} in {what}{suggest(key, known)}",
                     f"Known: {', '.join(known)}.",
                 )
             if key in fields:
@@ -92,23 +103,23 @@ class _Reader:
         return fields
 
     def string(self, node: Node, what: str) -> str:
-        if isinstance(node, ScalarNode) and node.tag == _STR:
+        if isinstance(node, ScalarNode) and node.tag == STR:
             return str(node.value)
         hint = "Quote it: YAML reads yes/no/on/off/true/false and numbers as non-strings."
-        raise self.error(node, f"{what} must be a string, got {_kind(node)}", hint)
+        raise self.error(node, f"{what} must be a string, got {kind(node)}", hint)
 
     def boolean(self, node: Node, what: str) -> bool:
-        if isinstance(node, ScalarNode) and node.tag == _TAG + "bool":
+        if isinstance(node, ScalarNode) and node.tag == BOOL:
             return str(node.value).lower() in ("true", "yes", "on")
-        raise self.error(node, f"{what} must be true or false, got {_kind(node)}", "Write true or false.")
+        raise self.error(node, f"{what} must be true or false, got {kind(node)}", "Write true or false.")
 
     def integer(self, node: Node, what: str) -> int:
-        if isinstance(node, ScalarNode) and node.tag == _TAG + "int":
+        if isinstance(node, ScalarNode) and node.tag == INT:
             try:
                 return int(str(node.value))
             except ValueError:
                 pass
-        raise self.error(node, f"{what} must be a whole number, got {_kind(node)}", "Write e.g. 1 or 2.")
+        raise self.error(node, f"{what} must be a whole number, got {kind(node)}", "Write e.g. 1 or 2.")
 
     def duration(self, node: Node, what: str) -> timedelta:
         text = self.string(node, what)
@@ -121,7 +132,7 @@ class _Reader:
     def strings(self, node: Node, what: str) -> list[tuple[str, Node]]:
         """A non-empty list of distinct strings, each with its node."""
         if not isinstance(node, SequenceNode):
-            raise self.error(node, f"{what} must be a list, got {_kind(node)}", "Write e.g. [a, b].")
+            raise self.error(node, f"{what} must be a list, got {kind(node)}", "Write e.g. [a, b].")
         items = [(self.string(item, f"an entry of {what}"), item) for item in node.value]
         if not items:
             raise self.error(node, f"{what} must not be empty", "List at least one entry, or remove the key.")
@@ -133,8 +144,8 @@ class _Reader:
         return items
 
 
-def _rule_name(
-    reader: _Reader, item: Node, fields: _Fields, first_seen: dict[str, int], *, what: str, kind: str
+def rule_name(
+    reader: Reader, item: Node, fields: Fields, first_seen: dict[str, int], *, what: str, kind: str
 ) -> str:
     """A rule's name: a DNS label, not the reserved default, unique among ``first_seen`` (name → line)."""
     name = reader.string(fields["name"], f"{what}: name")
@@ -151,24 +162,25 @@ def _rule_name(
     return name
 
 
-def _patterns(reader: _Reader, fields: _Fields, key: str, what: str) -> tuple[str, ...]:
-    patterns = []
+def name_patterns(reader: Reader, fields: Fields, key: str, what: str) -> tuple[str, ...]:
+    """Names or globs (clusters, namespaces) under ``key``: DNS labels that may use * and ?."""
+    found = []
     for value, node in reader.strings(fields[key], f"{what}: {key}"):
         if not is_name_pattern(value):
             hint = DNS_LABEL_HINT + " Globs may use * and ?."
             raise reader.error(node, f"invalid name or pattern {value!r} in {what}: {key}", hint)
-        patterns.append(value)
-    return tuple(patterns)
+        found.append(value)
+    return tuple(found)
 
 
-def granted_namespaces(reader: _Reader, fields: _Fields, what: str) -> tuple[str, ...]:
+def granted_namespaces(reader: Reader, fields: Fields, what: str) -> tuple[str, ...]:
     """The namespaces an allow (or workload) rule grants: patterns, none of them kubejit's own.
 
     A glob already stops short of them (``glob.matches_namespace``); naming one exactly is refused
     here, at load, because access to the broker's namespace is access to the broker's ServiceAccount,
     and through it to whatever the broker may bind anywhere.
     """
-    patterns = _patterns(reader, fields, "namespaces", what)
+    granted = name_patterns(reader, fields, "namespaces", what)
     for value, node in reader.strings(fields["namespaces"], f"{what}: namespaces"):
         if value in reader.reserved:
             raise reader.error(
@@ -178,11 +190,11 @@ def granted_namespaces(reader: _Reader, fields: _Fields, what: str) -> tuple[str
                 "Remove it: kubejit never grants access to its brokerNamespace or grantNamespace "
                 "(docs/policy.md); a deny rule may still name it.",
             )
-    return patterns
+    return granted
 
 
 def default_within(
-    reader: _Reader, duration: _Fields, maximum: timedelta, *, fallback: timedelta, what: str
+    reader: Reader, duration: Fields, maximum: timedelta, *, fallback: timedelta, what: str
 ) -> timedelta:
     """A rule's ``duration.default`` (or ``fallback``, capped at the max); never longer than ``maximum``."""
     if "default" not in duration:

@@ -1,0 +1,97 @@
+"""deploy/rbac.yaml for the configured namespaces, built as data (no I/O), so it is tested by value.
+
+The shipped manifest names kubejit's default namespaces (``kubejit``, ``kubejit-grants``). A broker
+configured with other ``brokerNamespace`` / ``grantNamespace`` needs every occurrence changed: the
+objects' namespaces, the bindings' subjects, and in the admission policy its ``brokerNamespace``,
+``grantNamespace`` and ``protectedNamespaces`` variables and the broker identity it matches. A
+missed one fails safe (the policy would not match the broker, and ``install_broker``'s probe says
+so) but leaves the broker unguarded or unable to work, so each edit is exact and checked.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from kubejit.errors import InvalidInput
+
+DEFAULT_BROKER_NAMESPACE = "kubejit"
+DEFAULT_GRANT_NAMESPACE = "kubejit-grants"
+BROKER_ACCOUNT = "kubejit-broker"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_POLICY_KIND = "ValidatingAdmissionPolicy"
+
+
+def broker_manifest(
+    documents: list[dict[str, Any]], *, broker_namespace: str, grant_namespace: str
+) -> list[dict[str, Any]]:
+    """The manifest's ``documents`` (parsed YAML) with the two namespaces put in; a new list."""
+    _check_namespaces(broker_namespace, grant_namespace)
+    names = {DEFAULT_BROKER_NAMESPACE: broker_namespace, DEFAULT_GRANT_NAMESPACE: grant_namespace}
+    built = copy.deepcopy(documents)
+    for document in built:
+        metadata = document.get("metadata", {})
+        if metadata.get("namespace") in names:
+            metadata["namespace"] = names[metadata["namespace"]]
+        for subject in document.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount" and subject.get("namespace") in names:
+                subject["namespace"] = names[subject["namespace"]]
+        if document.get("kind") == _POLICY_KIND:
+            _admission_policy(document["spec"], broker_namespace, grant_namespace)
+    return built
+
+
+def _check_namespaces(broker_namespace: str, grant_namespace: str) -> None:
+    """DNS labels only: the names go into CEL string literals, where a quote would be code."""
+    for what, name in (("broker namespace", broker_namespace), ("grant namespace", grant_namespace)):
+        if not _DNS_LABEL.fullmatch(name):
+            raise InvalidInput(
+                f"{what} {name!r} is not a DNS label",
+                hint="Use lowercase letters, digits and '-', at most 63 characters (brokerNamespace, grantNamespace).",
+            )
+    if broker_namespace == grant_namespace:
+        raise InvalidInput(
+            f"the broker and grant namespaces are both {broker_namespace!r}",
+            hint="Keep the broker's own account apart from the per-grant accounts: two namespaces.",
+        )
+
+
+def _admission_policy(spec: dict[str, Any], broker_namespace: str, grant_namespace: str) -> None:
+    variables = {v["name"]: v for v in spec["variables"]}
+    variables["brokerNamespace"]["expression"] = f"'{broker_namespace}'"
+    variables["grantNamespace"]["expression"] = f"'{grant_namespace}'"
+    protected = variables["protectedNamespaces"]
+    protected["expression"] = _substitute(
+        protected["expression"],
+        {DEFAULT_BROKER_NAMESPACE: broker_namespace, DEFAULT_GRANT_NAMESPACE: grant_namespace},
+    )
+    (identity,) = spec["matchConditions"]
+    identity["expression"] = _substitute(
+        identity["expression"],
+        {
+            _account(DEFAULT_BROKER_NAMESPACE): _account(broker_namespace),
+            _accounts(DEFAULT_BROKER_NAMESPACE): _accounts(broker_namespace),
+        },
+    )
+
+
+def _account(namespace: str) -> str:
+    return f"system:serviceaccount:{namespace}:{BROKER_ACCOUNT}"
+
+
+def _accounts(namespace: str) -> str:
+    """The group of every ServiceAccount in ``namespace``."""
+    return f"system:serviceaccounts:{namespace}"
+
+
+def _substitute(expression: str, literals: dict[str, str]) -> str:
+    """Replace each CEL string literal ``'shipped'`` by ``'configured'``, all at once (a configured
+    name may be another's shipped one). Each must be there exactly once: a changed manifest is an error."""
+    for shipped in literals:
+        if expression.count(f"'{shipped}'") != 1:
+            raise ValueError(
+                f"the shipped admission policy has not exactly one '{shipped}' in {expression!r}"
+            )
+    pattern = "|".join(re.escape(f"'{shipped}'") for shipped in literals)
+    return re.sub(pattern, lambda m: f"'{literals[m.group(0)[1:-1]]}'", expression)
