@@ -5,8 +5,8 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
     python -c pass            the interpreter with `site`, as any console script starts (the floor)
     kubectl version --client  kubectl's own start, for scale
     kubejit --version         answered before Typer, Rich and pydantic load
-    kubejit --help            Typer builds the whole command tree and Rich renders it
-    kubejit whoami            a real call: session, httpx, one GET /v1/whoami to a local broker
+    kubejit --help            Typer builds the whole command tree (every module) and Rich renders it
+    kubejit whoami            a real call: session, urllib, one GET /v1/whoami to a local broker
 
 The broker is a real `kubejit serve` (dev issuer, SQLite, one cluster entry whose API server is not
 there: whoami never talks to it), logged in with `kubejit login --dev-user`.
