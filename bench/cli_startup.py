@@ -5,8 +5,9 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
     python -c pass            the interpreter with `site`, as any console script starts (the floor)
     kubectl version --client  kubectl's own start, for scale
     kubejit --version         answered before Typer, Rich and pydantic load
-    kubejit --help            Typer builds the whole command tree and Rich renders it
-    kubejit whoami            a real call: session, httpx, one GET /v1/whoami to a local broker
+    kubejit --help            Typer builds the whole command tree (every module) and Rich renders it
+    Typer alone, 1 command    the floor Typer sets: a one-command app with whoami's options, no I/O
+    kubejit whoami            a real call: session, urllib, one GET /v1/whoami to a local broker
 
 The broker is a real `kubejit serve` (dev issuer, SQLite, one cluster entry whose API server is not
 there: whoami never talks to it), logged in with `kubejit login --dev-user`.
@@ -50,6 +51,26 @@ clusters: [{name: bench, cluster: {server: "https://127.0.0.1:1"}}]
 users: [{name: bench, user: {token: none}}]
 contexts: [{name: bench, context: {cluster: bench, user: bench}}]
 current-context: bench
+"""
+#: The least any Typer command costs: the root's --version option and whoami's --broker / --output.
+TYPER_FLOOR = """
+from enum import StrEnum
+from typing import Annotated
+import typer
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+app = typer.Typer(pretty_exceptions_enable=False)
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", "-V", is_eager=True)) -> None:
+    \"\"\"The root.\"\"\"
+@app.command()
+def whoami(
+    broker: Annotated[str | None, typer.Option("--broker")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    print("alice")
+app(["whoami"])
 """
 
 
@@ -118,6 +139,7 @@ def main() -> None:
             "kubectl version --client": lambda: timed([str(BIN / "kubectl"), "version", "--client"], env),
             "kubejit --version": lambda: timed([kubejit, "--version"], env),
             "kubejit --help": lambda: timed([kubejit, "--help"], env),
+            "Typer alone, 1 command": lambda: timed([sys.executable, "-c", TYPER_FLOOR], env),
             "kubejit whoami": lambda: timed([kubejit, "whoami"], env),
         }
         for run in cases.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,13 +11,36 @@ from typing import Any
 import pytest
 
 from kubejit.cli.client import BrokerClient
-from kubejit.errors import BrokerUnreachable, InvalidInput
+from kubejit.errors import BrokerUnreachable, Conflict, InvalidInput
+from kubejit.testing.processes import free_port
 
 pytestmark = pytest.mark.unit
 
 
 class NotABroker(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        """Echoes what arrived: path and query, body, content type and the bearer token."""
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        seen = {
+            "path": self.path,
+            "body": raw.decode(),
+            "type": self.headers.get("content-type"),
+            "auth": self.headers.get("authorization"),
+        }
+        self._send(200, json.dumps(seen).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:
+        if self.path == "/v1/problem":
+            problem = {"code": "conflict", "detail": "grant g1 already ended", "hint": "see `kubejit grants`"}
+            self._send(409, json.dumps(problem).encode(), "application/problem+json")
+            return
         if self.path == "/v1/redirect":
             self.send_response(302)
             self.send_header("location", "https://elsewhere.example/")
@@ -74,3 +98,33 @@ def test_a_token_never_goes_over_plain_http_off_this_machine(url: str) -> None:
 def test_https_or_loopback_carry_the_token(url: str) -> None:
     with BrokerClient(url, token="secret"):
         pass
+
+
+def test_a_problem_answer_is_the_error_it_names(site: str) -> None:
+    with BrokerClient(site) as client, pytest.raises(Conflict) as refused:
+        client.call("GET", "/v1/problem")
+    assert refused.value.message == "grant g1 already ended"
+    assert refused.value.hint == "see `kubejit grants`"
+
+
+def test_the_request_carries_json_query_and_token(site: str) -> None:
+    with BrokerClient(site, token="secret") as client:
+        seen = client.call(
+            "POST", "/v1/echo", json={"reason": "on call ✓"}, params={"state": ["a", "b"], "all": False}
+        )
+    assert seen["path"] == "/v1/echo?state=a&state=b&all=false"
+    assert json.loads(seen["body"]) == {"reason": "on call ✓"} and seen["type"] == "application/json"
+    assert seen["auth"] == "Bearer secret"
+
+
+def test_a_post_without_a_body_sends_an_empty_one(site: str) -> None:
+    with BrokerClient(site) as client:
+        seen = client.call("POST", "/v1/grants/g 1?x/token")
+    assert seen["path"] == "/v1/grants/g%201%3Fx/token" and seen["body"] == "" and seen["auth"] is None
+
+
+def test_no_broker_listening_is_unreachable() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with BrokerClient(url) as client, pytest.raises(BrokerUnreachable) as down:
+        client.call("GET", "/v1/whoami")
+    assert down.value.message.startswith(f"cannot reach the kubejit broker at {url}: ")

@@ -1,4 +1,4 @@
-"""One wire contract: the CLI (httpx) and the exec plugin (urllib) read the broker's answers alike."""
+"""One wire contract: the CLI and the exec plugin (both urllib) read the broker's answers alike."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 from kubejit import errors
@@ -32,7 +31,7 @@ def test_each_problem_code_is_the_same_error_in_both_clients(
     code: str, cls: type[errors.KubejitError]
 ) -> None:
     body = _problem(cls)
-    cli = _error_from(httpx.Response(cls.http_status, json=body))
+    cli = _error_from(cls.http_status, json.dumps(body).encode())
     exec_plugin = broker_error(cls.http_status, json.dumps(body).encode(), broker="http://b", grant_id="g1")
     assert type(cli) is cls and type(exec_plugin) is cls
     assert cli.exit_code == exec_plugin.exit_code == cls.exit_code
@@ -41,7 +40,7 @@ def test_each_problem_code_is_the_same_error_in_both_clients(
 
 def test_store_unavailable_reaches_the_cli_with_its_exit_code() -> None:
     body = _problem(errors.StoreUnavailable)
-    error = _error_from(httpx.Response(503, json=body))
+    error = _error_from(503, json.dumps(body).encode())
     assert isinstance(error, errors.StoreUnavailable) and error.exit_code == 10
 
 
@@ -63,14 +62,14 @@ def test_an_answer_without_a_known_code_goes_by_its_status(
 ) -> None:
     """A proxy in front of the broker, or a framework error such as an unknown route ("http-404")."""
     for body in ({"detail": "x"}, {"detail": "x", "code": f"http-{status}"}):
-        cli = _error_from(httpx.Response(status, json=body))
+        cli = _error_from(status, json.dumps(body).encode())
         exec_plugin = broker_error(status, json.dumps(body).encode(), broker="http://b", grant_id="g1")
         assert type(cli) is cls and type(exec_plugin) is cls
 
 
 def test_a_policy_refusal_keeps_its_rule() -> None:
     body = {**_problem(errors.RequestDenied), "rule": "no-prod"}
-    error = _error_from(httpx.Response(403, json=body))
+    error = _error_from(403, json.dumps(body).encode())
     assert isinstance(error, errors.RequestDenied) and error.rule == "no-prod"
 
 

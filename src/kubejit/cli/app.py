@@ -11,22 +11,54 @@ import sys
 
 TYPE_CHECKING = False  # `typing` alone costs ~10 ms of start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     import typer
+    import typer.core
 
     from kubejit.errors import KubejitError
 
 app: typer.Typer  # built by _build() on first use (see __getattr__)
 
 
+#: Each command and the module under kubejit.cli.commands that defines it, in the order `kubejit
+#: --help` lists them. A command's module is imported when the command is asked for (so `kubejit
+#: whoami` loads auth.py, not audit, scan or dev-cluster and their dependencies).
+COMMANDS = {
+    "up": "up",
+    **dict.fromkeys(("login", "logout", "whoami"), "auth"),
+    **dict.fromkeys(("request", "requests", "approve", "deny", "grants", "revoke", "extend"), "grants"),
+    **dict.fromkeys(("kubeconfig", "token"), "kubeconfig"),
+    "why": "why",
+    "users": "users",
+    **dict.fromkeys(("lock", "unlock", "locks"), "locks"),
+    "serve": "serve",
+    **dict.fromkeys(("scan", "who-can"), "scan"),
+    "policy": "policy",  # Typer lists groups after commands
+    "audit": "audit",
+    "ci": "ci",
+    "dev-cluster": "dev_cluster",
+}
+#: Modules that add their commands themselves (``register(app)``), and those that are a command group.
+_REGISTERING = ("grants", "locks", "scan")
+_GROUPS = ("policy", "audit", "ci", "dev-cluster")
+
+
+def _typer(**settings: Any) -> typer.Typer:
+    import typer
+
+    return typer.Typer(pretty_exceptions_enable=False, **settings)
+
+
 def _build() -> typer.Typer:
     import typer
 
     global app
-    app = typer.Typer(
+    app = _typer(
         name="kubejit",
         help="Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl.",
         no_args_is_help=True,
-        pretty_exceptions_enable=False,
+        cls=_lazy_group(),
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
@@ -43,7 +75,6 @@ def _build() -> typer.Typer:
     ) -> None:
         """Just-in-time, short-lived, audited access to Kubernetes: request, approve, kubectl."""
 
-    _register()
     return app
 
 
@@ -54,39 +85,65 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _register() -> None:
-    from kubejit.cli.commands import (
-        audit,
-        auth,
-        ci,
-        dev_cluster,
-        grants,
-        kubeconfig,
-        locks,
-        policy,
-        scan,
-        serve,
-        up,
-        users,
-        why,
-    )
+def _load(module_name: str) -> dict[str, Any]:
+    """The click commands of one module, converted by Typer exactly as if registered on the root."""
+    import importlib
 
-    app.command()(up.up)
-    app.command()(auth.login)
-    app.command()(auth.logout)
-    app.command()(auth.whoami)
-    grants.register(app)
-    app.command()(kubeconfig.kubeconfig)
-    app.command()(kubeconfig.token)
-    app.command()(why.why)
-    app.command()(users.users)
-    locks.register(app)
-    app.command()(serve.serve)
-    app.add_typer(policy.app, name="policy")
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(ci.app, name="ci")
-    scan.register(app)
-    app.add_typer(dev_cluster.app, name="dev-cluster")
+    import typer.main
+
+    module = importlib.import_module(f"kubejit.cli.commands.{module_name}")
+    part = _typer()
+    names = [name for name, home in COMMANDS.items() if home == module_name]
+    if module_name in _REGISTERING:
+        module.register(part)
+    elif names[0] in _GROUPS:
+        part.add_typer(module.app, name=names[0])
+    else:
+        for name in names:
+            part.command()(getattr(module, name))
+    return dict(typer.main.get_group(part).commands)
+
+
+def _lazy_group() -> type[typer.core.TyperGroup]:
+    from collections.abc import Iterator, MutableMapping
+    from typing import Any
+
+    from typer.core import TyperGroup
+
+    class LazyCommands(MutableMapping[str, Any]):
+        """The root's commands: every name known up front, a command built when first looked up (help
+        and shell completion look them all up)."""
+
+        def __init__(self, built: dict[str, Any]) -> None:
+            self.built = built
+
+        def __getitem__(self, name: str) -> Any:
+            if name not in self.built and name in COMMANDS:
+                self.built.update(_load(COMMANDS[name]))
+            return self.built[name]
+
+        def __setitem__(self, name: str, command: Any) -> None:
+            self.built[name] = command
+
+        def __delitem__(self, name: str) -> None:
+            del self.built[name]
+
+        def __iter__(self) -> Iterator[str]:
+            yield from COMMANDS
+            yield from (name for name in self.built if name not in COMMANDS)
+
+        def __len__(self) -> int:
+            return len(set(COMMANDS) | set(self.built))
+
+    class LazyGroup(TyperGroup):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.commands = LazyCommands(dict(self.commands))
+
+        def list_commands(self, ctx: Any) -> list[str]:
+            return list(self.commands)  # the names only: nothing is imported to list them
+
+    return LazyGroup
 
 
 def version_line() -> str:

@@ -14,13 +14,18 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from rich import box
-from rich.console import Console, ConsoleOptions, RenderableType
-from rich.markup import escape
-from rich.segment import Segment
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    class InertConsole(Console):
+        """A Console whose output holds no control character but its own styles and newlines."""
+
+    console: InertConsole
+
+# Rich is imported when something is rendered (``console``, ``InertConsole``, ``safe``, a table):
+# `-o json` and the error-free paths that print nothing need not pay its ~40 ms of start-up.
 
 #: C0 (ESC, BEL, CR, newline ...), DEL and C1 control characters, and the bidirectional controls that
 #: would reorder what the terminal shows (U+061C, U+200E/F, U+202A-E, U+2066-9).
@@ -41,20 +46,46 @@ def _shown(found: re.Match[str]) -> str:
 
 def safe(value: object) -> str:
     """``value`` for a Rich markup string: printed literally (``[/x]``, ``[link=...]`` included)."""
+    from rich.markup import escape
+
     return escape(printable(value))
 
 
-class InertConsole(Console):
-    """A Console whose output holds no control character but its own styles and newlines."""
+def _inert_console_class() -> type[Console]:
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.segment import Segment
 
-    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
-        for segment in super().render(renderable, options):
-            if segment.control is None and _CONTROL_BUT_NEWLINE.search(segment.text):
-                segment = Segment(_CONTROL_BUT_NEWLINE.sub("?", segment.text), segment.style)
-            yield segment
+    class InertConsole(Console):
+        """A Console whose output holds no control character but its own styles and newlines."""
+
+        def render(
+            self, renderable: RenderableType, options: ConsoleOptions | None = None
+        ) -> Iterable[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control is None and _CONTROL_BUT_NEWLINE.search(segment.text):
+                    segment = Segment(_CONTROL_BUT_NEWLINE.sub("?", segment.text), segment.style)
+                yield segment
+
+    return InertConsole
 
 
-console = InertConsole(highlight=False)
+def __getattr__(name: str) -> object:
+    """``InertConsole`` and the shared ``console``, made when first used (PEP 562), then kept."""
+    if name == "InertConsole":
+        globals()[name] = _inert_console_class()
+    elif name == "console":
+        globals()[name] = _inert_console_class()(highlight=False)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return globals()[name]
+
+
+def _console() -> Console:
+    """The shared console, from inside this module (where ``__getattr__`` is not asked)."""
+    shared = globals().get("console")
+    if shared is None:
+        shared = __getattr__("console")
+    return cast("Console", shared)
 
 
 class Output(StrEnum):
@@ -92,6 +123,10 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
     if output is Output.json:
         as_json("GrantList", items)
         return
+    from rich import box
+    from rich.table import Table
+
+    console = _console()
     if not items:
         console.print(f"{safe(title)}: none.")
         return
@@ -127,6 +162,7 @@ def grant(g: dict[str, Any], output: Output, *, headline: str) -> None:
     if output is Output.json:
         as_json("Grant", g)
         return
+    console = _console()
     console.print(f"[bold]{safe(headline)}[/]")
     console.print(f"  id:         {safe(g['id'])}")
     console.print(

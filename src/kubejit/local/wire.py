@@ -1,7 +1,7 @@
 """The broker's answers as the client side receives them, and the one problem+json → error map.
 
-Both clients read these: the CLI (httpx, ``kubejit.cli.client``) and the exec plugin (urllib,
-``kubejit.exec.broker``). The TypedDicts mirror ``kubejit.server.schemas`` (``GrantOut``,
+Both clients read these, both on urllib: the CLI (``kubejit.cli.client``) and the exec plugin
+(``kubejit.exec.broker``). The TypedDicts mirror ``kubejit.server.schemas`` (``GrantOut``,
 ``TokenOut``) as JSON: times are RFC 3339 strings. Standard library only.
 """
 
