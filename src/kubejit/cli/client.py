@@ -14,7 +14,6 @@ from kubejit.errors import BrokerUnreachable, InvalidInput, KubejitError
 from kubejit.local.wire import problem_error
 
 if TYPE_CHECKING:
-    import urllib.request
     from email.message import Message
 
 #: What `quote` leaves in a path: RFC 3986 path characters; `?` and `#` in an id stay in the path.
@@ -113,11 +112,11 @@ class BrokerClient:
         import urllib.error
         import urllib.request
 
+        from kubejit.local.no_redirects import open_without_redirects
+
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.build_opener(_no_redirect_handler()).open(
-                request, timeout=self.timeout
-            ) as answer:
+            with open_without_redirects(request, timeout=self.timeout) as answer:
                 return answer.status, answer.reason, answer.headers, answer.read()
         except urllib.error.HTTPError as exc:  # >= 300 (redirects are not followed)
             try:
@@ -131,15 +130,3 @@ class BrokerClient:
     def _unreachable(self, exc: Exception) -> BrokerUnreachable:
         reason = getattr(exc, "reason", None) or exc
         return BrokerUnreachable(f"cannot reach the kubejit broker at {self.base_url}: {reason}")
-
-
-def _no_redirect_handler() -> type[urllib.request.BaseHandler]:
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        """urllib would repeat the Authorization header to wherever a redirect points: refuse."""
-
-        def redirect_request(self, *_: Any, **__: Any) -> None:
-            return None
-
-    return NoRedirect

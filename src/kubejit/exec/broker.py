@@ -31,6 +31,7 @@ class BrokerApi:
         import urllib.request
 
         from kubejit.errors import BrokerUnreachable
+        from kubejit.local.no_redirects import open_without_redirects
 
         request = urllib.request.Request(
             self.url + path,
@@ -42,17 +43,8 @@ class BrokerApi:
                 "user-agent": "kubejit-exec-plugin",
             },
         )
-
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            """urllib would repeat the Authorization header to wherever a redirect points: refuse."""
-
-            def redirect_request(self, *_: Any, **__: Any) -> None:
-                return None
-
         try:
-            with urllib.request.build_opener(NoRedirect).open(
-                request, timeout=BROKER_TIMEOUT_SECONDS
-            ) as answer:
+            with open_without_redirects(request, timeout=BROKER_TIMEOUT_SECONDS) as answer:
                 body = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
             raise broker_error(exc.code, exc.read(), broker=self.url, grant_id=grant_id) from exc

@@ -11,18 +11,11 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
 
 from kubejit.errors import AuthenticationFailed
+from kubejit.local.no_redirects import open_without_redirects
 
 HTTP_TIMEOUT = 15.0
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A refresh token is posted to the token endpoint only, never to wherever a redirect points."""
-
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
 
 
 def refresh_id_token(token_endpoint: str, client_id: str, refresh_token: str) -> tuple[str, str | None]:
@@ -35,7 +28,8 @@ def refresh_id_token(token_endpoint: str, client_id: str, refresh_token: str) ->
         headers={"accept": "application/json", "content-type": "application/x-www-form-urlencoded"},
     )
     try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=HTTP_TIMEOUT) as answer:
+        # A refresh token is posted to the token endpoint only, never to wherever a redirect points.
+        with open_without_redirects(request, timeout=HTTP_TIMEOUT) as answer:
             raw = answer.read()
     except urllib.error.HTTPError as exc:  # any answer but 200 (a redirect included)
         raise AuthenticationFailed(

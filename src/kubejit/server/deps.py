@@ -100,7 +100,7 @@ def services(request: Request) -> Services:
     return found
 
 
-#: Declares the bearer scheme in the OpenAPI document; ``principal`` reads and checks the header itself.
+#: Reads the bearer token, and declares the scheme in the OpenAPI document; ``principal`` checks it.
 _BEARER = HTTPBearer(auto_error=False, description="An ID token of a configured issuer (or the dev issuer).")
 
 
@@ -110,10 +110,11 @@ def principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
 ) -> Principal:
     """The caller, from a bearer token; every failure is audited with source IP and user agent."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    # HTTPBearer has read the header: None when it is missing or names another scheme.
+    token = bearer.credentials if bearer is not None else ""
     source = request.client.host if request.client else None
     try:
-        if scheme.lower() != "bearer" or not token.strip():
+        if not token.strip():
             raise AuthenticationFailed("missing bearer token", hint="Log in with `kubejit login`.")
         who = svc.authenticator.authenticate(token.strip())
     except AuthenticationFailed as exc:
