@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 
 from kubejit import __version__
 from kubejit.server import (
+    health,
     problems,
     routes_exchange,
     routes_grants,
@@ -64,6 +65,7 @@ def create_app(
     app.include_router(routes_users.router)
     app.include_router(routes_exchange.router)
     app.include_router(routes_locks.router)
+    app.include_router(health.router)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)

@@ -89,6 +89,8 @@ class Services:
     auth_failures: AuthFailureSummary | None = None
     #: Where events about callers, not grants, go (logins, auth failures); None: the grant service's.
     audit: AuditLog | None = None
+    #: Named readiness checks for /readyz (server/health.py); each raises when the replica cannot serve.
+    ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
 
     def record(self, events: Sequence[AuditEvent]) -> None:
         """Record events that change no grant, about the broker's callers (a login, an auth failure)."""

@@ -26,7 +26,7 @@ from kubejit.errors import RateLimited
 from kubejit.server.problems import error_response
 
 #: Paths no limit applies to: liveness probes come from the kubelet (or a test harness), often.
-UNLIMITED_PATHS = frozenset({"/healthz"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 
 
 @dataclass(frozen=True)

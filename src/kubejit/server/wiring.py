@@ -32,7 +32,7 @@ from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.locks import SqlLockStore
-from kubejit.store.migrate import upgrade
+from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
 
@@ -108,6 +108,10 @@ def _build(
         users=SqlUserDirectory(engine, clock=clock),
         login_offers=login_offers(settings.identity.issuers),
         audit=audit,
+    )
+    services.ready_checks.update(
+        store=lambda: check_at_head(engine),
+        policy=lambda: None if service.policy is not None else _no_policy(),
     )
     limits = settings.broker.rate_limits
     services.limiter = RequestLimiter(
@@ -185,3 +189,7 @@ def _cluster_out(adapter: KubeClusterAdapter, audience: str) -> ClusterOut:
         server=endpoint.server,
         certificate_authority_data=endpoint.certificate_authority_data,
     )
+
+
+def _no_policy() -> None:
+    raise ConfigError("no policy is loaded", hint="Check the policy file the config names.")

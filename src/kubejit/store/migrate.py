@@ -50,3 +50,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with write_transaction(engine) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def check_at_head(engine: Engine) -> None:
+    """Raise unless the database answers and is migrated to the code's head (``/readyz``)."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the store is at revision {current or 'none'}, the code expects {head}",
+            hint="Run `kubejit migrate` (docs/operations.md: upgrades with several replicas).",
+        )
