@@ -207,5 +207,5 @@ def test_host_override_is_checked_like_the_file(tmp_path: Path) -> None:
 
     settings = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path)
     assert settings.dev_issuer.enabled  # a dev issuer makes a public host unsafe
-    with pytest.raises(ConfigError, match="--host/--port/--store-url"):
+    with pytest.raises(ConfigError, match="--host/--port: the dev issuer"):
         override_settings(settings, host="0.0.0.0")

@@ -97,4 +97,5 @@ def override_settings(
         return Settings.model_validate(settings.model_dump(by_alias=False) | update)
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"--host/--port/--store-url: {message}", hint="See docs/configuration.md.") from exc
+        given = "--host/--port" if overrides else "--store-url"
+        raise ConfigError(f"{given}: {message}", hint="See docs/configuration.md.") from exc
