@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from kubejit.config import parse_settings
+from kubejit.policy.load import parse_policy
 from kubejit.testing import binaries
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.kubectl import kubectl_binary
@@ -172,13 +173,15 @@ def test_pods_run_restricted_with_a_read_only_root(helm: Path) -> None:
     assert not [d for d in docs if d["kind"] == "Secret"]  # referenced, never created
 
 
-def test_rendered_config_is_one_the_broker_accepts(helm: Path, tmp_path: Path) -> None:
+def test_rendered_config_and_policy_are_ones_the_broker_accepts(helm: Path, tmp_path: Path) -> None:
     for name, values in VALUE_SETS.items():
         docs = _documents(_template(helm, values).stdout)
         config = next(d for d in docs if d["metadata"]["name"].endswith("-config"))["data"]["config.yaml"]
         settings = parse_settings(config, source=f"{name}/config.yaml", base_dir=tmp_path)
         assert settings.broker.host == "0.0.0.0" and settings.broker_namespace == NAMESPACE
         assert settings.broker.metrics_exposed is (name == "ha-servicemonitor")
+        policy = next(d for d in docs if d["metadata"]["name"].endswith("-policy"))["data"]["policy.yaml"]
+        parse_policy(policy, source=f"{name}/policy.yaml", protected_namespaces=settings.kubejit_namespaces)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
