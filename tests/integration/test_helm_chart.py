@@ -1,0 +1,194 @@
+"""The Helm chart (deploy/helm/kubejit): lint, render with several value sets, refuse bad values, and
+have the real kube-apiserver accept every rendered object (``kubectl apply --dry-run=server``).
+
+The ServiceMonitor kind comes from the Prometheus Operator, absent from the test API server, so the
+module installs a minimal CRD of that name (any spec accepted) before the dry runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubejit.config import parse_settings
+from kubejit.policy.load import parse_policy
+from kubejit.testing import binaries
+from kubejit.testing.controlplane import ControlPlane
+from kubejit.testing.kubectl import kubectl_binary
+from tests.polling import eventually
+
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "kubejit"
+NAMESPACE = "kubejit-chart"
+
+VALUE_SETS: dict[str, list[str]] = {
+    "default": [],
+    "ingress-tls": [
+        "--set", "ingress.enabled=true",
+        "--set", "ingress.className=nginx",
+        "--set", "ingress.tls[0].secretName=kubejit-tls",
+        "--set", "ingress.tls[0].hosts[0]=kubejit.example.com",
+        "--set", "config.broker.publicUrl=https://kubejit.example.com",
+        "--set", "config.broker.trustedProxies[0]=10.0.0.0/8",
+    ],
+    "ha-servicemonitor": [
+        "--set", "replicaCount=3",
+        "--set", "store.existingSecret=kubejit-store",
+        "--set", "checkpointKey.existingSecret=kubejit-checkpoint",
+        "--set", "clusterKubeconfigs.existingSecret=kubejit-clusters",
+        "--set", "serviceMonitor.enabled=true",
+        "--set", "podDisruptionBudget.minAvailable=2",
+    ],
+}  # fmt: skip
+
+BAD_VALUES: dict[str, tuple[list[str], str]] = {
+    "replicas without a shared store": (["--set", "replicaCount=2"], "existingSecret"),
+    "a key the chart owns": (["--set", "config.dataDir=/elsewhere"], "dataDir"),
+    "a misspelt value": (["--set", "replicas=3"], "replicas"),
+    "a port out of range": (["--set", "service.port=70000"], "port"),
+    "a probe path without /": (["--set", "probes.liveness.path=livez"], "path"),
+    "an unknown pull policy": (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
+    "no clusters": (["--set-json", "config.clusters=[]"], "clusters"),
+    "TLS without a secret": (["--set", "ingress.tls[0].hosts[0]=a.example.com"], "secretName"),
+}
+
+SERVICE_MONITOR_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    """helm from the binary cache; its absence fails (never skips) with the command that builds it."""
+    found = binaries.find(binaries.HELM)
+    if found is None:
+        pytest.fail(
+            f"helm {binaries.HELM_VERSION} is not in {binaries.HELM.cache_path.parent} or on PATH: "
+            "run `scripts/k8s-binaries helm` once to build it",
+            pytrace=False,
+        )
+    return found
+
+
+def _run(args: list[str | Path], *, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in args], input=stdin, capture_output=True, text=True, check=False)
+
+
+def _template(helm: Path, values: list[str]) -> subprocess.CompletedProcess[str]:
+    return _run([helm, "template", "kubejit", CHART, "--namespace", NAMESPACE, *values])
+
+
+def _kubectl(plane: ControlPlane, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return _run([kubectl_binary(), "--kubeconfig", str(plane.kubeconfig_path), *args], stdin=stdin)
+
+
+@pytest.fixture(scope="module")
+def chart_cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    """The shared API server with the chart's namespace and a ServiceMonitor CRD (removed afterwards)."""
+    made = _kubectl(control_plane, "create", "namespace", NAMESPACE)
+    assert made.returncode == 0, made.stderr
+    crd = _kubectl(control_plane, "apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
+    assert crd.returncode == 0, crd.stderr
+    eventually(
+        lambda: _kubectl(control_plane, "get", "servicemonitors", "-n", NAMESPACE).returncode == 0,
+        what="the ServiceMonitor CRD to be served",
+    )
+    try:
+        yield control_plane
+    finally:
+        _kubectl(control_plane, "delete", "crd", SERVICE_MONITOR_CRD["metadata"]["name"], "--wait=false")
+        _kubectl(control_plane, "delete", "namespace", NAMESPACE, "--wait=false")
+
+
+def _documents(rendered: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def test_chart_lints_cleanly_with_every_value_set(helm: Path) -> None:
+    for name, values in VALUE_SETS.items():
+        linted = _run([helm, "lint", "--strict", CHART, *values])
+        assert linted.returncode == 0, f"{name}: {linted.stdout}{linted.stderr}"
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_rendered_objects_are_accepted_by_the_api_server(
+    helm: Path, chart_cluster: ControlPlane, name: str
+) -> None:
+    rendered = _template(helm, VALUE_SETS[name])
+    assert rendered.returncode == 0, rendered.stderr
+    kinds = sorted(doc["kind"] for doc in _documents(rendered.stdout))
+    expected = ["ConfigMap", "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget"]
+    expected += ["Service", "ServiceAccount"]
+    expected += {"ingress-tls": ["Ingress"], "ha-servicemonitor": ["ServiceMonitor"]}.get(name, [])
+    assert kinds == sorted(expected)
+    applied = _kubectl(chart_cluster, "apply", "--dry-run=server", "-f", "-", stdin=rendered.stdout)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == len(expected), applied.stdout
+
+
+def test_pods_run_restricted_with_a_read_only_root(helm: Path) -> None:
+    docs = _documents(_template(helm, VALUE_SETS["ha-servicemonitor"]).stdout)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 3
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"] + pod["initContainers"]:
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+    broker = pod["containers"][0]
+    mounts = {m["mountPath"]: m["name"] for m in broker["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/var/lib/kubejit"]] and "emptyDir" in volumes[mounts["/tmp"]]
+    assert broker["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert broker["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    store = broker["env"][0]
+    assert store["name"] == "KUBEJIT_STORE_URL"
+    assert store["valueFrom"]["secretKeyRef"] == {"name": "kubejit-store", "key": "url"}
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert not [d for d in docs if d["kind"] == "Secret"]  # referenced, never created
+
+
+def test_rendered_config_and_policy_are_ones_the_broker_accepts(helm: Path, tmp_path: Path) -> None:
+    for name, values in VALUE_SETS.items():
+        docs = _documents(_template(helm, values).stdout)
+        config = next(d for d in docs if d["metadata"]["name"].endswith("-config"))["data"]["config.yaml"]
+        settings = parse_settings(config, source=f"{name}/config.yaml", base_dir=tmp_path)
+        assert settings.broker.host == "0.0.0.0" and settings.broker_namespace == NAMESPACE
+        assert settings.broker.metrics_exposed is (name == "ha-servicemonitor")
+        policy = next(d for d in docs if d["metadata"]["name"].endswith("-policy"))["data"]["policy.yaml"]
+        parse_policy(policy, source=f"{name}/policy.yaml", protected_namespaces=settings.kubejit_namespaces)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_bad_values_are_refused(helm: Path, case: str) -> None:
+    values, mentioned = BAD_VALUES[case]
+    rendered = _template(helm, values)
+    assert rendered.returncode != 0, rendered.stdout
+    assert mentioned in rendered.stderr, rendered.stderr
+    linted = _run([helm, "lint", CHART, *values])
+    assert linted.returncode != 0, linted.stdout
