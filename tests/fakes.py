@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -140,8 +140,18 @@ class FakeCluster:
         #: ``expiration_seconds`` of every token minted, in order.
         self.minted_seconds: list[int] = []
         self.mints: Counter[str] = Counter()
+        #: Run once, at the start of the next ensure / list: what another replica does meanwhile.
+        self.during_ensure: Callable[[], object] | None = None
+        self.during_list: Callable[[], object] | None = None
+
+    @staticmethod
+    def _once(hook: Callable[[], object] | None) -> None:
+        if hook is not None:
+            hook()
 
     def ensure_grant_objects(self, grant: Grant) -> None:
+        hook, self.during_ensure = self.during_ensure, None
+        self._once(hook)
         if self.fail_with is not None:
             raise self.fail_with
         sa = OwnedObject("ServiceAccount", "kubejit-grants", grant.service_account, grant.id)
@@ -169,6 +179,8 @@ class FakeCluster:
         )
 
     def list_owned(self) -> list[OwnedObject]:
+        hook, self.during_list = self.during_list, None
+        self._once(hook)
         if self.fail_list is not None:
             raise self.fail_list
         return [o for objs in self.objects.values() for o in objs]

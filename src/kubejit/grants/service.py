@@ -20,6 +20,7 @@ from kubejit.clock import Clock
 from kubejit.errors import (
     ClusterError,
     ClusterUnavailable,
+    Conflict,
     InvalidInput,
     InvalidTransition,
     KubejitError,
@@ -324,7 +325,23 @@ class GrantService:
         except ClusterError as exc:
             return self._fail(grant, adapter, exc)
         active = lifecycle.activate(grant, now=self.clock.now())
-        return self.store.save(active, [self._event("grant.activated", SYSTEM_ACTOR, active)])
+        try:
+            return self.store.save(active, [self._event("grant.activated", SYSTEM_ACTOR, active)])
+        except Conflict:
+            return self._activation_overtaken(grant, adapter)
+
+    def _activation_overtaken(self, grant: Grant, adapter: ClusterAdapter) -> Grant:
+        """Another replica changed the grant while this one created its objects: its change stands.
+
+        Activated there (a reconciler finishing what it took for an interrupted activation): the
+        objects are the same ones, create-or-get, and the one ``grant.activated`` is its. Ended there
+        (revoked, expired): its cleanup may have run before these objects existed, so they go again.
+        """
+        current = self.store.get(grant.id)
+        if current.state not in LIVE_STATES:
+            log.info("grant %s ended while this replica activated it; removing its objects", grant.id)
+            self._cleanup(current, adapter)
+        return current
 
     def _fail(self, grant: Grant, adapter: ClusterAdapter, exc: KubejitError) -> Grant:
         failed = lifecycle.fail(grant, reason=exc.message, now=self.clock.now())
@@ -461,8 +478,8 @@ class GrantService:
             self.reachability.reached(name)
             for action in diff(live, owned):
                 try:
-                    self._apply(action, adapter)
-                    done.append(action)
+                    if self._apply(action, adapter):
+                        done.append(action)
                 except KubejitError as exc:
                     log.warning("reconcile %s %s failed: %s", action.kind, action.grant_id, exc.message)
         return done
@@ -486,15 +503,47 @@ class GrantService:
         event = self._event("grant.expired", SYSTEM_ACTOR, expired, why=expired.end_reason)
         return self._finish(grant, expired, event)
 
-    def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
+    def _apply(self, action: Action, adapter: ClusterAdapter) -> bool:
+        """Carry out one repair, judged again on the store's word now; False when it is not needed.
+
+        ``diff`` compares two reads made one after the other, and another replica (or a request
+        on this one) may act between them: a grant activated after the live grants were read looks
+        orphaned, one ended before its objects were listed looks incomplete. Neither is repaired.
+        """
         if action.kind is ActionKind.DELETE:
+            if self._live(action.grant_id) is not None:
+                return False  # activated after the live grants were read: not an orphan
             adapter.delete_grant_objects(action.grant_id)
             self.audit.record([self._orphan_event(action, adapter)])
         elif action.kind is ActionKind.RESTORE and action.grant:
-            adapter.ensure_grant_objects(action.grant)
-            self.audit.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
+            return self._restore(action.grant, adapter)
         elif action.kind is ActionKind.ACTIVATE and action.grant:
             self._activate(action.grant)
+        return True
+
+    def _live(self, grant_id: GrantId) -> Grant | None:
+        try:
+            grant = self.store.get(grant_id)
+        except NotFound:
+            return None
+        return grant if grant.state in LIVE_STATES else None
+
+    def _restore(self, seen: Grant, adapter: ClusterAdapter) -> bool:
+        """Recreate an active grant's missing objects, unless it has ended: then they stay gone.
+
+        Checked before (it ended after the live grants were read) and after (it ended while they
+        were being made, and its cleanup may have run first): an ended grant never keeps objects.
+        """
+        grant = self._live(seen.id)
+        if grant is None or grant.state is not GrantState.ACTIVE:
+            return False
+        adapter.ensure_grant_objects(grant)
+        if self._live(grant.id) is None:
+            log.info("grant %s ended while the reconciler restored it; removing its objects", grant.id)
+            adapter.delete_grant_objects(grant.id)
+            return False
+        self.audit.record([self._event("reconciler.restored", SYSTEM_ACTOR, grant)])
+        return True
 
     def _orphan_event(self, action: Action, adapter: ClusterAdapter) -> AuditEvent:
         return replace(
