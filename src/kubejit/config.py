@@ -105,6 +105,9 @@ class BrokerSettings(_Model):
     #: Reverse proxies whose X-Forwarded-For names the client (source IP for rate limits and audit).
     #: Empty (default): proxy headers are ignored, the source is the connection's peer.
     trusted_proxies: list[TrustedProxy] = Field(default_factory=list)
+    #: On SIGTERM, how long requests in flight may take to finish before they are cut (then the
+    #: workers stop and hand their leases back). Below Kubernetes' terminationGracePeriodSeconds.
+    shutdown_grace_seconds: float = Field(default=20, ge=0, le=600)
 
     @property
     def url(self) -> str:

@@ -36,6 +36,8 @@ def run_broker(settings: Settings) -> None:
         host=settings.broker.host,
         port=settings.broker.port,
         log_level="warning",
+        # SIGTERM: stop accepting, let requests in flight finish, then the lifespan stops the workers.
+        timeout_graceful_shutdown=settings.broker.shutdown_grace_seconds,
         **proxy_options(settings.broker),
     )
 
