@@ -107,7 +107,7 @@ class BrokerSettings(_Model):
     trusted_proxies: list[TrustedProxy] = Field(default_factory=list)
     #: On SIGTERM, how long requests in flight may take to finish before they are cut (then the
     #: workers stop and hand their leases back). Below Kubernetes' terminationGracePeriodSeconds.
-    shutdown_grace_seconds: float = Field(default=20, ge=0, le=600)
+    shutdown_grace_seconds: int = Field(default=20, ge=0, le=600)
 
     @property
     def url(self) -> str:
