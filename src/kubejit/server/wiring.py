@@ -34,6 +34,7 @@ from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
+from kubejit.store.sqlite_claim import claim_sqlite_database
 from kubejit.store.users import SqlUserDirectory
 
 #: Where Kubernetes tells a pod its namespace.
@@ -61,6 +62,7 @@ def _build(
     then clients, sinks and clusters close, and the engine goes last."""
     engine = create_store_engine(settings.store_url)
     built.callback(engine.dispose)
+    built.callback(claim_sqlite_database(engine))  # before migrating: a second broker changes nothing
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
     audit = SqlAuditStore(engine)
