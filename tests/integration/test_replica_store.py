@@ -9,6 +9,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,11 +20,14 @@ from sqlalchemy.engine import Engine
 
 from kubejit.audit import checkpoint
 from kubejit.audit.chain import verify_chain
+from kubejit.audit.event import StoredEvent
 from kubejit.clock import FixedClock
+from kubejit.config import Settings
 from kubejit.errors import Conflict
 from kubejit.grants import lifecycle
 from kubejit.grants.model import GrantState
 from kubejit.grants.ports import AuditEvent
+from kubejit.server.audit_records import record_start
 from kubejit.store import SqlAuditStore, SqlGrantStore, create_store_engine, current_revision, head_revision
 from kubejit.store.checkpoints import Checkpointer, list_checkpoints, stored_hashes
 from kubejit.store.migrate import upgrade
@@ -129,3 +134,33 @@ def test_checkpoints_signed_by_racing_replicas_form_one_line_the_chain_agrees_wi
     # A checkpoint signs something new each time: never the previous checkpoint's own copy alone.
     copies = [e.seq for e in events if e.action == checkpoint.CHECKPOINT_ACTION]
     assert all(later - earlier > 1 for earlier, later in itertools.pairwise(copies))
+
+
+def test_replicas_started_together_with_a_new_policy_record_one_change(
+    engines: list[Engine], tmp_path: Path
+) -> None:
+    upgrade(engines[0])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("roles: {}\nrules: []\n")
+    settings = Settings.model_validate(
+        {
+            "clusters": [{"name": "dev", "kubeconfig": str(tmp_path / "kc"), "audience": "a"}],
+            "policyFile": str(policy),
+            "dataDir": str(tmp_path),
+        }
+    )
+    clock = FixedClock(NOW)
+    all_read = threading.Barrier(REPLICAS)
+
+    class Replica(SqlAuditStore):
+        """A replica that, having read the log outside the writer lock, waits for the others to
+        read too: the interleaving of replicas started together, made certain."""
+
+        def search_events(self, **filters: Any) -> list[StoredEvent]:
+            found = super().search_events(**filters)
+            all_read.wait(timeout=30)
+            return found
+
+    assert _together(REPLICAS, lambda i: record_start(Replica(engines[i]), settings, clock=clock)) == []
+    actions = Counter(e.action for e in SqlAuditStore(engines[0]).iter_events())
+    assert actions == {"config.changed": 1, "policy.changed": 1, "broker.started": REPLICAS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kubejit import __version__
 from kubejit.audit.chain import canonical_json
@@ -32,27 +33,30 @@ def file_sha256(path: Path) -> str:
 
 
 def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> None:
-    """``broker.started`` with both hashes, preceded by a ``*.changed`` event for each that changed."""
+    """``broker.started`` with both hashes, preceded by a ``*.changed`` event for each that changed.
+
+    Compared with the previous start under the writer lock: replicas started together with a new
+    policy record one ``policy.changed``, not one each.
+    """
     hashes = {"config": settings_sha256(settings), "policy": file_sha256(settings.policy_file)}
-    previous = store.search_events(action="broker.started", limit=1)
-    before = previous[0].details if previous else {}
     now = clock.now()
-    events = [
-        AuditEvent(
-            action=f"{what}.changed",
-            actor=SYSTEM_ACTOR,
-            at=now,
-            details={
-                "sha256": digest,
-                "previous_sha256": before.get(f"{what}_sha256"),
-                "source": str(settings.policy_file) if what == "policy" else None,
-            },
-        )
-        for what, digest in hashes.items()
-        if before.get(f"{what}_sha256") != digest
-    ]
-    events.append(
-        AuditEvent(
+
+    def events(before: dict[str, Any]) -> list[AuditEvent]:
+        changed = [
+            AuditEvent(
+                action=f"{what}.changed",
+                actor=SYSTEM_ACTOR,
+                at=now,
+                details={
+                    "sha256": digest,
+                    "previous_sha256": before.get(f"{what}_sha256"),
+                    "source": str(settings.policy_file) if what == "policy" else None,
+                },
+            )
+            for what, digest in hashes.items()
+            if before.get(f"{what}_sha256") != digest
+        ]
+        started = AuditEvent(
             action="broker.started",
             actor=SYSTEM_ACTOR,
             at=now,
@@ -63,8 +67,9 @@ def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> N
                 "clusters": sorted(c.name for c in settings.clusters),
             },
         )
-    )
-    store.record(events)
+        return [*changed, started]
+
+    store.record_after_last("broker.started", events)
 
 
 def checkpoint_worker(checkpointer: Checkpointer, *, interval: float) -> Worker:

@@ -9,9 +9,12 @@ the same hash chain (``audit_log``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from kubejit.audit.chain import GENESIS, VerifyResult
@@ -21,6 +24,7 @@ from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
 from kubejit.store import audit_log
 from kubejit.store.audit_verify import verify_stored
+from kubejit.store.tables import audit_events
 from kubejit.store.transactions import read_transaction, write_transaction
 
 
@@ -34,6 +38,20 @@ class SqlAuditStore:
             return
         with write_transaction(self.engine) as conn:
             audit_log.append(conn, events)
+
+    def record_after_last(self, action: str, build: Callable[[dict[str, Any]], Sequence[AuditEvent]]) -> None:
+        """Append what ``build`` makes of the newest ``action`` event's details ({} when there is none),
+        read under the writer lock: two replicas starting at once never both compare themselves with
+        the same previous start (and both record the same change)."""
+        query = (
+            sa.select(audit_events.c.details)
+            .where(audit_events.c.action == action)
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        )
+        with write_transaction(self.engine) as conn:
+            found = conn.execute(query).scalar()
+            audit_log.append(conn, build(json.loads(found) if found else {}))
 
     # -- reading the chain ---------------------------------------------------------------------
     def iter_events(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[StoredEvent]:
