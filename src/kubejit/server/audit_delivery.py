@@ -96,14 +96,17 @@ class AuditDelivery:
             self.workers.append(worker)
         return self.workers
 
-    def close(self) -> None:
-        """Shutdown: batches in flight finish, then this replica's leases are given back at once,
-        so another replica carries on now instead of when they would have run out."""
+    def stop(self) -> None:
+        """Shutdown: batches in flight finish, no other starts, then this replica's leases are given
+        back at once, so another replica carries on now instead of when they would have run out."""
         for delivery in self.deliveries:
             delivery.stop()
         for worker in self.workers:
             worker.stop()
         if self.deliveries:
             self.cursors.release(self.owner)
+
+    def close(self) -> None:
+        self.stop()
         for delivery in self.deliveries:
             delivery.sink.close()

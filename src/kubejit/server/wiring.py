@@ -132,8 +132,8 @@ def _build(
     built.callback(checkpointer.final)
     if workers:
         _start_workers(settings, service, checkpointer, auth_failures, built)
-        for worker in delivery.start():  # stopped first of all at shutdown
-            built.callback(worker.stop)
+        delivery.start()
+        built.callback(delivery.stop)  # first of all at shutdown: the sinks' leases go to other replicas
     services.audit_status = delivery.status
     return services
 
