@@ -60,11 +60,11 @@ class Figures:
 
     def line(self, label: str) -> str:
         if not self.latencies:
-            return f"{label:<28} no successful call ({self.errors} errors)"
+            return f"{label:<32} no successful call ({self.errors} errors)"
         ordered = sorted(self.latencies)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         return (
-            f"{label:<28} {len(ordered) / self.seconds:7.1f}/s  median {statistics.median(ordered) * 1000:7.1f} ms"
+            f"{label:<32} {len(ordered) / self.seconds:7.1f}/s  median {statistics.median(ordered) * 1000:7.1f} ms"
             f"  p99 {p99 * 1000:7.1f} ms  ({len(ordered)} calls, {self.errors} errors)"
         )
 
