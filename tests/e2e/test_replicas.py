@@ -178,6 +178,8 @@ def replicas(
                 "store": {"url": database},
                 "dataDir": str(tmp_path / "data"),  # one dev-issuer key, one checkpoint key
                 "devIssuer": {"enabled": True, "users": users},
+                # Reconcilers as busy as allowed, so their repairs overlap the requests' activations.
+                "workers": {"sweepIntervalSeconds": 0.2, "reconcileIntervalSeconds": 1},
                 "audit": {
                     "deliveryIntervalSeconds": 0.1,
                     "checkpointIntervalSeconds": 2,  # the replicas sign side by side, under load
@@ -269,6 +271,13 @@ def _check_grants(database: str, admin: Client) -> tuple[list[StoredEvent], list
     assert accounts and all(len(uids) == 1 for uids in accounts.values()), accounts
     ended = Counter(e.grant_id for e in events if e.action in ("grant.expired", "grant.revoked"))
     assert set(ended.values()) == {1}
+    # Repairs never fought the grants: nothing was removed by hand, so nothing needed restoring, and
+    # the reconciler removed objects only of grants that had already ended.
+    assert [e.grant_id for e in events if e.action == "reconciler.restored"] == []
+    endings = ("grant.expired", "grant.revoked", "grant.failed")
+    ended_at = {e.grant_id: e.seq for e in events if e.action in endings}
+    removed = [e for e in events if e.action == "reconciler.deleted_orphans"]
+    assert all(e.grant_id in ended_at and ended_at[e.grant_id] < e.seq for e in removed), removed
     return events, grants
 
 
