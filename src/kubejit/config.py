@@ -89,6 +89,15 @@ def _proxy_network(entry: str) -> str:
 TrustedProxy = Annotated[str, AfterValidator(_proxy_network)]
 
 
+class TlsSettings(_Model):
+    """The broker's own serving certificate (PEM files), re-read when either file changes."""
+
+    #: The certificate chain, leaf first.
+    cert_file: Path
+    #: Its private key (unencrypted PEM).
+    key_file: Path
+
+
 class BrokerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -105,10 +114,15 @@ class BrokerSettings(_Model):
     #: Reverse proxies whose X-Forwarded-For names the client (source IP for rate limits and audit).
     #: Empty (default): proxy headers are ignored, the source is the connection's peer.
     trusted_proxies: list[TrustedProxy] = Field(default_factory=list)
+    #: Serve HTTPS with this certificate and key (docs/deploy.md); null: plain HTTP.
+    tls: TlsSettings | None = None
+    #: Plain HTTP on a non-loopback address (TLS ends at a proxy in front). Loopback is always allowed.
+    allow_plain_http: bool = False
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     @property
     def metrics_exposed(self) -> bool:
@@ -346,6 +360,18 @@ class Settings(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _plain_http_only_on_loopback(self) -> Settings:
+        """Bearer tokens in clear text must not cross a network by accident: say so explicitly."""
+        broker = self.broker
+        if broker.tls is None and not broker.allow_plain_http and not is_loopback(broker.host):
+            raise ValueError(
+                f"the broker would serve plain HTTP on {broker.host}, so login tokens could cross the network "
+                "in clear text: set broker.tls (certFile, keyFile), or broker.allowPlainHttp: true when TLS "
+                "ends at a proxy in front of the broker"
+            )
+        return self
+
     @property
     def kubejit_namespaces(self) -> frozenset[str]:
         """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
@@ -366,6 +392,14 @@ def _resolve(base: Path, value: Any) -> Any:
     return os.path.expanduser(value) if isinstance(value, str) else value
 
 
+def _resolve_tls_paths(broker: Any, base_dir: Path) -> None:
+    tls = broker.get("tls") if isinstance(broker, dict) else None
+    if isinstance(tls, dict):
+        for key in ("certFile", "keyFile"):
+            if key in tls:
+                tls[key] = _resolve(base_dir, tls[key])
+
+
 def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     data, node = parse_yaml(text, source=source)
     if not isinstance(data, dict):
@@ -378,6 +412,7 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
         if isinstance(issuer, dict) and "caFile" in issuer:
             issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
+    _resolve_tls_paths(data.get("broker"), base_dir)
     audit = data.get("audit")
     if isinstance(audit, dict) and "checkpointKeyFile" in audit:
         audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])
