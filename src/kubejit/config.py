@@ -300,6 +300,8 @@ class AuditSettings(AuditDeliverySettings):
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
+    #: How often the policy file is re-read (by content hash) to apply a new version; 0: never.
+    policy_reload_interval_seconds: float = Field(default=5, ge=0, le=3600)
 
 
 class Settings(_Model):

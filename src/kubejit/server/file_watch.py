@@ -19,12 +19,10 @@ def read_all(paths: Sequence[Path]) -> tuple[bytes, ...]:
 
 
 def digest(contents: Sequence[bytes]) -> str:
-    """One SHA-256 over the files' contents (length-prefixed, so two files never blur into one)."""
-    hasher = hashlib.sha256()
-    for content in contents:
-        hasher.update(len(content).to_bytes(8, "big"))
-        hasher.update(content)
-    return hasher.hexdigest()
+    """One file's SHA-256 (what ``sha256sum`` prints); for several, the SHA-256 of their digests."""
+    if len(contents) == 1:
+        return hashlib.sha256(contents[0]).hexdigest()
+    return hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in contents)).hexdigest()
 
 
 class ContentWatch:
