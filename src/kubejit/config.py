@@ -297,6 +297,12 @@ class AuditSettings(AuditDeliverySettings):
     checkpoint_interval_seconds: float = Field(default=60, ge=1, le=86400)
 
 
+class LoggingSettings(_Model):
+    """How the broker writes its log (stderr): ``text`` for people, ``json`` for a log collector."""
+
+    format: Literal["text", "json"] = "text"
+
+
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
@@ -319,6 +325,7 @@ class Settings(_Model):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")

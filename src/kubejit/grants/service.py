@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
+from kubejit import logcontext
 from kubejit.clock import Clock
 from kubejit.errors import (
     ClusterError,
@@ -438,6 +439,10 @@ class GrantService:
             return [g for g in pool.map(self._expire, due) if g is not None]
 
     def _expire(self, grant: Grant) -> Grant | None:
+        with logcontext.about_grant(grant.id):
+            return self._expire_now(grant)
+
+    def _expire_now(self, grant: Grant) -> Grant | None:
         try:
             expired = lifecycle.expire(grant, now=self.clock.now())
             return self._finish(grant, expired, self._event("grant.expired", SYSTEM_ACTOR, expired))
@@ -487,6 +492,10 @@ class GrantService:
         return self._finish(grant, expired, event)
 
     def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
+        with logcontext.about_grant(action.grant_id):
+            self._apply_now(action, adapter)
+
+    def _apply_now(self, action: Action, adapter: ClusterAdapter) -> None:
         if action.kind is ActionKind.DELETE:
             adapter.delete_grant_objects(action.grant_id)
             self.audit.record([self._orphan_event(action, adapter)])

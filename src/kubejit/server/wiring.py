@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from kubejit import metrics
 from kubejit.audit.checkpoint import load_or_create_signing_key
 from kubejit.clock import Clock, SystemClock
 from kubejit.clusters.adapter import KubeClusterAdapter
@@ -29,6 +30,7 @@ from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_log import observe_committed
 from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
@@ -67,6 +69,7 @@ def _build(
     then clients, sinks and clusters close, and the engine goes last."""
     engine = create_store_engine(settings.store_url)
     built.callback(engine.dispose)
+    observe_committed(engine, metrics.observe_events)  # /metrics counters follow the audit log
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
     audit = SqlAuditStore(engine)

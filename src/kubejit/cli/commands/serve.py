@@ -18,12 +18,11 @@ def run_broker(settings: Settings) -> None:
     """Build the services (validating policy and clusters first) and serve until interrupted."""
     import uvicorn
 
+    from kubejit.server import logs
     from kubejit.server.app import create_app
     from kubejit.server.wiring import build_services
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpx2", "alembic"):  # one line per HTTP call or migration step is noise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logs.configure(settings.logging.format)
     tls = reloading_tls(settings.broker)  # a bad pair stops the broker before anything starts
     services = build_services(settings)
     app = create_app(
@@ -33,12 +32,13 @@ def run_broker(settings: Settings) -> None:
         expose_api_docs=settings.broker.api_docs_exposed,
     )
     tls_options = tls_serving(tls, services.on_shutdown)
-    typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
+    logging.getLogger("kubejit.serve").info("kubejit broker listening on %s", settings.broker.url)
     uvicorn.run(
         app,
         host=settings.broker.host,
         port=settings.broker.port,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go through ours (one format, JSON included)
         **proxy_options(settings.broker),
         **tls_options,
     )
