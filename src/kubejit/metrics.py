@@ -14,8 +14,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
+# No ``*_created`` series beside each counter and histogram: they double the series for a
+# timestamp Prometheus does not need (counter resets show restarts).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 #: Seconds; from a cached answer (ms) to a slow cluster call or a request that waits on approval.
