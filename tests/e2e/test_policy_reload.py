@@ -96,6 +96,11 @@ def test_a_valid_new_policy_is_applied_and_audited_with_its_hash(
     (event,) = audited(broker, "policy.reloaded")
     assert event.details["sha256"] == new and event.details["previous_sha256"] == started
     assert event.outcome == "success" and event.actor == "kubejit"
+    # A restart on the reloaded file is no policy change: the audit log already has it.
+    broker.stop()
+    broker.start()
+    assert len(audited(broker, "policy.changed")) == 1  # the first start's
+    assert audited(broker, "broker.started")[0].details["policy_sha256"] == new
 
 
 def test_an_invalid_policy_is_refused_audited_and_the_old_one_kept(

@@ -2,7 +2,8 @@
 
 At every start the broker records the sha256 of its settings and of its policy file, and a
 ``config.changed`` / ``policy.changed`` event when either differs from the previous start: a policy
-edited between two restarts is visible in the audit log, with the hashes to compare against Git.
+edited between two restarts is visible in the audit log, with the hashes to compare against Git
+(a version the broker already applied while running, ``policy.reloaded``, is no change).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> N
     """``broker.started`` with both hashes, preceded by a ``*.changed`` event for each that changed."""
     hashes = {"config": settings_sha256(settings), "policy": file_sha256(settings.policy_file)}
     previous = store.search_events(action="broker.started", limit=1)
-    before = previous[0].details if previous else {}
+    before = dict(previous[0].details) if previous else {}
+    reloaded = store.search_events(action="policy.reloaded", limit=1)
+    if reloaded and (not previous or reloaded[0].seq > previous[0].seq):
+        before["policy_sha256"] = reloaded[0].details.get("sha256")  # applied while running: no change
     now = clock.now()
     events = [
         AuditEvent(
