@@ -37,9 +37,9 @@ def tls_broker(tmp_path: Path, ca: BrokerCA) -> Iterator[LoneBroker]:
     broker.stop()
 
 
-def served_serial(broker: LoneBroker) -> int:
-    """The serial number of the certificate a new connection to the broker is given."""
-    connection = http.client.HTTPSConnection("127.0.0.1", broker.port, context=_trusting(broker), timeout=10)
+def served_serial(broker: LoneBroker, host: str = "127.0.0.1") -> int:
+    """The serial number of the certificate a new connection is given (a host name sends SNI)."""
+    connection = http.client.HTTPSConnection(host, broker.port, context=_trusting(broker), timeout=10)
     try:
         connection.connect()
         return _peer_serial(connection)
@@ -93,6 +93,7 @@ def test_a_rotated_certificate_serves_new_connections_and_open_ones_keep_working
 
     second = ca.write_pair(workdir / "tls.crt", workdir / "tls.key", "second").serial_number
     assert poll(lambda: served_serial(tls_broker), lambda s: s == second, within=30, every=0.2) == second
+    assert served_serial(tls_broker, host="localhost") == second  # with SNI as without
     assert _get(kept, "/healthz") == 200  # the connection opened before the rotation still serves
     assert _peer_serial(kept) == first
     kept.close()
