@@ -89,6 +89,15 @@ def _proxy_network(entry: str) -> str:
 TrustedProxy = Annotated[str, AfterValidator(_proxy_network)]
 
 
+class TlsSettings(_Model):
+    """The broker's own serving certificate (PEM files), re-read when either file changes."""
+
+    #: The certificate chain, leaf first.
+    cert_file: Path
+    #: Its private key (unencrypted PEM).
+    key_file: Path
+
+
 class BrokerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -108,10 +117,15 @@ class BrokerSettings(_Model):
     #: On SIGTERM, how long requests in flight may take to finish before they are cut (then the
     #: workers stop and hand their leases back). Below Kubernetes' terminationGracePeriodSeconds.
     shutdown_grace_seconds: int = Field(default=20, ge=0, le=600)
+    #: Serve HTTPS with this certificate and key (docs/deploy.md); null: plain HTTP.
+    tls: TlsSettings | None = None
+    #: Plain HTTP on a non-loopback address (TLS ends at a proxy in front). Loopback is always allowed.
+    allow_plain_http: bool = False
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     @property
     def metrics_exposed(self) -> bool:
@@ -286,9 +300,17 @@ class AuditSettings(AuditDeliverySettings):
     checkpoint_interval_seconds: float = Field(default=60, ge=1, le=86400)
 
 
+class LoggingSettings(_Model):
+    """How the broker writes its log (stderr): ``text`` for people, ``json`` for a log collector."""
+
+    format: Literal["text", "json"] = "text"
+
+
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
+    #: How often the policy file is re-read (by content hash) to apply a new version; 0: never.
+    policy_reload_interval_seconds: float = Field(default=5, ge=0, le=3600)
 
 
 class Settings(_Model):
@@ -306,6 +328,7 @@ class Settings(_Model):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -349,6 +372,18 @@ class Settings(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _plain_http_only_on_loopback(self) -> Settings:
+        """Bearer tokens in clear text must not cross a network by accident: say so explicitly."""
+        broker = self.broker
+        if broker.tls is None and not broker.allow_plain_http and not is_loopback(broker.host):
+            raise ValueError(
+                f"the broker would serve plain HTTP on {broker.host}, so login tokens could cross the network "
+                "in clear text: set broker.tls (certFile, keyFile), or broker.allowPlainHttp: true when TLS "
+                "ends at a proxy in front of the broker"
+            )
+        return self
+
     @property
     def kubejit_namespaces(self) -> frozenset[str]:
         """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
@@ -369,6 +404,14 @@ def _resolve(base: Path, value: Any) -> Any:
     return os.path.expanduser(value) if isinstance(value, str) else value
 
 
+def _resolve_tls_paths(broker: Any, base_dir: Path) -> None:
+    tls = broker.get("tls") if isinstance(broker, dict) else None
+    if isinstance(tls, dict):
+        for key in ("certFile", "keyFile"):
+            if key in tls:
+                tls[key] = _resolve(base_dir, tls[key])
+
+
 def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     data, node = parse_yaml(text, source=source)
     if not isinstance(data, dict):
@@ -381,6 +424,7 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
         if isinstance(issuer, dict) and "caFile" in issuer:
             issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
+    _resolve_tls_paths(data.get("broker"), base_dir)
     audit = data.get("audit")
     if isinstance(audit, dict) and "checkpointKeyFile" in audit:
         audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
+from kubejit import logcontext
 from kubejit.clock import Clock
 from kubejit.errors import (
     ClusterError,
@@ -455,6 +456,10 @@ class GrantService:
             return [g for g in pool.map(self._expire, due) if g is not None]
 
     def _expire(self, grant: Grant) -> Grant | None:
+        with logcontext.about_grant(grant.id):
+            return self._expire_now(grant)
+
+    def _expire_now(self, grant: Grant) -> Grant | None:
         try:
             expired = lifecycle.expire(grant, now=self.clock.now())
             return self._finish(grant, expired, self._event("grant.expired", SYSTEM_ACTOR, expired))
@@ -504,6 +509,10 @@ class GrantService:
         return self._finish(grant, expired, event)
 
     def _apply(self, action: Action, adapter: ClusterAdapter) -> bool:
+        with logcontext.about_grant(action.grant_id):
+            return self._apply_now(action, adapter)
+
+    def _apply_now(self, action: Action, adapter: ClusterAdapter) -> bool:
         """Carry out one repair, judged again on the store's word now; False when it is not needed.
 
         ``diff`` compares two reads made one after the other, and another replica (or a request

@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from kubejit import __version__
+from kubejit import metrics as process_metrics
 from kubejit.server import (
     health,
     problems,
@@ -24,9 +25,11 @@ from kubejit.server import (
     routes_users,
 )
 from kubejit.server.deps import Services
+from kubejit.server.http_metrics import MeasureRequests
 from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
 from kubejit.server.rate_limits import LimitSources
+from kubejit.server.request_ids import RequestIds
 
 
 def create_app(
@@ -60,6 +63,8 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(RecordOrigin)
     app.add_middleware(LimitSources, limiter=lambda: services.limiter)
+    app.add_middleware(MeasureRequests)  # rate-limit refusals are timed too
+    app.add_middleware(RequestIds)  # outermost: every answer carries X-Request-ID
     app.include_router(routes_grants.router)
     app.include_router(routes_identity.router)
     app.include_router(routes_users.router)
@@ -90,7 +95,8 @@ def create_app(
                 gauge.labels(sink=row.sink).set(value)
         for cluster, up in services.grants.reachability.snapshot().items():
             reachable.labels(cluster=cluster).set(1 if up else 0)
-        return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
+        text = generate_latest(registry) + generate_latest(process_metrics.REGISTRY)
+        return PlainTextResponse(text.decode(), media_type=CONTENT_TYPE_LATEST)
 
     if expose_metrics:
         app.get("/metrics", include_in_schema=False)(metrics)

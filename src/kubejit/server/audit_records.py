@@ -2,7 +2,8 @@
 
 At every start the broker records the sha256 of its settings and of its policy file, and a
 ``config.changed`` / ``policy.changed`` event when either differs from the previous start: a policy
-edited between two restarts is visible in the audit log, with the hashes to compare against Git.
+edited between two restarts is visible in the audit log, with the hashes to compare against Git
+(a version the broker already applied while running, ``policy.reloaded``, is no change).
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> N
     hashes = {"config": settings_sha256(settings), "policy": file_sha256(settings.policy_file)}
     now = clock.now()
 
-    def events(before: dict[str, Any]) -> list[AuditEvent]:
+    def events(newest: list[tuple[str, dict[str, Any]]]) -> list[AuditEvent]:
+        before: dict[str, Any] = {}
+        for action, details in newest:  # chain order: a reload after the last start is the policy now
+            if action == "broker.started":
+                before = dict(details)
+            else:
+                before["policy_sha256"] = details.get("sha256")
         changed = [
             AuditEvent(
                 action=f"{what}.changed",
@@ -69,7 +76,7 @@ def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> N
         )
         return [*changed, started]
 
-    store.record_after_last("broker.started", events)
+    store.record_after_last(("broker.started", "policy.reloaded"), events)
 
 
 def checkpoint_worker(checkpointer: Checkpointer, *, interval: float) -> Worker:

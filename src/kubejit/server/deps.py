@@ -91,6 +91,8 @@ class Services:
     audit: AuditLog | None = None
     #: Named readiness checks for /readyz (server/health.py); each raises when the replica cannot serve.
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    #: The loaded policy's sha256 (and a refused newer file) for /readyz (server/policy_reload.py).
+    policy_status: Callable[[], dict[str, object]] | None = None
 
     def record(self, events: Sequence[AuditEvent]) -> None:
         """Record events that change no grant, about the broker's callers (a login, an auth failure)."""

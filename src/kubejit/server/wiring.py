@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from kubejit import metrics
 from kubejit.audit.checkpoint import load_or_create_signing_key
 from kubejit.clock import Clock, SystemClock
 from kubejit.clusters.adapter import KubeClusterAdapter
@@ -23,10 +24,13 @@ from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
+from kubejit.server.file_watch import digest
+from kubejit.server.policy_reload import PolicyReload
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_log import observe_committed
 from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
@@ -48,9 +52,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     (a missing kubeconfig, no identity issuer) closes what was built before it and leaks nothing.
     """
     clock = clock or SystemClock()
+    loaded_sha256 = None
+    with contextlib.suppress(OSError):  # a missing file is reported by the load, with its hint
+        loaded_sha256 = digest([settings.policy_file.read_bytes()])  # before the load: see PolicyReload
     policy = load_policy_file(str(settings.policy_file), protected_namespaces=_kubejit_namespaces(settings))
     with contextlib.ExitStack() as built:
         services = _build(settings, policy, clock=clock, workers=workers, built=built)
+        _watch_policy(settings, services, loaded_sha256, clock=clock, workers=workers, built=built)
         services.on_shutdown.append(built.pop_all().close)
     return services
 
@@ -63,6 +71,7 @@ def _build(
     engine = create_store_engine(settings.store_url)
     built.callback(engine.dispose)
     built.callback(claim_sqlite_database(engine))  # before migrating: a second broker changes nothing
+    observe_committed(engine, metrics.observe_events)  # /metrics counters follow the audit log
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
     audit = SqlAuditStore(engine)
@@ -171,6 +180,32 @@ def _start_workers(
     for worker in started:
         worker.start()
         built.callback(worker.stop)
+
+
+def _watch_policy(
+    settings: Settings,
+    services: Services,
+    loaded_sha256: str | None,
+    *,
+    clock: Clock,
+    workers: bool,
+    built: contextlib.ExitStack,
+) -> None:
+    """Policy hot-reload (docs/deploy.md): a new valid file is applied, an invalid one refused."""
+    reload = PolicyReload(
+        settings.policy_file,
+        service=services.grants,
+        audit=services.grants.audit,
+        clock=clock,
+        protected_namespaces=_kubejit_namespaces(settings),
+        loaded_sha256=loaded_sha256,
+    )
+    services.policy_status = reload.status
+    interval = settings.workers.policy_reload_interval_seconds
+    if workers and interval > 0:
+        watcher = Worker("policy-reload", reload.tick, interval=interval)
+        watcher.start()
+        built.callback(watcher.stop)
 
 
 def _kubejit_namespaces(settings: Settings) -> frozenset[str]:

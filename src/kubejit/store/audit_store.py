@@ -39,19 +39,29 @@ class SqlAuditStore:
         with write_transaction(self.engine) as conn:
             audit_log.append(conn, events)
 
-    def record_after_last(self, action: str, build: Callable[[dict[str, Any]], Sequence[AuditEvent]]) -> None:
-        """Append what ``build`` makes of the newest ``action`` event's details ({} when there is none),
-        read under the writer lock: two replicas starting at once never both compare themselves with
-        the same previous start (and both record the same change)."""
-        query = (
-            sa.select(audit_events.c.details)
-            .where(audit_events.c.action == action)
-            .order_by(audit_events.c.seq.desc())
-            .limit(1)
-        )
+    def record_after_last(
+        self,
+        actions: Sequence[str],
+        build: Callable[[list[tuple[str, dict[str, Any]]]], Sequence[AuditEvent]],
+    ) -> None:
+        """Append what ``build`` makes of the newest event of each of ``actions`` (action and details,
+        in chain order; none when there is none), read under the writer lock: two replicas starting at
+        once never both compare themselves with the same previous start (and both record the same
+        change)."""
         with write_transaction(self.engine) as conn:
-            found = conn.execute(query).scalar()
-            audit_log.append(conn, build(json.loads(found) if found else {}))
+            newest = []
+            for action in actions:
+                query = (
+                    sa.select(audit_events.c.seq, audit_events.c.details)
+                    .where(audit_events.c.action == action)
+                    .order_by(audit_events.c.seq.desc())
+                    .limit(1)
+                )
+                row = conn.execute(query).first()
+                if row is not None:
+                    newest.append((row.seq, action, json.loads(row.details) if row.details else {}))
+            newest.sort()
+            audit_log.append(conn, build([(action, details) for _, action, details in newest]))
 
     # -- reading the chain ---------------------------------------------------------------------
     def iter_events(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[StoredEvent]:
