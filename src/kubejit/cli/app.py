@@ -33,6 +33,7 @@ COMMANDS = {
     "users": "users",
     **dict.fromkeys(("lock", "unlock", "locks"), "locks"),
     "serve": "serve",
+    "cluster-setup": "cluster_setup",
     **dict.fromkeys(("scan", "who-can"), "scan"),
     "policy": "policy",  # Typer lists groups after commands
     "audit": "audit",

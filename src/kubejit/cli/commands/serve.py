@@ -37,7 +37,23 @@ def run_broker(settings: Settings) -> None:
         port=settings.broker.port,
         log_level="warning",
         **proxy_options(settings.broker),
+        **tls_options(settings.broker),
     )
+
+
+def tls_options(broker: BrokerSettings) -> dict[str, Any]:
+    """uvicorn's HTTPS options from ``broker.tls`` (none: plain HTTP, e.g. behind a TLS proxy)."""
+    if broker.tls is None:
+        return {}
+    from kubejit.errors import ConfigError
+
+    for what, path in (("certFile", broker.tls.cert_file), ("keyFile", broker.tls.key_file)):
+        if not path.is_file():
+            raise ConfigError(
+                f"broker.tls.{what} {path} does not exist or is not a file",
+                hint="Point broker.tls at the broker's PEM certificate and key.",
+            )
+    return {"ssl_certfile": str(broker.tls.cert_file), "ssl_keyfile": str(broker.tls.key_file)}
 
 
 def proxy_options(broker: BrokerSettings) -> dict[str, Any]:
