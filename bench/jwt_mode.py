@@ -43,7 +43,7 @@ from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
 from kubejit.clock import SystemClock
 from kubejit.clusters.bootstrap import install_broker
-from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator
+from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator, to_yaml
 from kubejit.config import parse_settings
 from kubejit.grants.service import GrantService
 from kubejit.identity.cluster_keys import ClusterKeyRing
@@ -295,7 +295,7 @@ def main() -> None:
         plane = ControlPlane(
             work / "cluster",
             name="bench",
-            authentication_config=yaml.safe_dump(authentication_configuration([entry])),
+            authentication_config=to_yaml(authentication_configuration([entry])),
         )
         with plane:
             with admin_client(plane) as admin:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey
 from lightkube import Client, KubeConfig
@@ -26,7 +25,7 @@ from lightkube.resources.core_v1 import ServiceAccount
 
 from kubejit.clock import SystemClock
 from kubejit.clusters.bootstrap import install_broker
-from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator
+from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator, to_yaml
 from kubejit.identity.cluster_keys import ClusterKeyRing
 from kubejit.testing.certs import ServingTls, write_serving_tls
 from kubejit.testing.controlplane import ControlPlane, ControlPlaneBinaries
@@ -98,7 +97,7 @@ def jwt_world(
                 root / name,
                 name=name,
                 binaries=control_plane_binaries,
-                authentication_config=yaml.safe_dump(authentication_configuration([entry])),
+                authentication_config=to_yaml(authentication_configuration([entry])),
             )
             planes[name] = plane.start()
             with Client(KubeConfig.from_file(plane.kubeconfig_path), trust_env=False) as admin:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from kubejit.identity.cluster_tokens import GRANT_GROUP_PREFIX
 
 API_VERSION = "apiserver.config.k8s.io/v1"
@@ -60,3 +62,20 @@ def jwt_authenticator(
 def authentication_configuration(authenticators: list[dict[str, Any]]) -> dict[str, Any]:
     """A whole AuthenticationConfiguration file (merge the ``jwt`` entries into an existing one)."""
     return {"apiVersion": API_VERSION, "kind": "AuthenticationConfiguration", "jwt": authenticators}
+
+
+class _Literal(yaml.SafeDumper):
+    """PEM blocks stay readable (``|`` block scalars), as an administrator would write them."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Literal.add_representer(str, _str)
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    """The configuration as the YAML file kube-apiserver reads."""
+    return yaml.dump(document, Dumper=_Literal, sort_keys=False)

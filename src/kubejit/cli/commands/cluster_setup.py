@@ -53,9 +53,8 @@ def cluster_setup(
 
 
 def _authentication_snippet(settings: Settings, audience: str) -> str:
-    import yaml
 
-    from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator
+    from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator, to_yaml
     from kubejit.errors import ConfigError
 
     ca_file = settings.jwt_issuer.certificate_authority_file
@@ -75,10 +74,43 @@ def _authentication_snippet(settings: Settings, audience: str) -> str:
         username_prefix=settings.jwt_issuer.username_prefix,
         max_lifetime_seconds=settings.jwt_issuer.token_lifetime_minutes * 60,
     )
-    document = yaml.safe_dump(authentication_configuration([entry]), sort_keys=False)
+    document = to_yaml(authentication_configuration([entry]))
     return (
         "# kube-apiserver --authentication-config=<this file> (or merge its jwt entry into yours).\n"
         "# Needs Kubernetes 1.30+ (structured authentication configuration; GA in 1.34).\n"
         + document
         + "---\n"
     )
+
+
+def rotate_jwt_key(
+    config: Annotated[
+        Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
+    ],
+) -> None:
+    """Sign jwt-mode cluster tokens with a new key from now on (the old one stays published until
+    its last token has expired). Every replica reading jwtIssuer.keyDir picks it up at once."""
+    from kubejit.clock import SystemClock
+    from kubejit.config import load_settings
+    from kubejit.identity.cluster_keys import ClusterKeyRing
+
+    settings = load_settings(config)
+    lifetime = settings.jwt_issuer.token_lifetime_minutes * 60
+    ring = ClusterKeyRing(
+        settings.jwt_key_dir,
+        clock=SystemClock(),
+        overlap_seconds=lifetime,
+        rotate_after_seconds=settings.jwt_issuer.rotate_after_hours * 3600,
+    )
+    old = ring.signing_key().kid
+    new = ring.rotate().kid
+    gone = ring.prune()
+    typer.echo(
+        f"signing key {new} replaces {old} in {settings.jwt_key_dir}; {old} stays published for "
+        f"{lifetime + 60} s" + (f"; removed expired keys {', '.join(gone)}" if gone else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cluster-setup")(cluster_setup)
+    app.command("rotate-jwt-key")(rotate_jwt_key)

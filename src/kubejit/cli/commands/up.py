@@ -76,7 +76,7 @@ def _authentication_config(name: str, port: int, tls: ServingTls) -> str | None:
     """What `kubejit cluster-setup --mode jwt` would print for this cluster (None: SA mode)."""
     if MODES[name] != "jwt":
         return None
-    from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator
+    from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator, to_yaml
 
     entry = jwt_authenticator(
         issuer_url=f"https://127.0.0.1:{port}/k8s",
@@ -85,7 +85,7 @@ def _authentication_config(name: str, port: int, tls: ServingTls) -> str | None:
         username_prefix=JWT_PREFIX,
         max_lifetime_seconds=JWT_LIFETIME_MINUTES * 60,
     )
-    return yaml.safe_dump(authentication_configuration([entry]), sort_keys=False)
+    return to_yaml(authentication_configuration([entry]))
 
 
 def _write_config(home: Path, planes: dict[str, ControlPlane], port: int, tls: ServingTls) -> Path:
