@@ -57,6 +57,8 @@ class ClusterEndpoint(NamedTuple):
 class KubeClusterAdapter:
     """One cluster, reached with a sync lightkube ``Client`` acting as the broker."""
 
+    uses_service_accounts = True
+
     def __init__(self, name: str, *, client: Client, grant_namespace: str, audience: str | None) -> None:
         self.name = ClusterName(name)
         self.grant_namespace = grant_namespace

@@ -25,6 +25,8 @@ from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 class JwtClusterAdapter(KubeClusterAdapter):
     """Group bindings in the cluster, and tokens signed by the broker for this cluster's audience."""
 
+    uses_service_accounts = False
+
     def __init__(
         self,
         name: str,
