@@ -42,8 +42,9 @@ def jwt_authenticator(
             },
             {
                 "expression": (
-                    "has(claims.groups) && type(claims.groups) == list && size(claims.groups) == 1 && "
-                    f"claims.groups.all(g, type(g) == string && g.startsWith('{prefix}'))"
+                    # claims.* are of type any: dyn() lets CEL range over the list.
+                    "has(claims.groups) && type(claims.groups) == list && size(dyn(claims.groups)) == 1 && "
+                    f"dyn(claims.groups).all(g, type(g) == string && g.startsWith('{prefix}'))"
                 ),
                 "message": f"kubejit tokens carry exactly one group, {prefix}<grant>",
             },
