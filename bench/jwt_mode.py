@@ -306,7 +306,9 @@ def main() -> None:
             (work / "policy.yaml").write_text(POLICY)
             config = {
                 "broker": {"host": "127.0.0.1", "port": port, "tls": {"certFile": str(tls.cert), "keyFile": str(tls.key)},
-                           "rateLimits": {"perSourcePerMinute": 0, "perPrincipalPerMinute": 0}},
+                           "rateLimits": {"perSourcePerMinute": 0, "perPrincipalPerMinute": 0},
+                    "maxOpenGrantsPerPerson": 10000,
+                },
                 "store": {"url": f"sqlite:///{work / 'kubejit.db'}"},
                 "dataDir": str(work / "data"),
                 "clusters": [
