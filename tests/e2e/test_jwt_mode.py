@@ -21,7 +21,10 @@ import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey
 from lightkube import Client, KubeConfig
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import RoleRef, Subject
 from lightkube.resources.core_v1 import ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
 from kubejit.clock import SystemClock
 from kubejit.clusters.bootstrap import install_broker
@@ -329,3 +332,37 @@ def test_key_rotation_keeps_live_sessions_working(
     assert kubectl(plane, before, "get", "configmaps", "-n", ns).ok
     # The exec plugin's session (kubectl on the grant's context) carries on across the rotation.
     assert world.broker.kubectl("alice", "get", "configmaps").returncode == 0
+
+
+def test_the_reconciler_restores_and_removes_group_bindings(
+    jwt_world: JwtWorld,
+    namespaces: Callable[..., list[str]],
+    admin_client_for: Callable[[ControlPlane], Client],
+) -> None:
+    world, plane = jwt_world, jwt_world.a
+    admin = admin_client_for(plane)
+    (ns,) = namespaces(plane, 1)
+    grant = request(world, plane, ns)
+    name = f"kubejit-{grant['id']}"
+    admin.delete(RoleBinding, name, namespace=ns)  # lost, as after a crash or a stray delete
+    orphan = RoleBinding(
+        metadata=ObjectMeta(
+            name="kubejit-gdead00000001",
+            namespace=ns,
+            labels={"app.kubernetes.io/managed-by": "kubejit", "kubejit.io/grant": "gdead00000001"},
+        ),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[
+            Subject(kind="Group", name="kubejit:grant:gdead00000001", apiGroup="rbac.authorization.k8s.io")
+        ],
+    )
+    admin.create(orphan)  # a grant that ended while the broker was down
+    eventually(
+        lambda: (
+            owned_objects(admin).count(f"RoleBinding/{ns}/{name}") == 1
+            and f"RoleBinding/{ns}/kubejit-gdead00000001" not in owned_objects(admin)
+        ),
+        what="the reconciler restored the grant's binding and deleted the orphan",
+    )
+    token = RedactedToken(world.broker.grant_token("alice", grant["id"]))
+    eventually(lambda: kubectl(plane, token, "get", "configmaps", "-n", ns).ok, what="access restored")
