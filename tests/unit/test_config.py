@@ -209,3 +209,18 @@ def test_host_override_is_checked_like_the_file(tmp_path: Path) -> None:
     assert settings.dev_issuer.enabled  # a dev issuer makes a public host unsafe
     with pytest.raises(ConfigError, match="--host/--port: the dev issuer"):
         override_settings(settings, host="0.0.0.0")
+
+
+def test_broker_tls_goes_to_uvicorn_and_missing_files_are_named(tmp_path: Path) -> None:
+    from kubejit.cli.commands.serve import tls_options
+    from kubejit.config import BrokerSettings, TlsSettings
+
+    assert tls_options(BrokerSettings()) == {}
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    broker = BrokerSettings(tls=TlsSettings(cert_file=cert, key_file=key))
+    assert broker.url == "https://127.0.0.1:8080"
+    with pytest.raises(ConfigError, match=r"broker\.tls\.certFile .*tls\.crt does not exist"):
+        tls_options(broker)
+    cert.write_text("cert")
+    key.write_text("key")
+    assert tls_options(broker) == {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
