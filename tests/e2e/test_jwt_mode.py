@@ -205,6 +205,9 @@ def test_kubectl_through_the_exec_plugin_works_as_the_person_in_the_granted_name
     elsewhere = world.broker.kubectl("alice", "get", "configmaps", "-n", other)
     assert elsewhere.returncode != 0 and "forbidden" in elsewhere.stderr.lower()
     assert "kubejit:alice" in elsewhere.stderr  # RBAC names the person, not an account
+    why = world.broker.cli("alice", "why", "--", "get", "configmaps", "-n", other, check=False)
+    wanted = f"kubejit request --cluster {plane.name} --namespace {other} --role view"
+    assert why.returncode == 3 and f"To get this access run: {wanted}" in why.stdout, why.stdout
     assert kubectl(plane, token, "create", "configmap", "x", "-n", granted).forbidden  # beyond view
 
     # No ServiceAccount, only the group binding.
