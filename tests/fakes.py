@@ -130,8 +130,9 @@ class MemoryStore:
 class FakeCluster:
     """Records what the service asks of a cluster; ``fail_with`` makes the next ensure fail."""
 
-    def __init__(self, name: str = "dev") -> None:
+    def __init__(self, name: str = "dev", *, uses_service_accounts: bool = True) -> None:
         self.name = ClusterName(name)
+        self.uses_service_accounts = uses_service_accounts
         self.objects: dict[GrantId, list[OwnedObject]] = {}
         self.fail_with: ClusterError | None = None
         self.fail_delete: ClusterError | None = None
@@ -158,7 +159,7 @@ class FakeCluster:
         bindings = [
             OwnedObject("RoleBinding", ns, f"kubejit-{grant.id}", grant.id) for ns in grant.namespaces
         ]
-        self.objects[grant.id] = [sa, *bindings]
+        self.objects[grant.id] = [sa, *bindings] if self.uses_service_accounts else bindings
 
     def delete_grant_objects(self, grant_id: GrantId) -> None:
         if self.fail_delete is not None:

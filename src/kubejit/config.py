@@ -43,6 +43,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+#: How a grant's access reaches the cluster: a ServiceAccount with TokenRequest tokens, or kubejit's
+#: own JWTs naming the person (the cluster trusts the broker as an issuer; docs/jwt-mode.md).
+CredentialMode = Literal["serviceAccount", "jwt"]
+
+
 class ClusterSettings(_Model):
     name: DnsLabel
     kubeconfig: Path | None = None
@@ -50,6 +55,7 @@ class ClusterSettings(_Model):
     in_cluster: bool = False
     #: The audience kubejit's tokens are bound to; the cluster's API server must accept it.
     audience: str = Field(min_length=1)
+    credential_mode: CredentialMode = "serviceAccount"
 
     @model_validator(mode="after")
     def _one_source(self) -> ClusterSettings:
@@ -306,6 +312,22 @@ class LoggingSettings(_Model):
     format: Literal["text", "json"] = "text"
 
 
+class JwtIssuerSettings(_Model):
+    """kubejit as the issuer of cluster credentials for clusters in jwt mode (docs/jwt-mode.md)."""
+
+    #: Where the ES256 signing keys live (one 0600 PEM file each). Default: <dataDir>/jwt-issuer-keys.
+    key_dir: Path | None = None
+    #: How long one cluster token lives; the exec plugin refreshes it before it expires.
+    token_lifetime_minutes: int = Field(default=5, ge=1, le=60)
+    #: Put before the person's principal in the cluster's username (claimMappings.username.prefix).
+    username_prefix: str = Field(default="kubejit:", pattern=_GROUPS_PREFIX.pattern)
+    #: A new signing key after this long; the old one stays published until its last token expired.
+    rotate_after_hours: float = Field(default=720, gt=0, le=24 * 365)
+    #: The CA (PEM) that signed the broker's HTTPS certificate, which clusters must trust to fetch
+    #: the keys; `kubejit cluster-setup --mode jwt` prints it as certificateAuthority. Null: a public CA.
+    certificate_authority_file: Path | None = None
+
+
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
@@ -329,6 +351,7 @@ class Settings(_Model):
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    jwt_issuer: JwtIssuerSettings = Field(default_factory=JwtIssuerSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -349,6 +372,18 @@ class Settings(_Model):
             if dupes:
                 raise ValueError(f"duplicate workload issuer {attr}: {', '.join(dupes)}")
         return issuers
+
+    @model_validator(mode="after")
+    def _jwt_issuer_reachable(self) -> Settings:
+        """API servers fetch kubejit's keys over HTTPS only: jwt mode needs an https broker URL."""
+        jwt = [c.name for c in self.clusters if c.credential_mode == "jwt"]
+        if jwt and urlsplit(self.broker.url).scheme != "https":
+            raise ValueError(
+                f"cluster {jwt[0]!r} is in credentialMode jwt, so its API server must fetch kubejit's "
+                "keys over HTTPS: set broker.tls (certFile, keyFile), or an https broker.publicUrl "
+                "behind a TLS proxy"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
@@ -394,6 +429,15 @@ class Settings(_Model):
         return self.audit.checkpoint_key_file or self.data_dir / "audit-checkpoint-key.pem"
 
     @property
+    def jwt_key_dir(self) -> Path:
+        return self.jwt_issuer.key_dir or self.data_dir / "jwt-issuer-keys"
+
+    @property
+    def jwt_issuer_url(self) -> str:
+        """The ``iss`` of kubejit's cluster tokens: one issuer for every cluster, each its own audience."""
+        return self.broker.url.rstrip("/") + "/k8s"
+
+    @property
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'kubejit.db'}"
 
@@ -404,12 +448,12 @@ def _resolve(base: Path, value: Any) -> Any:
     return os.path.expanduser(value) if isinstance(value, str) else value
 
 
-def _resolve_tls_paths(broker: Any, base_dir: Path) -> None:
-    tls = broker.get("tls") if isinstance(broker, dict) else None
-    if isinstance(tls, dict):
-        for key in ("certFile", "keyFile"):
-            if key in tls:
-                tls[key] = _resolve(base_dir, tls[key])
+def _resolve_keys(base: Path, section: Any, keys: tuple[str, ...]) -> None:
+    """Paths under ``keys`` of a config ``section`` (if it is a mapping), made relative to the file."""
+    if isinstance(section, dict):
+        for key in keys:
+            if key in section:
+                section[key] = _resolve(base, section[key])
 
 
 def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
@@ -424,7 +468,9 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
         if isinstance(issuer, dict) and "caFile" in issuer:
             issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
-    _resolve_tls_paths(data.get("broker"), base_dir)
+    broker = data.get("broker")
+    _resolve_keys(base_dir, broker.get("tls") if isinstance(broker, dict) else None, ("certFile", "keyFile"))
+    _resolve_keys(base_dir, data.get("jwtIssuer"), ("keyDir", "certificateAuthorityFile"))
     audit = data.get("audit")
     if isinstance(audit, dict) and "checkpointKeyFile" in audit:
         audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])

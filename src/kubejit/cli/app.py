@@ -34,6 +34,7 @@ COMMANDS = {
     **dict.fromkeys(("lock", "unlock", "locks"), "locks"),
     "serve": "serve",
     "migrate": "migrate",
+    **dict.fromkeys(("cluster-setup", "rotate-jwt-key"), "cluster_setup"),
     **dict.fromkeys(("scan", "who-can"), "scan"),
     "policy": "policy",  # Typer lists groups after commands
     "audit": "audit",
@@ -41,7 +42,7 @@ COMMANDS = {
     "dev-cluster": "dev_cluster",
 }
 #: Modules that add their commands themselves (``register(app)``), and those that are a command group.
-_REGISTERING = ("grants", "locks", "scan")
+_REGISTERING = ("grants", "locks", "scan", "cluster_setup")
 _GROUPS = ("policy", "audit", "ci", "dev-cluster")
 
 

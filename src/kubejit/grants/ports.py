@@ -117,6 +117,8 @@ class ClusterAdapter(Protocol):
     """One Kubernetes cluster, as the grant service uses it. Every call is idempotent."""
 
     name: ClusterName
+    #: False in jwt mode: a grant is its bindings only (no ServiceAccount to expect or delete).
+    uses_service_accounts: bool
 
     def ensure_grant_objects(self, grant: Grant) -> None:
         """Create (or find) the grant's ServiceAccount and its bindings."""

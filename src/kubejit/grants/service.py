@@ -481,7 +481,7 @@ class GrantService:
                 self.reachability.unreachable(name, exc.message)
                 continue
             self.reachability.reached(name)
-            for action in diff(live, owned):
+            for action in diff(live, owned, service_accounts=adapter.uses_service_accounts):
                 try:
                     if self._apply(action, adapter):
                         done.append(action)

@@ -18,6 +18,7 @@ from kubejit import metrics as process_metrics
 from kubejit.server import (
     health,
     problems,
+    routes_cluster_issuer,
     routes_exchange,
     routes_grants,
     routes_identity,
@@ -71,6 +72,7 @@ def create_app(
     app.include_router(routes_exchange.router)
     app.include_router(routes_locks.router)
     app.include_router(health.router)
+    app.include_router(routes_cluster_issuer.router)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)

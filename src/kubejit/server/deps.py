@@ -18,6 +18,7 @@ from kubejit.errors import AuthenticationFailed, StoreUnavailable
 from kubejit.grants.exchange import WorkloadExchange
 from kubejit.grants.ports import AuditEvent, AuditLog
 from kubejit.grants.service import GrantService
+from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.identity.issuers import LoginOffer
 from kubejit.identity.principal import Principal
@@ -89,6 +90,8 @@ class Services:
     auth_failures: AuthFailureSummary | None = None
     #: Where events about callers, not grants, go (logins, auth failures); None: the grant service's.
     audit: AuditLog | None = None
+    #: kubejit as the JWT issuer of clusters in jwt mode (discovery + JWKS routes); None: no such cluster.
+    cluster_issuer: ClusterTokenIssuer | None = None
     #: Named readiness checks for /readyz (server/health.py); each raises when the replica cannot serve.
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     #: The loaded policy's sha256 (and a refused newer file) for /readyz (server/policy_reload.py).

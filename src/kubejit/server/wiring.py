@@ -14,6 +14,8 @@ from kubejit.config import ClusterSettings, Settings
 from kubejit.errors import ConfigError
 from kubejit.grants.ports import ClusterAdapter
 from kubejit.grants.service import GrantService
+from kubejit.identity.cluster_keys import ClusterKeyRing
+from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
 from kubejit.identity.issuers import build_issuers, login_offers
 from kubejit.identity.oidc import IssuerSet
@@ -75,7 +77,8 @@ def _build(
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
     audit = SqlAuditStore(engine)
-    adapters = {c.name: built.enter_context(_adapter(c, settings)) for c in settings.clusters}
+    cluster_issuer = _cluster_issuer(settings, clock=clock)
+    adapters = {c.name: built.enter_context(_adapter(c, settings, cluster_issuer)) for c in settings.clusters}
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
     built.callback(delivery.close)
@@ -119,6 +122,7 @@ def _build(
         users=SqlUserDirectory(engine, clock=clock),
         login_offers=login_offers(settings.identity.issuers),
         audit=audit,
+        cluster_issuer=cluster_issuer,
     )
     services.ready_checks.update(
         store=lambda: check_at_head(engine),
@@ -147,7 +151,9 @@ def _build(
     return services
 
 
-def _adapter(c: ClusterSettings, settings: Settings) -> KubeClusterAdapter:
+def _adapter(
+    c: ClusterSettings, settings: Settings, cluster_issuer: ClusterTokenIssuer | None
+) -> KubeClusterAdapter:
     return build_adapter(
         c.name,
         kubeconfig=str(c.kubeconfig) if c.kubeconfig else None,
@@ -155,6 +161,23 @@ def _adapter(c: ClusterSettings, settings: Settings) -> KubeClusterAdapter:
         in_cluster=c.in_cluster,
         grant_namespace=settings.grant_namespace,
         audience=c.audience,
+        jwt_issuer=cluster_issuer if c.credential_mode == "jwt" else None,
+    )
+
+
+def _cluster_issuer(settings: Settings, *, clock: Clock) -> ClusterTokenIssuer | None:
+    """kubejit as the issuer of cluster tokens, when any cluster is in jwt mode (docs/jwt-mode.md)."""
+    if not any(c.credential_mode == "jwt" for c in settings.clusters):
+        return None
+    lifetime = settings.jwt_issuer.token_lifetime_minutes * 60
+    keys = ClusterKeyRing(
+        settings.jwt_key_dir,
+        clock=clock,
+        overlap_seconds=lifetime,
+        rotate_after_seconds=settings.jwt_issuer.rotate_after_hours * 3600,
+    )
+    return ClusterTokenIssuer(
+        issuer_url=settings.jwt_issuer_url, keys=keys, lifetime_seconds=lifetime, clock=clock
     )
 
 

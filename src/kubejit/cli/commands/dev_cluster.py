@@ -88,6 +88,17 @@ def start(
             show_default="a free port",
         ),
     ] = None,
+    authentication_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--authentication-config",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="An AuthenticationConfiguration file for kube-apiserver, e.g. from "
+            "`kubejit cluster-setup --mode jwt` (kubejit as a JWT issuer).",
+        ),
+    ] = None,
 ) -> None:
     """Start the cluster and wait until its API server is ready (a few seconds).
 
@@ -104,7 +115,8 @@ def start(
         return
     from kubejit.testing.controlplane import ControlPlane
 
-    plane = ControlPlane(workdir, name=name, port=port, detached=True)
+    authentication = authentication_config.read_text() if authentication_config else None
+    plane = ControlPlane(workdir, name=name, port=port, detached=True, authentication_config=authentication)
     with console.status(f"Starting dev cluster '{name}' (etcd + kube-apiserver)..."):
         plane.start()
     console.print(
