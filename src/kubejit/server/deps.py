@@ -89,6 +89,8 @@ class Services:
     auth_failures: AuthFailureSummary | None = None
     #: Where events about callers, not grants, go (logins, auth failures); None: the grant service's.
     audit: AuditLog | None = None
+    #: How people reach the broker (``broker.publicUrl``): the base of each request's page link.
+    public_url: str | None = None
     #: Named readiness checks for /readyz (server/health.py); each raises when the replica cannot serve.
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
 

@@ -108,6 +108,7 @@ def _build(
         users=SqlUserDirectory(engine, clock=clock),
         login_offers=login_offers(settings.identity.issuers),
         audit=audit,
+        public_url=settings.broker.url,
     )
     services.ready_checks.update(
         store=lambda: check_at_head(engine),
