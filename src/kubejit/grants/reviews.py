@@ -25,14 +25,15 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-
 
 
 def check_comment(comment: str) -> str:
-    """The comment as stored (stripped); refuses a blank, an overlong or a multi-line/control one."""
+    """The comment as stored (outer spaces removed); refuses a blank, an overlong or a multi-line one."""
     if bad := _UNSAFE.search(comment):
         raise InvalidInput(
             f"the review comment must be one line of printable text; control character "
             f"U+{ord(bad.group()):04X} is not allowed",
             hint='Write what was checked on one line, e.g. --comment "checked the audit trail: ok".',
         )
-    text = comment.strip()
+    # Only spaces are blank (as the API's schema says); other characters are kept as written.
+    text = comment.strip(" ")
     if not text:
         raise InvalidInput(
             "a review needs a comment: what was checked, and what was found",

@@ -220,6 +220,13 @@ def test_bad_comments_are_refused_before_anything_is_read(world: World, comment:
     assert world.store.get(grant.id).needs_review
 
 
+def test_a_comment_the_api_schema_allows_is_accepted_as_written(world: World) -> None:
+    """Non-breaking spaces are no blank to the schema (PRINTABLE_NONBLANK): not to the rules either."""
+    grant = world.break_glass()
+    reviewed = world.service.review(SECURITY, grant.id, comment=" \u00a0 ")
+    assert reviewed.review is not None and reviewed.review.comment == "\u00a0"
+
+
 def test_a_break_glass_grant_that_never_activated_needs_no_review(world: World) -> None:
     from kubejit.errors import ClusterForbidden
 
