@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from kubejit.cli.app import app
 from kubejit.errors import PolicyError
 from kubejit.identity.principal import Principal
 from kubejit.policy.evaluate import evaluate
@@ -97,3 +101,16 @@ def test_bad_reviewers_are_refused_with_their_position(text: str, message: str, 
     assert message in error.message, error.message
     if hint:
         assert error.hint and hint in error.hint, error.hint
+
+
+def test_kubejit_policy_check_names_the_reviewers(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BREAK_GLASS + "    reviewers: [security]\n")
+    args = ["policy", "check", "-p", str(policy), "-u", "bob", "-g", "sre", "-c", "prod", "-n", "payments"]
+    args += ["-r", "edit", "--break-glass", "--reason", "INC-1"]
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "reviewed afterwards by an admin or a member of: security" in table.output
+    as_json = CliRunner().invoke(app, [*args, "-o", "json"])
+    data = json.loads(as_json.output)["data"]
+    assert (data["break_glass"], data["reviewers"]) == (True, ["security"])
