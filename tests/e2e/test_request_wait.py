@@ -69,7 +69,8 @@ def test_the_wait_names_who_was_notified_and_continues_with_use_once_approved(
     assert f"Request {gid} approved by bob, carol after" in shown and "access is active" in shown
     assert "Access granted." in out and gid in out
     context = broker.kubectl("alice", "config", "current-context")
-    assert context.returncode == 0 and gid in context.stdout  # --use wrote and switched the context
+    # --use wrote the grant's context and switched to it, as without --wait
+    assert context.returncode == 0 and context.stdout.strip() == f"jit-{control_plane.name}-{ns}"
     assert broker.kubectl("alice", "auth", "can-i", "create", "deployments", "-n", ns).stdout.strip() == "yes"
 
 
