@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kubejit.cli import client as client_module
+from kubejit.cli import render
 from kubejit.cli.app import app
 from kubejit.errors import InvalidInput
 from kubejit.local import session
@@ -107,3 +108,33 @@ def test_open_hands_the_link_to_the_browser_and_prints_it(
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == GRANT["ui_url"]
     assert seen.read_text() == GRANT["ui_url"]  # webbrowser waits for a $BROWSER command to finish
+
+
+def test_the_reviews_table_prints_broker_text_inertly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render.console, "_width", 80)
+    hostile = {
+        "id": "g1a2b3c4d5e6",
+        "requester": "bob\x1b]8;;http://evil\x07",
+        "cluster": "prod",
+        "namespaces": ["payments"],
+        "role": "edit",
+        "state": "active",
+        "activated_at": "2026-12-06T12:00:00+00:00",
+        "reviewer_groups": ["[bold]security[/]"],
+        "reason": "INC-1 \x1b[2J",
+    }
+    Broker.answer = [hostile]  # type: ignore[assignment]
+    result = CliRunner().invoke(app, ["reviews"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "[bold]" in result.output and "g1a2b3c4d5e6" in result.output  # markup shown, not applied
+    assert "2026-12-06" in result.output and "12:00" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_reviews_json_is_the_brokers_list_in_the_envelope() -> None:
+    Broker.answer = []  # type: ignore[assignment]
+    result = CliRunner().invoke(app, ["reviews", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"kind": "ReviewList"' in result.output and '"data": []' in result.output
+    assert Broker.calls == ["GET /v1/reviews"]

@@ -64,19 +64,18 @@ def show_reviews(items: list[dict[str, Any]]) -> None:
         render.console.print("Open break-glass reviews: none.")
         return
     table = Table(title="Open break-glass reviews", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("ID", no_wrap=True, overflow="fold", min_width=13)
-    for column in ("USER", "CLUSTER", "NAMESPACE", "ROLE", "STATE", "USED AT", "REVIEWERS"):
+    # Ids are typed back (`kubejit review ID`): never cut; the reason gives way first.
+    table.add_column("ID", no_wrap=True, min_width=13)
+    for column in ("USER", "ACCESS", "USED AT", "REVIEWERS"):
         table.add_column(column, overflow="fold")
-    table.add_column("REASON", ratio=1)
+    table.add_column("REASON", ratio=1, overflow="fold")
     for g in items:
+        where = ",".join(g["namespaces"]) or "(cluster-wide)"
         table.add_row(
             render.safe(g["id"]),
             render.safe(g["requester"]),
-            render.safe(g["cluster"]),
-            render.safe(",".join(g["namespaces"]) or "(cluster-wide)"),
-            render.safe(g["role"]),
-            render.safe(g["state"]),
-            render.safe((g.get("activated_at") or "-")[:19].replace("T", " ")),
+            render.safe(f"{g['role']} in {where} on {g['cluster']} ({g['state']})"),
+            render.safe((g.get("activated_at") or "-")[:16].replace("T", " ")),
             render.safe(", ".join(g.get("reviewer_groups") or []) or "admins"),
             render.safe((g["reason"] or "")[:60]),
         )
