@@ -5,6 +5,9 @@ and the denier's reason), or Ctrl-C (exit 130, the request left pending)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -109,3 +112,44 @@ def test_ctrl_c_stops_waiting_and_leaves_the_request_pending(
     assert "Traceback" not in shown
     assert [g["id"] for g in broker.json("alice", "grants", "--state", "pending")] == [gid]
     assert broker.json("bob", "approve", gid)["state"] == "pending"  # still decidable: 1 of 2
+
+
+def test_on_a_terminal_the_wait_is_a_status_line_that_names_the_approvers(
+    broker: Broker, control_plane: ControlPlane, namespaces: Callable[..., list[str]]
+) -> None:
+    (ns,) = namespaces(control_plane, 1)
+    broker.login("alice", "bob", "carol")
+    controller, terminal = pty.openpty()
+    os.set_blocking(controller, False)
+    seen = bytearray()
+
+    def shown() -> str:
+        with contextlib.suppress(BlockingIOError, OSError):
+            seen.extend(os.read(controller, 65536))
+        return seen.decode(errors="replace")
+
+    args = ("-c", control_plane.name, "-n", ns, "-r", "admin", "--reason", "deploy", "-o", "json")
+    waiting = subprocess.Popen(
+        [KUBEJIT, "request", *args, "--wait"],
+        env={**broker.env_for("alice"), "TERM": "xterm-256color"},
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
+    os.close(terminal)
+    try:
+        gid = pending_id(broker)
+        eventually(
+            lambda: "notified sre; 2 more approvals needed" in shown(), what="a status line on the tty"
+        )
+        broker.cli("bob", "approve", gid)
+        broker.cli("carol", "approve", gid)
+        out, _ = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        waiting.wait(timeout=30)
+    eventually(lambda: "access is active" in shown(), what="the outcome replaces the status line")
+    os.close(controller)
+    assert waiting.returncode == 0 and '"state": "active"' in out
+    assert "\x1b[?25l" in shown()  # Rich hid the cursor for its spinner: a live status, not plain lines
