@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from kubejit.cli import client as client_module
 from kubejit.cli import render
 from kubejit.cli.app import app
+from kubejit.cli.commands import reviews
 from kubejit.errors import InvalidInput
 from kubejit.local import session
 
@@ -46,7 +47,8 @@ def logged_in(monkeypatch: pytest.MonkeyPatch) -> None:
     session.save(session.Session(broker=BROKER, token="t", user="sam"))
     Broker.calls = []
     Broker.answer = GRANT
-    monkeypatch.setattr(client_module, "BrokerClient", Broker)
+    monkeypatch.setattr(client_module, "BrokerClient", Broker)  # open_page imports it when it runs
+    monkeypatch.setattr(reviews, "BrokerClient", Broker)
 
 
 @pytest.mark.parametrize(
