@@ -87,6 +87,25 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
 
+    def needing_review(
+        self,
+        *,
+        groups: frozenset[str] | None = None,
+        excluding: PrincipalName | None = None,
+        excluding_person: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Grant]:
+        _check_limit(limit)
+        found = [
+            g
+            for g in self.grants.values()
+            if g.needs_review
+            and (groups is None or g.reviewer_groups & groups)
+            and (excluding is None or g.requester != excluding)
+            and not (excluding_person is not None and g.requester_person == excluding_person)
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active and approved grants past expires_at, pending ones past pending_until, earliest first."""
         _check_limit(limit)

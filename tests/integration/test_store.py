@@ -607,13 +607,41 @@ def test_0004_requester_person_downgrades_to_0003_and_upgrades_again(store_url: 
             command.downgrade(config, "0003")
         columns = {c["name"] for c in sa.inspect(engine).get_columns("grants")}
         assert current_revision(engine) == "0003" and "requester_person" not in columns
-        row = {**grant_to_row(make_grant("gold")), "version": 1}
-        del row["requester_person"]
+        row = {k: v for k, v in {**grant_to_row(make_grant("gold")), "version": 1}.items() if k in columns}
         with engine.begin() as conn:  # a row as 0003 wrote it: only the columns it names are inserted
             conn.execute(sa.insert(grants_table), row)
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision()
         assert SqlGrantStore(engine).get(GrantId("gold")).requester_person is None
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_0005_reviews_downgrades_to_0004_and_upgrades_again(store_url: str) -> None:
+    """Rows written before 0005 read as not flagged, no reviewers, no review; a downgrade drops the columns."""
+    engine = create_store_engine(store_url)
+    try:
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("grants")}
+        assert current_revision(engine) == "0004"
+        assert not columns & {"reviewer_groups", "needs_review", "review"}
+        assert "ix_grants_needs_review" not in {ix["name"] for ix in sa.inspect(engine).get_indexes("grants")}
+        old = make_grant("gold", break_glass=True, state=GrantState.ACTIVE)
+        row = {k: v for k, v in {**grant_to_row(old), "version": 1}.items() if k in columns}
+        with engine.begin() as conn:  # a row as 0004 wrote it
+            conn.execute(sa.insert(grants_table), row)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        read = SqlGrantStore(engine).get(GrantId("gold"))
+        assert (read.reviewer_groups, read.needs_review, read.review) == (frozenset(), False, None)
+        assert SqlGrantStore(engine).needing_review() == []
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []

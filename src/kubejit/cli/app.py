@@ -28,6 +28,8 @@ COMMANDS = {
     "up": "up",
     **dict.fromkeys(("login", "logout", "whoami"), "auth"),
     **dict.fromkeys(("request", "requests", "approve", "deny", "grants", "revoke", "extend"), "grants"),
+    "open": "open_page",
+    **dict.fromkeys(("reviews", "review"), "reviews"),
     **dict.fromkeys(("kubeconfig", "token"), "kubeconfig"),
     "why": "why",
     "users": "users",
@@ -42,7 +44,7 @@ COMMANDS = {
     "dev-cluster": "dev_cluster",
 }
 #: Modules that add their commands themselves (``register(app)``), and those that are a command group.
-_REGISTERING = ("grants", "locks", "scan", "cluster_setup")
+_REGISTERING = ("grants", "locks", "scan", "cluster_setup", "open_page")
 _GROUPS = ("policy", "audit", "ci", "dev-cluster")
 
 

@@ -79,6 +79,19 @@ class GrantStore(Protocol):
         limit)."""
         ...
 
+    def needing_review(
+        self,
+        *,
+        groups: frozenset[str] | None = None,
+        excluding: PrincipalName | None = None,
+        excluding_person: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Grant]:
+        """Grants flagged "needs review" (break-glass, activated, no review yet), newest first: all of
+        them (``groups`` None), or those with a reviewer group in ``groups`` that ``excluding`` (and
+        another login of ``excluding_person``) does not hold, filtered by the store before the limit."""
+        ...
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
         ...

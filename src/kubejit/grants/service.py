@@ -29,7 +29,7 @@ from kubejit.errors import (
     PermissionDenied,
     RequestDenied,
 )
-from kubejit.grants import lifecycle
+from kubejit.grants import lifecycle, reviews
 from kubejit.grants.model import LIVE_STATES, SYSTEM_ACTOR, Grant, GrantState
 from kubejit.grants.offboarding import Lockouts, new_lock_id
 from kubejit.grants.ports import AuditEvent, AuditLog, ClusterAdapter, GrantStore, LockStore, MintedToken
@@ -184,7 +184,11 @@ class GrantService:
             ),
         ]
         if grant.break_glass:
-            events.append(self._event("grant.break_glass", principal.name, grant, review_required=True))
+            events.append(
+                self._event(
+                    "grant.break_glass", principal.name, grant, review_required=True, **_reviewers(grant)
+                )
+            )
         grant = self.lockouts.unless_locked(principal, self.store.add(grant, events))
         if grant.state is GrantState.APPROVED:
             grant = self._activate(grant)
@@ -307,6 +311,47 @@ class GrantService:
             [self._event("grant.extended", principal.name, longer, by_seconds=int(by.total_seconds()))],
         )
 
+    # -- break-glass reviews -------------------------------------------------------------------
+    def reviews_for(self, principal: Principal, *, limit: int = 1000) -> list[Grant]:
+        """Break-glass grants still needing review that this person may review, newest first; an
+        admin sees every open one (their own too, which ``review`` still refuses them)."""
+        if self.is_admin(principal):
+            return self.store.needing_review(limit=limit)
+        if not principal.groups:
+            return []
+        return self.store.needing_review(
+            groups=principal.groups,
+            excluding=PrincipalName(principal.name),
+            excluding_person=principal.person,
+            limit=limit,
+        )
+
+    def review(self, principal: Principal, grant_id: GrantId, *, comment: str) -> Grant:
+        """Record the post-incident review of a break-glass grant (``grants.reviews`` has the rules).
+
+        Whoever may not even see the grant is told it does not exist, as by ``get_visible``.
+        """
+        reviews.check_comment(comment)
+        grant = self.get_visible(principal, grant_id)
+        reviewed = reviews.record_review(
+            grant,
+            reviewer=principal,
+            is_admin=self.is_admin(principal),
+            comment=comment,
+            now=self.clock.now(),
+        )
+        assert reviewed.review is not None
+        event = self._event(
+            "grant.reviewed",
+            principal.name,
+            reviewed,
+            reviewer=principal.name,
+            comment=reviewed.review.comment,
+            **_reviewers(reviewed),
+            **_person(principal),
+        )
+        return self.store.save(reviewed, [event])
+
     # -- the cluster side ----------------------------------------------------------------------
     def _activate(self, grant: Grant) -> Grant:
         """Create the grant's objects, then mark it active; a permanent failure leaves nothing behind."""
@@ -327,7 +372,9 @@ class GrantService:
             return self._fail(grant, adapter, exc)
         active = lifecycle.activate(grant, now=self.clock.now())
         try:
-            return self.store.save(active, [self._event("grant.activated", SYSTEM_ACTOR, active)])
+            return self.store.save(
+                active, [self._event("grant.activated", SYSTEM_ACTOR, active, **_reviewers(active))]
+            )
         except Conflict:
             return self._activation_overtaken(grant, adapter)
 
@@ -604,6 +651,11 @@ class GrantService:
     def count_by_state(self) -> dict[str, int]:
         """Grants per state, zeros included (for /metrics)."""
         return self.store.count_by_state()
+
+
+def _reviewers(grant: Grant) -> dict[str, Any]:
+    """A break-glass grant's reviewer groups, in its events (notifications route on them)."""
+    return {"reviewers": sorted(grant.reviewer_groups)} if grant.break_glass else {}
 
 
 def _person(principal: Principal) -> dict[str, str]:

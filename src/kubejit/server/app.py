@@ -23,6 +23,7 @@ from kubejit.server import (
     routes_grants,
     routes_identity,
     routes_locks,
+    routes_reviews,
     routes_users,
 )
 from kubejit.server.deps import Services
@@ -71,6 +72,7 @@ def create_app(
     app.include_router(routes_users.router)
     app.include_router(routes_exchange.router)
     app.include_router(routes_locks.router)
+    app.include_router(routes_reviews.router)
     app.include_router(health.router)
     app.include_router(routes_cluster_issuer.router)
     registry = CollectorRegistry()

@@ -92,6 +92,8 @@ class Services:
     audit: AuditLog | None = None
     #: kubejit as the JWT issuer of clusters in jwt mode (discovery + JWKS routes); None: no such cluster.
     cluster_issuer: ClusterTokenIssuer | None = None
+    #: How people reach the broker (``broker.publicUrl``): the base of each request's page link.
+    public_url: str | None = None
     #: Named readiness checks for /readyz (server/health.py); each raises when the replica cannot serve.
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     #: The loaded policy's sha256 (and a refused newer file) for /readyz (server/policy_reload.py).

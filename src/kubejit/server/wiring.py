@@ -123,6 +123,7 @@ def _build(
         login_offers=login_offers(settings.identity.issuers),
         audit=audit,
         cluster_issuer=cluster_issuer,
+        public_url=settings.broker.url,
     )
     services.ready_checks.update(
         store=lambda: check_at_head(engine),

@@ -82,11 +82,16 @@ grants = sa.Table(
     # The requester's person (a verified email, at most 320 characters): another login of theirs
     # cannot approve, even after a restart. NULL for logins without one and rows before 0004.
     sa.Column("requester_person", sa.String(320), nullable=True),
+    # Break-glass review (migration 0005): who reviews, whether it is still due, and the review itself.
+    sa.Column("reviewer_groups", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("needs_review", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("review", sa.JSON(none_as_null=True), nullable=True),
     # The sweeper's two range scans: live grants by expiry, pending ones by their deadline.
     sa.Index("ix_grants_state_expires_at", "state", "expires_at"),
     sa.Index("ix_grants_state_pending_until", "state", "pending_until"),
     sa.Index("ix_grants_requester", "requester"),
     sa.Index("ix_grants_cluster", "cluster"),
+    sa.Index("ix_grants_needs_review", "needs_review"),
 )
 
 #: Minted tokens, by hash and id only: the token itself is never stored.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import sys
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from kubejit.cli import render
+from kubejit.cli import render, waiting
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
 from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
@@ -51,9 +51,14 @@ def request(
         typer.Option("--break-glass", help="Emergency access: auto-approved, flagged, reviewed afterwards."),
     ] = False,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait (with a spinner) until approved or denied.")
+        bool,
+        typer.Option(
+            "--wait",
+            help="Wait until approved or denied, showing who was notified (exit 3 if denied, "
+            "124 if still undecided at --wait-timeout, 130 on Ctrl-C; the request stays).",
+        ),
     ] = False,
-    wait_timeout: Annotated[int, typer.Option(help="Stop waiting after this many seconds.")] = 3600,
+    wait_timeout: Annotated[int, typer.Option(help="Stop waiting after this many seconds.", min=1)] = 3600,
     use: Annotated[
         bool,
         typer.Option(
@@ -81,8 +86,8 @@ def request(
     }
     with _client(broker) as client:
         grant = client.call("POST", "/v1/grants", json=body)
-        if wait and grant["state"] == "pending":
-            grant = _wait_for_decision(client, grant, timeout=wait_timeout, quiet=output is Output.json)
+        if wait and grant["state"] in waiting.UNDECIDED:
+            grant = _wait(client, grant, timeout=wait_timeout)
         try:
             written, failed = (_use(client, grant) if use else None), None
         except KubejitError as exc:  # the grant exists: show it first, then why no context was written
@@ -98,6 +103,17 @@ def request(
         _show_use(grant, written)
     if grant["state"] in ("denied", "expired", "failed"):
         raise typer.Exit(3)
+    if wait and grant["state"] in waiting.UNDECIDED:
+        raise typer.Exit(124)  # --wait-timeout passed: said so by the wait's last line
+
+
+def _wait(client: BrokerClient, grant: dict[str, Any], *, timeout: int) -> dict[str, Any]:
+    """request --wait; Ctrl-C stops waiting (exit 130) and leaves the request as it is."""
+    try:
+        return waiting.wait_for_decision(client, grant, timeout=timeout, progress=waiting.progress_for())
+    except KeyboardInterrupt:
+        print(waiting.still_pending_text(grant), file=sys.stderr, flush=True)
+        raise typer.Exit(130) from None
 
 
 def _use(client: BrokerClient, grant: dict[str, Any]) -> KubeconfigResult | None:
@@ -124,29 +140,6 @@ def _headline(grant: dict[str, Any]) -> str:
         "denied": "Request denied.",
         "expired": "Request expired without a decision.",
     }.get(grant["state"], f"Grant is {render.printable(grant['state'])}.")
-
-
-def _wait_for_decision(
-    client: BrokerClient, grant: dict[str, Any], *, timeout: int, quiet: bool
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status = render.console.status(
-        f"Waiting for approval of {render.safe(grant['id'])} (Ctrl-C stops waiting)..."
-    )
-    if not quiet:
-        status.start()
-    try:
-        while grant["state"] in ("pending", "approved") and time.monotonic() < deadline:
-            time.sleep(1)
-            grant = client.call("GET", f"/v1/grants/{grant['id']}")
-            if not quiet:
-                status.update(
-                    f"Waiting for approval of {render.safe(grant['id'])}: "
-                    f"{len(grant['approvals'])}/{grant['approvals_required']} approvals..."
-                )
-    finally:
-        status.stop()
-    return grant
 
 
 def requests(broker: BrokerOpt = None, output: OutputOpt = Output.table) -> None:
