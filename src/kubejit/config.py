@@ -273,6 +273,25 @@ def _refuse_overlapping_groups(issuers: list[OidcIssuerSettings]) -> None:
                 )
 
 
+class WebSettings(_Model):
+    """The web pages under /ui/ (docs/web.md): who people sign in with, and how long a session lasts."""
+
+    enabled: bool = True
+    #: The identity issuer (its ``name``) people sign in with; null: the dev issuer when it is enabled,
+    #: else the only configured issuer.
+    issuer: str | None = None
+    #: The broker's client at that issuer; null: the issuer's ``login.clientId``. Register the redirect
+    #: URI <publicUrl>/ui/auth/callback for it.
+    client_id: str | None = None
+    #: A confidential client's secret, read from this file (mode 0600) at start; null: a public client.
+    client_secret_file: Path | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    #: A session unused this long ends.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: A session ends this long after sign-in, however active.
+    session_max_hours: float = Field(default=12, gt=0, le=7 * 24)
+
+
 class AuditSettings(AuditDeliverySettings):
     """The audit log's tamper evidence (docs/audit.md); delivery to sinks (docs/audit-delivery.md)."""
 
@@ -303,6 +322,7 @@ class Settings(_Model):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -346,6 +366,25 @@ class Settings(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _web_issuer_known(self) -> Settings:
+        wanted = self.web.issuer
+        names = [i.name for i in self.identity.issuers]
+        if not self.web.enabled or (wanted is None and (self.dev_issuer.enabled or len(names) <= 1)):
+            return self
+        if wanted is None:
+            raise ValueError(
+                f"web.issuer: several identity issuers are configured ({', '.join(names)}): name the one "
+                "people sign in to the web pages with"
+            )
+        if wanted == "dev" and self.dev_issuer.enabled:
+            return self
+        if wanted not in names:
+            raise ValueError(
+                f"web.issuer: no identity issuer is named {wanted!r} (known: {', '.join(names) or 'none'})"
+            )
+        return self
+
     @property
     def kubejit_namespaces(self) -> frozenset[str]:
         """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
@@ -378,6 +417,9 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
         if isinstance(issuer, dict) and "caFile" in issuer:
             issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
+    web = data.get("web")
+    if isinstance(web, dict) and "clientSecretFile" in web:
+        web["clientSecretFile"] = _resolve(base_dir, web["clientSecretFile"])
     audit = data.get("audit")
     if isinstance(audit, dict) and "checkpointKeyFile" in audit:
         audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])

@@ -27,6 +27,7 @@ from kubejit.server.deps import Services
 from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
 from kubejit.server.rate_limits import LimitSources
+from kubejit.web import routes as web_routes
 
 
 def create_app(
@@ -66,6 +67,8 @@ def create_app(
     app.include_router(routes_exchange.router)
     app.include_router(routes_locks.router)
     app.include_router(health.router)
+    if services.web is not None:
+        web_routes.install(app, services.web)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)

@@ -25,6 +25,7 @@ from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
+from kubejit.server.web_wiring import build_web
 from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.audit_store import SqlAuditStore
@@ -35,6 +36,7 @@ from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
+from kubejit.store.web_sessions import SqlWebSessionStore
 
 #: Where Kubernetes tells a pod its namespace.
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -133,6 +135,17 @@ def _build(
         for worker in delivery.start():  # stopped first of all at shutdown
             built.callback(worker.stop)
     services.audit_status = delivery.status
+    services.web = build_web(
+        settings,
+        services,
+        sessions=SqlWebSessionStore(engine),
+        audit=audit,
+        dev=dev,
+        issuers=issuers,
+        clock=clock,
+        built=built,
+        workers=workers,
+    )
     return services
 
 
