@@ -32,6 +32,8 @@ router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
 
 #: How often an open request's page asks whether it changed (htmx polling, no reload).
 LIVE_EVERY_SECONDS = 2
+#: The list of my grants refreshes less often: its extend and revoke forms are replaced each time.
+LIST_EVERY_SECONDS = 10
 _SPLIT = re.compile(r"[\s,]+")
 
 
@@ -119,7 +121,7 @@ def my_grants(request: Request, ctx: Ctx, who: Seen) -> Response:
         viewer=who,
         grants=grants,
         now=ctx.grants.clock.now(),
-        live=LIVE_EVERY_SECONDS if any(not g.state.ended for g in grants) else None,
+        live=LIST_EVERY_SECONDS if any(not g.state.ended for g in grants) else None,
     )
 
 
@@ -132,7 +134,7 @@ def my_grants_live(request: Request, ctx: Ctx, who: Seen) -> Response:
         viewer=who,
         grants=grants,
         now=ctx.grants.clock.now(),
-        live=LIVE_EVERY_SECONDS if any(not g.state.ended for g in grants) else None,
+        live=LIST_EVERY_SECONDS if any(not g.state.ended for g in grants) else None,
     )
 
 
