@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from kubejit.notify.message import request_link
 from kubejit.testing.controlplane import ControlPlane
+from kubejit.testing.dex import ALICE, CLI_CLIENT, Dex, DexBrowser
 from kubejit.testing.processes import free_port
 from tests.broker_identity import BrokerIdentity
 from tests.broker_process import Broker
@@ -49,6 +50,12 @@ rules:
     duration: {default: 1h, max: 2h}
     approval: {approvers: 1, groups: [sre]}
     reason: required
+  - name: web-dex-person
+    users: ["dex:alice@example.com"]
+    clusters: ["*"]
+    namespaces: ["e2e-*"]
+    roles: [view]
+    approval: auto
 """
 
 
@@ -276,3 +283,47 @@ def test_admin_pages(web_broker: Broker, browser: Browser) -> None:
         assert root.locator("h1").is_visible()
         shot(root, name)
     assert root.get_by_text("auth.login").first.is_visible()
+
+
+@pytest.fixture
+def dex(tmp_path: Path) -> Iterator[Dex]:
+    with Dex(tmp_path / "dex") as running:
+        yield running
+
+
+def test_sign_in_at_an_oidc_provider(
+    tmp_path: Path, dex: Dex, broker_identity: BrokerIdentity, second_broker_identity: BrokerIdentity
+) -> None:
+    """Code + PKCE at a real provider (Dex): the broker redeems the code and verifies the ID token.
+
+    Dex lets its public client redirect only to ``http://localhost``, so the broker's public URL says
+    localhost here; the browser's part is played by httpx and ``DexBrowser`` (Dex's login form).
+    """
+    issuer = {"name": "dex", "issuerUrl": dex.issuer, "audience": CLI_CLIENT, "usernameClaim": "email"}
+    broker = Broker(tmp_path / "broker", [broker_identity, second_broker_identity], policy=WEB_POLICY)
+    public = f"http://localhost:{broker.port}"
+    broker.extra_config = {
+        "broker": {"publicUrl": public},
+        "identity": {"issuers": [issuer]},
+        "devIssuer": {"enabled": False},
+        "web": {"issuer": "dex", "clientId": CLI_CLIENT},
+    }
+    broker.workdir.mkdir()
+    broker.start()
+    try:
+        with httpx.Client(base_url=public, timeout=30) as browser:
+            start = browser.get("/ui/auth/start", params={"next": "/ui/request"})
+            authorize = start.headers["location"]
+            assert authorize.startswith(dex.issuer) and "code_challenge_method=S256" in authorize
+            assert "nonce=" in authorize and "state=" in authorize
+            callback = DexBrowser(dex).authorize(authorize, user=ALICE)
+            assert callback.startswith(f"{public}/ui/auth/callback?")
+            done = browser.get(callback)
+            assert done.status_code == 303 and done.headers["location"] == "/ui/request", done.text
+            page = browser.get("/ui/request")
+            assert "Signed in as <strong>dex:alice@example.com</strong>" in page.text
+            assert "web-dex-person" in page.text  # the choices policy gives this person
+            replay = browser.get(callback)  # the same code and state again: the attempt is spent
+            assert replay.status_code == 401
+    finally:
+        broker.stop()
