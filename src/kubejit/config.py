@@ -278,7 +278,7 @@ class WebSettings(_Model):
 
     enabled: bool = True
     #: The identity issuer (its ``name``) people sign in with; null: the dev issuer when it is enabled,
-    #: else the only configured issuer.
+    #: else the first issuer with a ``login`` client (none: the pages are not served).
     issuer: str | None = None
     #: The broker's client at that issuer; null: the issuer's ``login.clientId``. Register the redirect
     #: URI <publicUrl>/ui/auth/callback for it.
@@ -370,20 +370,12 @@ class Settings(_Model):
     def _web_issuer_known(self) -> Settings:
         wanted = self.web.issuer
         names = [i.name for i in self.identity.issuers]
-        if not self.web.enabled or (wanted is None and (self.dev_issuer.enabled or len(names) <= 1)):
+        if not self.web.enabled or wanted is None or wanted in names:
             return self
-        if wanted is None:
-            raise ValueError(
-                f"web.issuer: several identity issuers are configured ({', '.join(names)}): name the one "
-                "people sign in to the web pages with"
-            )
         if wanted == "dev" and self.dev_issuer.enabled:
             return self
-        if wanted not in names:
-            raise ValueError(
-                f"web.issuer: no identity issuer is named {wanted!r} (known: {', '.join(names) or 'none'})"
-            )
-        return self
+        known = ", ".join(names + (["dev"] if self.dev_issuer.enabled else [])) or "none"
+        raise ValueError(f"web.issuer: no identity issuer is named {wanted!r} (known: {known})")
 
     @property
     def kubejit_namespaces(self) -> frozenset[str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import timedelta
 
 import httpx
 
 from kubejit.checks import read_private_file
 from kubejit.clock import Clock
-from kubejit.config import Settings
+from kubejit.config import OidcIssuerSettings, Settings
 from kubejit.errors import ConfigError
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.identity.issuers import HTTP_TIMEOUT_SECONDS, Issuers
@@ -21,6 +22,8 @@ from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.web_sessions import SqlWebSessionStore
 from kubejit.web.context import WebContext
 from kubejit.web.sign_in import DevSignIn, OidcSignIn, SignInIssuer
+
+log = logging.getLogger(__name__)
 
 #: How often ended sessions and stale sign-ins are deleted.
 SESSION_SWEEP_SECONDS = 300.0
@@ -41,6 +44,12 @@ def build_web(
     web = settings.web
     if not web.enabled:
         return None
+    sign_in = _sign_in_issuer(settings, dev=dev, issuers=issuers, clock=clock, built=built)
+    if sign_in is None:
+        log.warning(
+            "web pages not served: no identity issuer has a login client (set web.issuer, web.clientId)"
+        )
+        return None
     idle = timedelta(minutes=web.session_idle_minutes)
 
     def signed_in(who: Principal) -> None:
@@ -49,7 +58,7 @@ def build_web(
     context = WebContext(
         grants=services.grants,
         sessions=sessions,
-        sign_in=_sign_in_issuer(settings, dev=dev, issuers=issuers, clock=clock, built=built),
+        sign_in=sign_in,
         audit=audit,
         public_url=settings.broker.url,
         idle=idle,
@@ -69,19 +78,28 @@ def build_web(
     return context
 
 
+def _chosen(settings: Settings) -> OidcIssuerSettings | None:
+    """The named issuer; unnamed: the first with a login client, or the only one given web.clientId."""
+    wanted, configured = settings.web.issuer, settings.identity.issuers
+    if wanted is not None:
+        return next((s for s in configured if s.name == wanted), None)
+    with_login = [s for s in configured if s.login is not None]
+    if with_login:
+        return with_login[0]
+    return configured[0] if len(configured) == 1 and settings.web.client_id else None
+
+
 def _sign_in_issuer(
     settings: Settings, *, dev: DevIssuer | None, issuers: Issuers, clock: Clock, built: contextlib.ExitStack
-) -> SignInIssuer:
-    wanted = settings.web.issuer
-    if dev is not None and wanted in (None, "dev"):
+) -> SignInIssuer | None:
+    if dev is not None and settings.web.issuer in (None, "dev"):
         return DevSignIn(dev, clock=clock)
-    chosen = next(
-        (s for s in settings.identity.issuers if wanted in (None, s.name)),
-        None,
-    )
-    verifier = issuers.by_name(chosen.name) if chosen is not None else None
-    if chosen is None or verifier is None:
-        raise ConfigError("web: no identity issuer to sign in with", hint="Set web.issuer (docs/web.md).")
+    chosen = _chosen(settings)
+    if chosen is None:
+        return None
+    verifier = issuers.by_name(chosen.name)
+    if verifier is None:
+        raise ConfigError(f"web: issuer {chosen.name} has no verifier", hint="Check identity.issuers.")
     client_id = settings.web.client_id or (chosen.login.client_id if chosen.login else None)
     if client_id is None:
         raise ConfigError(
