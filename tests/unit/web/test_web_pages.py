@@ -239,7 +239,7 @@ def test_request_approve_and_self_approval_refused(world: World) -> None:
         )
         assert done.status_code == 303
         live = alice.get("/ui/requests/g1/live")
-        assert 'id="state">active<' in live.text and "kubejit kubeconfig --grant g1 --use" in live.text
+        assert 'id="state" role="status">active<' in live.text and "kubejit kubeconfig --grant g1 --use" in live.text
 
 
 def test_someone_outside_the_approver_groups_does_not_see_the_request(world: World) -> None:
