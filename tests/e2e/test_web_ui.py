@@ -60,8 +60,10 @@ rules:
 
 
 def artifacts() -> Path:
-    where = Path(os.environ.get("KUBEJIT_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
-    shots = where / "screenshots" if "KUBEJIT_ARTIFACTS" not in os.environ else where
+    configured = os.environ.get("KUBEJIT_ARTIFACTS")
+    shots = (
+        Path(configured) if configured else Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+    )
     shots.mkdir(parents=True, exist_ok=True)
     return shots
 

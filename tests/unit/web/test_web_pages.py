@@ -239,7 +239,10 @@ def test_request_approve_and_self_approval_refused(world: World) -> None:
         )
         assert done.status_code == 303
         live = alice.get("/ui/requests/g1/live")
-        assert 'id="state" role="status">active<' in live.text and "kubejit kubeconfig --grant g1 --use" in live.text
+        assert (
+            'id="state" role="status">active<' in live.text
+            and "kubejit kubeconfig --grant g1 --use" in live.text
+        )
 
 
 def test_someone_outside_the_approver_groups_does_not_see_the_request(world: World) -> None:
@@ -319,6 +322,17 @@ def test_errors_are_problem_pages(world: World) -> None:
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     assert "Traceback" not in missing.text and "not found" in missing.text
     assert bad.status_code == 400 and "x-www-form-urlencoded" in bad.text
+
+
+def test_unknown_pages_are_problem_pages_and_static_files_are_served(world: World) -> None:
+    with world.browser() as http:
+        unknown = http.get("/ui/nowhere")
+        root = http.get("/ui")
+        script = http.get("/ui/static/htmx.min.js")
+    assert unknown.status_code == 404 and "there is no page /ui/nowhere" in unknown.text
+    assert "text/html" in unknown.headers["content-type"]
+    assert root.status_code == 308 and root.headers["location"] == "/ui/"
+    assert script.status_code == 200 and "htmx" in script.text
 
 
 def test_open_redirects_are_refused(world: World) -> None:
