@@ -188,13 +188,13 @@ def request_live(grant_id: str, request: Request, ctx: Ctx, who: Seen) -> Respon
 @router.post("/requests/{grant_id}/approve")
 def approve(grant_id: str, ctx: Ctx, who: Seen, fields: Posted) -> Response:
     ctx.grants.approve(who.principal, GrantId(grant_id), comment=text(fields, "comment"))
-    return RedirectResponse(f"/ui/requests/{grant_id}", status_code=303)
+    return RedirectResponse(safe_return_to(fields.one("next") or f"/ui/requests/{grant_id}"), status_code=303)
 
 
 @router.post("/requests/{grant_id}/deny")
 def deny(grant_id: str, ctx: Ctx, who: Seen, fields: Posted) -> Response:
     ctx.grants.deny(who.principal, GrantId(grant_id), reason=text(fields, "comment"))
-    return RedirectResponse(f"/ui/requests/{grant_id}", status_code=303)
+    return RedirectResponse(safe_return_to(fields.one("next") or f"/ui/requests/{grant_id}"), status_code=303)
 
 
 def _request_facts(ctx: WebContext, who: Viewer, grant: Grant) -> dict[str, Any]:

@@ -228,7 +228,7 @@ def test_request_approve_and_self_approval_refused(world: World) -> None:
         assert world.grants.store.get(GrantId("g1")).state is GrantState.PENDING
         sign_in(bob, "bob")
         waiting = bob.get("/ui/approvals")
-        assert "/ui/requests/g1" in waiting.text
+        assert "/ui/requests/g1" in waiting.text and 'action="/ui/requests/g1/approve"' in waiting.text
         page = bob.get("/ui/requests/g1")
         assert "grant.requested" in page.text and "Approve" in page.text
         bob_token = csrf(bob, "/ui/requests/g1")
@@ -352,3 +352,29 @@ def test_admin_pages(world: World) -> None:
         found = root.get("/ui/admin/audit", params={"action": "auth.login"})
         assert "auth.login" in found.text
         assert root.get("/ui/admin/audit", params={"since": "yesterday"}).status_code == 422
+
+
+def test_deny_from_the_approvals_list_with_a_comment(world: World) -> None:
+    with world.browser() as alice, world.browser() as bob:
+        sign_in(alice, "alice")
+        alice.post(
+            "/ui/request",
+            data={
+                "csrf_token": csrf(alice),
+                "cluster": "dev",
+                "namespaces": "team-a",
+                "role": "edit",
+                "reason": "r",
+            },
+            headers={"origin": BROKER},
+        )
+        sign_in(bob, "bob")
+        done = bob.post(
+            "/ui/requests/g1/deny",
+            data={"csrf_token": csrf(bob, "/ui/approvals"), "comment": "not now", "next": "/ui/approvals"},
+            headers={"origin": BROKER},
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/ui/approvals"
+        assert "0 request(s) wait" in bob.get("/ui/approvals").text
+    denied = world.grants.store.get(GrantId("g1"))
+    assert denied.state is GrantState.DENIED and "not now" in denied.end_reason
