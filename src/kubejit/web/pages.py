@@ -34,6 +34,8 @@ router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
 LIVE_EVERY_SECONDS = 2
 #: The list of my grants refreshes less often: its extend and revoke forms are replaced each time.
 LIST_EVERY_SECONDS = 10
+#: Requests listed on the approvals page unless all are asked for.
+APPROVALS_SHOWN = 100
 _SPLIT = re.compile(r"[\s,]+")
 
 
@@ -152,14 +154,16 @@ def extend(grant_id: str, ctx: Ctx, who: Seen, fields: Posted) -> Response:
 
 
 @router.get("/approvals", response_class=HTMLResponse)
-def approvals(request: Request, ctx: Ctx, who: Seen) -> Response:
+def approvals(request: Request, ctx: Ctx, who: Seen, all: bool = False) -> Response:
+    """The newest ``APPROVALS_SHOWN`` by default (a page an approver can scan), every one with ``?all=1``."""
     waiting = ctx.grants.list_for(who.principal, scope="pending-for-me")
     return page(
         request,
         "approvals.html",
         title="Waiting for my approval",
         viewer=who,
-        grants=waiting,
+        grants=waiting if all else waiting[:APPROVALS_SHOWN],
+        total=len(waiting),
         now=ctx.grants.clock.now(),
     )
 

@@ -31,6 +31,7 @@ from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import upgrade
 from kubejit.store.web_sessions import SqlWebSessionStore
+from kubejit.web import pages
 from kubejit.web.context import WebContext
 from kubejit.web.sessions import digest
 from kubejit.web.sign_in import DevSignIn
@@ -376,5 +377,32 @@ def test_deny_from_the_approvals_list_with_a_comment(world: World) -> None:
         )
         assert done.status_code == 303 and done.headers["location"] == "/ui/approvals"
         assert "0 request(s) wait" in bob.get("/ui/approvals").text
+        assert "0 request(s) wait" in bob.get("/ui/approvals", params={"all": "1"}).text
     denied = world.grants.store.get(GrantId("g1"))
     assert denied.state is GrantState.DENIED and "not now" in denied.end_reason
+
+
+def test_the_approvals_page_lists_the_newest_and_links_to_all(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "APPROVALS_SHOWN", 1)
+    with world.browser() as alice, world.browser() as bob:
+        sign_in(alice, "alice")
+        for ns in ("team-a", "team-b"):
+            alice.post(
+                "/ui/request",
+                data={
+                    "csrf_token": csrf(alice),
+                    "cluster": "dev",
+                    "namespaces": ns,
+                    "role": "edit",
+                    "reason": "r",
+                },
+                headers={"origin": BROKER},
+            )
+        sign_in(bob, "bob")
+        newest = bob.get("/ui/approvals").text
+        every = bob.get("/ui/approvals", params={"all": "1"}).text
+    assert "2 request(s) wait" in newest and "the newest 1 are shown" in newest
+    assert "/ui/requests/g2" in newest and "/ui/requests/g1" not in newest
+    assert "/ui/requests/g1" in every and "show all" not in every
