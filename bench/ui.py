@@ -176,11 +176,19 @@ def main() -> None:
                 len(api_answer.content),
             )
             page_median = row(
-                "page GET /ui/approvals",
+                "page GET /ui/approvals (the newest 100 listed)",
                 timed(args.runs, lambda: page.get("/ui/approvals")),
                 len(html.content),
             )
-            print(f"page / API median: {page_median / api_median:.2f}x")
+            everything = page.get("/ui/approvals", params={"all": "1"})
+            all_median = row(
+                f"page GET /ui/approvals?all=1 ({args.pending} listed)",
+                timed(args.runs, lambda: page.get("/ui/approvals", params={"all": "1"})),
+                len(everything.content),
+            )
+            print(
+                f"page / API median: {page_median / api_median:.2f}x; all listed: {all_median / api_median:.2f}x"
+            )
             page.close()
             listing.close()
         finally:
