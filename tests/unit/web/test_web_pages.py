@@ -16,9 +16,11 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
 from kubejit.clock import FixedClock
+from kubejit.grants.locks import LockKind
 from kubejit.grants.model import GrantState
 from kubejit.grants.service import GrantService
 from kubejit.identity.dev_issuer import DevIssuer
+from kubejit.identity.principal import Principal
 from kubejit.ids import GrantId
 from kubejit.policy.load import parse_policy
 from kubejit.server.app import create_app
@@ -406,3 +408,15 @@ def test_the_approvals_page_lists_the_newest_and_links_to_all(
     assert "2 request(s) wait" in newest and "the newest 1 are shown" in newest
     assert "/ui/requests/g2" in newest and "/ui/requests/g1" not in newest
     assert "/ui/requests/g1" in every and "show all" not in every
+
+
+def test_a_locked_person_is_refused_on_every_page_and_gets_no_session(world: World) -> None:
+    root = Principal(name="root", groups=frozenset({"platform-admins"}))
+    with world.browser() as alice:
+        sign_in(alice, "alice")
+        world.grants.lockouts.lock(root, kind=LockKind.USER, target="alice", reason="left the company")
+        world.clock.advance(timedelta(seconds=2))  # past the per-process lock cache
+        refused = alice.get("/ui/grants")
+        assert refused.status_code == 403 and "left the company" in refused.text
+    with world.browser() as again, pytest.raises(AssertionError):
+        sign_in(again, "alice")
