@@ -131,6 +131,11 @@ def sign_in(page: Page, broker: Broker, user: str, *, at: str = "/ui/") -> None:
     assert page.get_by_text(f"Signed in as {user}").is_visible()
 
 
+def fits_width(page: Page) -> bool:
+    """No sideways scrolling of the page itself (wide tables scroll inside their own region)."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
 def state_of(page: Page) -> str:
     return (page.locator("#state").text_content() or "").strip()
 
@@ -153,6 +158,7 @@ def request_needing_approval(alice: Page, cluster: str, ns: str) -> str:
     alice.get_by_label("Ticket").fill("OPS-7")
     decision = poll(lambda: alice.locator("#decision").text_content() or "", lambda t: "Needs approval" in t)
     assert "web-one-approver" in decision, decision
+    assert fits_width(alice)
     shot(alice, "03-request-form")
     alice.get_by_role("button", name="Request access").click()
     alice.wait_for_url(re.compile(r"/ui/requests/g[0-9a-f]+$"))
@@ -195,6 +201,9 @@ def test_request_approve_from_the_link_live_update_revoke(
     alice.get_by_label(re.compile(r"^alice\b")).check()
     alice.get_by_role("button", name="Continue").click()
     assert alice.url.endswith("/ui/grants") and alice.get_by_text("Signed in as alice").is_visible()
+    alice.keyboard.press("Tab")  # the keyboard's first stop is the skip link, then the navigation
+    assert alice.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert fits_width(alice)
 
     grant_id = request_needing_approval(alice, cluster, ns)
     assert state_of(alice) == "pending"
@@ -216,6 +225,7 @@ def test_request_approve_from_the_link_live_update_revoke(
     assert alice.evaluate("window.kubejitSamePage === true")
     assert alice.get_by_text(f"kubejit kubeconfig --grant {grant_id} --use").is_visible()
     assert alice.get_by_text("looks right").is_visible()  # bob's comment, in the history
+    assert fits_width(alice)
     shot(alice, "08-request-page-active")
 
     alice.get_by_role("button", name="Revoke").click()
