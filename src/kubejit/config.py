@@ -296,6 +296,25 @@ def _refuse_overlapping_groups(issuers: list[OidcIssuerSettings]) -> None:
                 )
 
 
+class WebSettings(_Model):
+    """The web pages under /ui/ (docs/web.md): who people sign in with, and how long a session lasts."""
+
+    enabled: bool = True
+    #: The identity issuer (its ``name``) people sign in with; null: the dev issuer when it is enabled,
+    #: else the first issuer with a ``login`` client (none: the pages are not served).
+    issuer: str | None = None
+    #: The broker's client at that issuer; null: the issuer's ``login.clientId``. Register the redirect
+    #: URI <publicUrl>/ui/auth/callback for it.
+    client_id: str | None = None
+    #: A confidential client's secret, read from this file (mode 0600) at start; null: a public client.
+    client_secret_file: Path | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    #: A session unused this long ends.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: A session ends this long after sign-in, however active.
+    session_max_hours: float = Field(default=12, gt=0, le=7 * 24)
+
+
 class AuditSettings(AuditDeliverySettings):
     """The audit log's tamper evidence (docs/audit.md); delivery to sinks (docs/audit-delivery.md)."""
 
@@ -352,6 +371,7 @@ class Settings(_Model):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     jwt_issuer: JwtIssuerSettings = Field(default_factory=JwtIssuerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -419,6 +439,17 @@ class Settings(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _web_issuer_known(self) -> Settings:
+        wanted = self.web.issuer
+        names = [i.name for i in self.identity.issuers]
+        if not self.web.enabled or wanted is None or wanted in names:
+            return self
+        if wanted == "dev" and self.dev_issuer.enabled:
+            return self
+        known = ", ".join(names + (["dev"] if self.dev_issuer.enabled else [])) or "none"
+        raise ValueError(f"web.issuer: no identity issuer is named {wanted!r} (known: {known})")
+
     @property
     def kubejit_namespaces(self) -> frozenset[str]:
         """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
@@ -471,6 +502,9 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     broker = data.get("broker")
     _resolve_keys(base_dir, broker.get("tls") if isinstance(broker, dict) else None, ("certFile", "keyFile"))
     _resolve_keys(base_dir, data.get("jwtIssuer"), ("keyDir", "certificateAuthorityFile"))
+    web = data.get("web")
+    if isinstance(web, dict) and "clientSecretFile" in web:
+        web["clientSecretFile"] = _resolve(base_dir, web["clientSecretFile"])
     audit = data.get("audit")
     if isinstance(audit, dict) and "checkpointKeyFile" in audit:
         audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])

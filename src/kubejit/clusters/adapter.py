@@ -22,7 +22,7 @@ from typing import NamedTuple, TypeVar
 from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from kubejit import errors
 from kubejit.clusters.errors import cluster_error, is_already_exists, is_not_found, translated
@@ -191,6 +191,25 @@ class KubeClusterAdapter:
         except ApiError:
             return False
         return True
+
+    def role_rules(self, *, kind: str, name: str, namespace: str | None) -> list[dict[str, list[str]]]:
+        """What a Role (in ``namespace``) or ClusterRole allows, as its rules: for approvers to read."""
+        action = f"get {kind} {name}" + (f" in {namespace}" if kind == "Role" else "")
+        with translated(cluster=self.name, action=action):
+            if kind == "Role":
+                found: Role | ClusterRole = self._client.get(Role, name, namespace=namespace)
+            else:
+                found = self._client.get(ClusterRole, name)
+        return [
+            {
+                "verbs": list(r.verbs or []),
+                "apiGroups": list(r.apiGroups or []),
+                "resources": list(r.resources or []),
+                "resourceNames": list(r.resourceNames or []),
+                "nonResourceURLs": list(r.nonResourceURLs or []),
+            }
+            for r in found.rules or []
+        ]
 
     # -- internals ---------------------------------------------------------------------------------
     def _all(self, calls: Sequence[Callable[[], T]]) -> list[T]:

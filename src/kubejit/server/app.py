@@ -32,6 +32,7 @@ from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
 from kubejit.server.rate_limits import LimitSources
 from kubejit.server.request_ids import RequestIds
+from kubejit.web import routes as web_routes
 
 
 def create_app(
@@ -75,6 +76,8 @@ def create_app(
     app.include_router(routes_reviews.router)
     app.include_router(health.router)
     app.include_router(routes_cluster_issuer.router)
+    if services.web is not None:
+        web_routes.install(app, services.web)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)

@@ -30,6 +30,7 @@ from kubejit.server.file_watch import digest
 from kubejit.server.policy_reload import PolicyReload
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
+from kubejit.server.web_wiring import build_web
 from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.audit_log import observe_committed
@@ -42,6 +43,7 @@ from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.sqlite_claim import claim_sqlite_database
 from kubejit.store.users import SqlUserDirectory
+from kubejit.store.web_sessions import SqlWebSessionStore
 
 #: Where Kubernetes tells a pod its namespace.
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -149,6 +151,17 @@ def _build(
         delivery.start()
         built.callback(delivery.stop)  # first of all at shutdown: the sinks' leases go to other replicas
     services.audit_status = delivery.status
+    services.web = build_web(
+        settings,
+        services,
+        sessions=SqlWebSessionStore(engine),
+        audit=audit,
+        dev=dev,
+        issuers=issuers,
+        clock=clock,
+        built=built,
+        workers=workers,
+    )
     return services
 
 

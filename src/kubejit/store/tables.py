@@ -198,3 +198,28 @@ locks = sa.Table(
     # and SQLite would pick that index for the per-request check and scan them all.
     sa.Index("ix_locks_expires_at", "expires_at"),
 )
+
+#: Browser sessions of the web pages (docs/web.md): only the SHA-256 of the session id is kept.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("principal", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_web_sessions_expires_at", "expires_at"),
+)
+
+#: Sign-ins on their way to the issuer and back (state, nonce, PKCE verifier), for ten minutes at most.
+web_sign_ins = sa.Table(
+    "web_sign_ins",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("return_to", sa.String(1024), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_web_sign_ins_created_at", "created_at"),
+)

@@ -189,5 +189,6 @@ def _print_next_steps(
         "  kubejit login --dev-user bob && kubejit requests    # bob (sre) approves:\n"
         "  kubejit approve <id>\n"
         "  kubejit revoke <id>                                 # access ends at once\n"
+        f"Or in a browser: {broker}/ui/ (pick a user on the development issuer's page).\n"
         "Users: alice (developers), bob and carol (sre), root (platform-admins). Ctrl-C stops everything.\n"
     )

@@ -1,6 +1,6 @@
 """Break-glass post-incident review: each grant's reviewer groups, its "needs review" flag, its review.
 
-Revision ID: 0005_s13_reviews (the branch name s13-reviews, with "_": Alembic refuses "-" in revision ids)
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-06
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_s13_reviews"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
