@@ -691,7 +691,7 @@ def test_0004_requester_person_downgrades_to_0003_and_upgrades_again(store_url: 
         with engine.begin() as conn:  # a row as 0003 wrote it: only the columns it names are inserted
             conn.execute(sa.insert(grants_table), row)
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision()
         assert SqlGrantStore(engine).get(GrantId("gold")).requester_person is None
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -23,6 +23,7 @@ from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
+from kubejit.server.notifications import Notifications, grant_lookup
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import Worker, start_workers
@@ -68,6 +69,14 @@ def _build(
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
     built.callback(delivery.close)
+    notifications = Notifications.build(
+        settings.notifications,
+        cursors=SqlCursorStore(engine, clock=clock),
+        clock=clock,
+        public_url=settings.broker.url,
+        lookup=grant_lookup(store.get),
+    )
+    built.callback(notifications.close)
     service = GrantService(
         store=store,
         audit=audit,
@@ -131,6 +140,8 @@ def _build(
     if workers:
         _start_workers(settings, service, checkpointer, auth_failures, built)
         for worker in delivery.start():  # stopped first of all at shutdown
+            built.callback(worker.stop)
+        for worker in notifications.start(sweep_interval=settings.workers.sweep_interval_seconds):
             built.callback(worker.stop)
     services.audit_status = delivery.status
     return services

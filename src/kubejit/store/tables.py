@@ -193,3 +193,13 @@ locks = sa.Table(
     # and SQLite would pick that index for the per-request check and scan them all.
     sa.Index("ix_locks_expires_at", "expires_at"),
 )
+
+#: Grant ends already warned about (``grant.expiring_soon``): the key makes the warning once per end,
+#: whichever replica's sweeper gets there first; an extension is a new end, warned about again.
+grant_expiry_warnings = sa.Table(
+    "grant_expiry_warnings",
+    metadata,
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, primary_key=True),
+    sa.Column("warned_at", UTCDateTime, nullable=False),
+)

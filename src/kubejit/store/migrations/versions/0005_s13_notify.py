@@ -1,0 +1,33 @@
+"""One row per grant end warned about: ``grant.expiring_soon`` is recorded once, across replicas.
+
+Revision ID: 0005_s13_notify (alembic allows no "-": the branch s13-notify)
+Revises: 0004
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_s13_notify"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+UTC_DATETIME = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "grant_expiry_warnings",
+        sa.Column("grant_id", sa.String(64), nullable=False),
+        sa.Column("expires_at", UTC_DATETIME, nullable=False),
+        sa.Column("warned_at", UTC_DATETIME, nullable=False),
+        sa.ForeignKeyConstraint(["grant_id"], ["grants.id"], name="fk_grant_expiry_warnings_grant_id_grants"),
+        sa.PrimaryKeyConstraint("grant_id", "expires_at", name="pk_grant_expiry_warnings"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("grant_expiry_warnings")
