@@ -89,7 +89,13 @@ def json_message(notice: Notice, *, event_id: str | None = None) -> str:
     }
     if event_id is not None:
         body["event_id"] = event_id
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+    return _html_safe(json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=True))
+
+
+def _html_safe(text: str) -> str:
+    """``<``, ``>`` and ``&`` as ``\\u`` escapes (still the same JSON): a receiver that pastes the
+    body into a page cannot be made to open a tag by a request's reason."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def email_subject(notice: Notice) -> str:
@@ -118,4 +124,4 @@ def email_html(notice: Notice) -> str:
 
 def dumps(message: dict[str, Any]) -> bytes:
     """A Slack or Teams message as the POST body: compact, ASCII only."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode()
+    return _html_safe(json.dumps(message, separators=(",", ":"), ensure_ascii=True)).encode()
