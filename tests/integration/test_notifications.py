@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.engine import Engine
 
 from kubejit.clock import FixedClock
@@ -29,7 +31,7 @@ from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.engine import create_store_engine
 from kubejit.store.expiry_warnings import SqlExpiryWarnings
 from kubejit.store.grant_store import SqlGrantStore
-from kubejit.store.migrate import upgrade
+from kubejit.store.migrate import alembic_config, current_revision, upgrade
 from tests.notify_receivers import NOTIFY_HMAC_KEY, SMTP_PASSWORD, SMTP_USER, HookReceiver, SmtpReceiver
 
 pytestmark = pytest.mark.integration
@@ -312,3 +314,15 @@ def test_expiring_soon_is_recorded_once_per_grant_end_across_replicas(engine: En
         ("g5", "alice", 240),
         ("g5", "alice", 240),
     ]
+
+
+def test_migration_0005_downgrades_to_0004_and_upgrades_again(engine: Engine) -> None:
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+    inspector = sa.inspect(engine)
+    assert current_revision(engine) == "0004" and "grant_expiry_warnings" not in inspector.get_table_names()
+    assert "email" not in {c["name"] for c in inspector.get_columns("users")}
+    upgrade(engine)
+    assert "grant_expiry_warnings" in sa.inspect(engine).get_table_names()

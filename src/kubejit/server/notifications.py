@@ -102,10 +102,23 @@ def _secret_url(source: SecretSource, channel: str) -> str:
 class Recipients:
     """Routing for one channel: who an event's notice goes to, from the grant as stored now."""
 
-    def __init__(self, router: Router, channel: Channel, lookup: Callable[[GrantId], Grant | None]) -> None:
+    def __init__(
+        self,
+        router: Router,
+        channel: Channel,
+        lookup: Callable[[GrantId], Grant | None],
+        email_of: Callable[[str], str | None],
+    ) -> None:
         self.router = router
         self.channel = channel
         self.lookup = lookup
+        self.email_of = email_of
+
+    def _requester_email(self, grant: Grant | None, requester: str) -> str | None:
+        """The email verified when they asked (on the grant), else the one of their last login."""
+        if grant is not None and grant.requester_person:
+            return grant.requester_person
+        return self.email_of(requester) if self.channel.addressed else None
 
     def send(self, notice: Notice, event: StoredEvent) -> None:
         grant = self.lookup(GrantId(notice.grant_id))
@@ -115,7 +128,7 @@ class Recipients:
             rule=str(event.details.get("rule") or (grant.rule if grant else "")),
             groups=notice_groups(notice.kind, event.details, approver_groups),
             requester=notice.requester,
-            requester_email=grant.requester_person if grant is not None else None,
+            requester_email=self._requester_email(grant, notice.requester),
         )
         to = self.router.recipients(self.channel.name, audience)
         if to is None:
@@ -140,6 +153,7 @@ class Notifications:
         clock: Clock,
         public_url: str,
         lookup: Callable[[GrantId], Grant | None],
+        email_of: Callable[[str], str | None] = lambda _: None,
     ) -> Notifications:
         channels: list[Channel] = []
         try:
@@ -156,7 +170,7 @@ class Notifications:
             SinkDelivery(
                 NoticeSink(
                     cursor_name(channel.name),
-                    send=Recipients(router, channel, lookup).send,
+                    send=Recipients(router, channel, lookup, email_of).send,
                     public_url=public_url,
                 ),
                 cursors=cursors,

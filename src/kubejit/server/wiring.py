@@ -75,6 +75,7 @@ def _build(
         clock=clock,
         public_url=settings.broker.url,
         lookup=grant_lookup(store.get),
+        email_of=SqlUserDirectory(engine, clock=clock).email,
     )
     built.callback(notifications.close)
     service = GrantService(

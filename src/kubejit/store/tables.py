@@ -163,6 +163,8 @@ users = sa.Table(
     sa.Column("groups", sa.JSON, nullable=False),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_login", UTCDateTime, nullable=False),
+    # The IdP-verified email at the last login (Principal.person); notifications write to it.
+    sa.Column("email", sa.String(320), nullable=True),
 )
 
 #: Token ids (issuer + jti, hashed) already exchanged, kept until the token expires: replay refused.

@@ -1,4 +1,4 @@
-"""One row per grant end warned about: ``grant.expiring_soon`` is recorded once, across replicas.
+"""One row per grant end warned about (``grant.expiring_soon`` once, across replicas); people's email.
 
 Revision ID: 0005_s13_notify (alembic allows no "-": the branch s13-notify)
 Revises: 0004
@@ -27,7 +27,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["grant_id"], ["grants.id"], name="fk_grant_expiry_warnings_grant_id_grants"),
         sa.PrimaryKeyConstraint("grant_id", "expires_at", name="pk_grant_expiry_warnings"),
     )
+    # Nullable: people seen before 0005, and logins without a verified email, have none.
+    op.add_column("users", sa.Column("email", sa.String(320), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("email")
     op.drop_table("grant_expiry_warnings")
