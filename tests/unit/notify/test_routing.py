@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
 import pytest
 
-from kubejit.notify.message import NoticeKind
+from kubejit.audit.event import StoredEvent
+from kubejit.grants.model import Grant, GrantState
+from kubejit.ids import ClusterName, GrantId, PrincipalName
+from kubejit.notify.message import Notice, NoticeKind
 from kubejit.notify.routing import Audience, Router, notice_groups
 from kubejit.notify_settings import NotificationSettings
+from kubejit.policy.model import RoleRef
+from kubejit.server.notifications import Recipients
 
 pytestmark = pytest.mark.unit
+T = TypeVar("T")
 
 SETTINGS = NotificationSettings.model_validate(
     {
@@ -66,3 +77,51 @@ def test_break_glass_goes_to_the_reviewers_the_event_names_else_the_approver_gro
     for odd in (None, "security", [], [3, ""], {"a": 1}):
         assert notice_groups("break_glass", {"reviewers": odd}, frozenset({"sre"})) == {"sre"}
     assert notice_groups("needs_approval", {"reviewers": ["security"]}, frozenset({"sre"})) == {"sre"}
+
+
+class _Recorder:
+    name = "mail"
+    addressed = True
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[str, ...]]] = []
+
+    def send(self, notice: Notice, *, event_id: str, to: Sequence[str]) -> None:
+        self.sent.append((event_id, tuple(to)))
+
+    def close(self) -> None:
+        return None
+
+
+def _stored(grant_id: str) -> StoredEvent:
+    return StoredEvent(
+        seq=1, event_id="e1", at=datetime(2026, 12, 6, tzinfo=UTC), action="grant.approved", actor="bob",
+        outcome="success", grant_id=GrantId(grant_id), subject="carol", cluster="prod", details={"rule": "dev"},
+        prev_hash="", hash="",
+    )  # fmt: skip
+
+
+def _const(value: T) -> Callable[[Any], T]:
+    return lambda _: value
+
+
+def test_the_requester_email_falls_back_from_the_grant_to_the_last_login() -> None:
+    notice = Notice("approved", "g1", "carol", "prod", (), "view", "r", "", "https://x/ui/requests/g1")
+    grant = Grant(
+        id=GrantId("g1"), requester=PrincipalName("carol"), cluster=ClusterName("prod"), namespaces=(),
+        role=RoleRef(name="view", kind="ClusterRole", ref_name="view"), duration=timedelta(hours=1), reason="r",
+        ticket=None, state=GrantState.APPROVED, rule="dev", created_at=datetime(2026, 12, 6, tzinfo=UTC),
+        pending_until=datetime(2026, 12, 6, 1, tzinfo=UTC),
+    )  # fmt: skip
+    for person, lookup, want in [
+        ("carol@corp.example", "carol@old.example", ("carol@corp.example",)),
+        (None, "carol@login.example", ("carol@login.example",)),
+    ]:
+        channel = _Recorder()
+        stored = replace(grant, requester_person=person)
+        recipients = Recipients(ROUTER, channel, _const(stored), _const(lookup))
+        recipients.send(notice, _stored("g1"))
+        assert channel.sent == [("e1", want)]
+    channel = _Recorder()
+    Recipients(ROUTER, channel, lambda _id: None, lambda _name: None).send(notice, _stored("g1"))
+    assert channel.sent == []  # carol has no address anywhere: nothing sent, nothing fails
