@@ -8,18 +8,16 @@ none twice; a hostile reason arrives escaped; no token or secret is in any messa
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubejit.server.notifications import CURSOR_PREFIX
-from kubejit.store.audit_cursors import SqlCursorStore
-from kubejit.store.engine import create_store_engine
 from kubejit.testing.controlplane import ControlPlane
 from tests.broker_identity import BrokerIdentity
-from tests.broker_process import Broker
+from tests.broker_process import KUBEJIT, Broker
 from tests.notify_receivers import NOTIFY_HMAC_KEY, SMTP_PASSWORD, SMTP_USER, HookReceiver, SmtpReceiver
 from tests.polling import eventually
 
@@ -92,15 +90,21 @@ def make_broker(
         broker.stop()
 
 
+def channel_status(broker: Broker) -> dict[str, dict[str, Any]]:
+    """`kubejit audit status -o json`: notification channels are listed as notify:<name>."""
+    done = subprocess.run(
+        [KUBEJIT, "audit", "status", "--config", str(broker.workdir / "config.yaml"), "-o", "json"],
+        capture_output=True, text=True, timeout=60, env=broker.env_for(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return {row["sink"]: row for row in json.loads(done.stdout)["data"]}
+
+
 def caught_up(broker: Broker) -> bool:
-    engine = create_store_engine(f"sqlite:///{broker.workdir / 'kubejit.db'}")
-    try:
-        cursors = SqlCursorStore(engine)
-        tail = cursors.tail().seq
-        mine = [c for c in cursors.cursors() if c.sink.startswith(CURSOR_PREFIX)]
-        return len(mine) == 3 and all(c.delivered_seq == tail for c in mine)
-    finally:
-        engine.dispose()
+    rows = channel_status(broker)
+    return set(rows) == {"notify:hook", "notify:sre-slack", "notify:mail"} and all(
+        r["lag_events"] == 0 for r in rows.values()
+    )
 
 
 def _everything_sent(hooks: HookReceiver, smtp: SmtpReceiver) -> str:
@@ -168,6 +172,10 @@ def test_receivers_down_across_a_broker_crash_get_every_notice_once_back(
         )["id"]
         for n in range(5)
     ]
+    eventually(lambda: channel_status(broker)["notify:hook"]["attempts"] > 0, what="the outage shown")
+    down = channel_status(broker)
+    assert down["notify:hook"]["lag_events"] > 0 and "ConnectError" in down["notify:hook"]["last_error"]
+    assert SMTP_PASSWORD not in json.dumps(down) and hooks.url("/slack") not in json.dumps(down)
     broker.kill()  # nothing was delivered, and the process that knew is gone
     broker.start()
     hooks.start()
