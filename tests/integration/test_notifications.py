@@ -19,20 +19,23 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Engine
 
-from kubejit.clock import FixedClock
+from kubejit.clock import FixedClock, SystemClock
 from kubejit.grants.model import Grant, GrantState
 from kubejit.grants.ports import AuditEvent
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
 from kubejit.notify_settings import NotificationSettings
 from kubejit.policy.model import RoleRef
-from kubejit.server.notifications import Notifications, cursor_name, grant_lookup
+from kubejit.server.notifications import Notifications, WakeSignal, cursor_name, grant_lookup
 from kubejit.store import audit_log
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.engine import create_store_engine
 from kubejit.store.expiry_warnings import SqlExpiryWarnings
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import alembic_config, current_revision, upgrade
+from kubejit.store.waking_grant_store import WakingGrantStore
 from tests.notify_receivers import NOTIFY_HMAC_KEY, SMTP_PASSWORD, SMTP_USER, HookReceiver, SmtpReceiver
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -326,3 +329,31 @@ def test_migration_0005_downgrades_to_0004_and_upgrades_again(engine: Engine) ->
     assert "email" not in {c["name"] for c in inspector.get_columns("users")}
     upgrade(engine)
     assert "grant_expiry_warnings" in sa.inspect(engine).get_table_names()
+
+
+def test_a_grant_write_wakes_the_channel_workers_long_before_their_poll(
+    engine: Engine, hooks: HookReceiver, smtp: SmtpReceiver, smtps: SmtpReceiver, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TEST_TEAMS_URL", hooks.url("/teams"))
+    settings = _settings(hooks, smtp, smtps, tmp_path).model_copy(update={"delivery_interval_seconds": 3600})
+    built = Notifications.build(
+        settings, cursors=SqlCursorStore(engine), clock=SystemClock(), public_url=PUBLIC,
+        lookup=grant_lookup(SqlGrantStore(engine).get),
+    )  # fmt: skip
+    wake = WakeSignal()
+    store = WakingGrantStore(engine, clock=SystemClock(), wake=wake)
+    # An event that notifies nobody, there before the workers start: their first tick moves past it.
+    SqlAuditStore(engine).record([AuditEvent(action="broker.started", actor="system", at=NOW)])
+    built.start(sweep_interval=3600, wake=wake)
+    try:
+        eventually(
+            lambda: {c.delivered_seq for c in SqlCursorStore(engine).cursors()} == {1},
+            what="first ticks done",
+        )
+        store.add(_grant("g6"), [_event("grant.requested", _grant("g6"), decision="approval")])
+        eventually(
+            lambda: len(hooks.received("/hook")) == 1 and len(smtp.received()) == 1, what="woken", within=20
+        )
+    finally:
+        built.close()

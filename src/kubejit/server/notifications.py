@@ -136,6 +136,21 @@ class Recipients:
         self.channel.send(notice, event_id=event.event_id, to=to)
 
 
+class WakeSignal:
+    """Tells this replica's channel workers that the log has grown: they send at once instead of at
+    their next poll. Only a nudge: other replicas (and a missed one) still find it by polling."""
+
+    def __init__(self) -> None:
+        self._targets: list[Callable[[], None]] = []
+
+    def connect(self, target: Callable[[], None]) -> None:
+        self._targets.append(target)
+
+    def __call__(self) -> None:
+        for target in self._targets:
+            target()
+
+
 @dataclass
 class Notifications:
     deliveries: list[SinkDelivery]
@@ -190,11 +205,17 @@ class Notifications:
         )
         return cls(deliveries, settings.delivery_interval_seconds, warnings, channels)
 
-    def start(self, *, sweep_interval: float) -> list[Worker]:
+    def start(self, *, sweep_interval: float, wake: WakeSignal | None = None) -> list[Worker]:
         """Nothing runs without channels: the expiry warning is recorded only when someone is told."""
         if not self.deliveries:
             return []
-        self.workers.append(Worker("expiry-warnings", self.warnings.warn_due, interval=sweep_interval))
+        signal = wake or WakeSignal()
+
+        def warn() -> None:
+            if self.warnings.warn_due():
+                signal()
+
+        self.workers.append(Worker("expiry-warnings", warn, interval=sweep_interval))
         for delivery in self.deliveries:
             self.workers.append(
                 Worker(
@@ -203,6 +224,8 @@ class Notifications:
                     interval=self.interval,
                 )
             )
+        for worker in self.workers[1:]:
+            signal.connect(worker.wake)
         for worker in self.workers:
             worker.start()
         return self.workers

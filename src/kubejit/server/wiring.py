@@ -23,7 +23,7 @@ from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
-from kubejit.server.notifications import Notifications, grant_lookup
+from kubejit.server.notifications import Notifications, WakeSignal, grant_lookup
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.server.workers import Worker, start_workers
@@ -31,11 +31,11 @@ from kubejit.store.audit_cursors import SqlCursorStore
 from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
-from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.users import SqlUserDirectory
+from kubejit.store.waking_grant_store import WakingGrantStore
 
 #: Where Kubernetes tells a pod its namespace.
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -63,7 +63,8 @@ def _build(
     engine = create_store_engine(settings.store_url)
     built.callback(engine.dispose)
     upgrade(engine)
-    store = SqlGrantStore(engine, clock=clock)
+    wake = WakeSignal()  # grant writes wake this replica's notification workers
+    store = WakingGrantStore(engine, clock=clock, wake=wake)
     audit = SqlAuditStore(engine)
     adapters = {c.name: built.enter_context(_adapter(c, settings)) for c in settings.clusters}
     clusters: dict[str, ClusterAdapter] = dict(adapters)
@@ -142,7 +143,7 @@ def _build(
         _start_workers(settings, service, checkpointer, auth_failures, built)
         for worker in delivery.start():  # stopped first of all at shutdown
             built.callback(worker.stop)
-        for worker in notifications.start(sweep_interval=settings.workers.sweep_interval_seconds):
+        for worker in notifications.start(sweep_interval=settings.workers.sweep_interval_seconds, wake=wake):
             built.callback(worker.stop)
     services.audit_status = delivery.status
     return services
