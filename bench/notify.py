@@ -5,7 +5,9 @@ JSON webhook and an SMTP channel (STARTTLS + AUTH, aiosmtpd on loopback), and ma
 need approval, one at a time: each is timed from the POST to the receiver holding its notice (the
 webhook's body, the approvers' email). The reference, measured in the same run, is the same notice
 sent straight to the same receiver (one signed POST, one SMTP session): what the transport costs.
-The gap is the delivery worker's poll interval (``deliveryIntervalSeconds``), run at two settings.
+The request's grant write wakes the broker's channel workers, so the poll interval
+(``deliveryIntervalSeconds``, run at two settings) should not show; the gap is the worker's own read
+of the log, the routing lookups and a new connection per notice.
 
     .venv/bin/python -m bench.notify [--requests 100] [--intervals 1,0.1]
 """
