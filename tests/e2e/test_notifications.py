@@ -48,6 +48,7 @@ def smtp(tmp_path: Path) -> Iterator[SmtpReceiver]:
 def notifications_config(hooks: HookReceiver, smtp: SmtpReceiver) -> dict[str, Any]:
     return {
         "deliveryIntervalSeconds": 0.1,
+        "expiringSoonMinutes": 90,  # longer than the 1h grants: each is warned about once it is active
         "retry": {"initialSeconds": 0.2, "maxSeconds": 1},
         "channels": [
             {"name": "hook", "type": "webhook", "url": hooks.url("/hook"), "hmacKey": {"fromFile": "hmac.key"}},
@@ -140,11 +141,12 @@ def test_approvers_are_told_then_the_requester_and_no_token_is_in_any_message(
 
     broker.cli("bob", "approve", grant["id"])
     broker.cli("carol", "approve", grant["id"])
-    eventually(lambda: len(smtp.received()) == 3, what="approved and activated, to alice")
+    eventually(lambda: len(smtp.received()) == 4, what="approved, activated and expiring soon, to alice")
     to_alice = [m for m in smtp.received() if m.envelope_to == ("alice@example.com",)]
     assert [m.message["Subject"].split(":")[0] for m in to_alice] == [
         "[kubejit] Access request approved",
         "[kubejit] Access grant active",
+        "[kubejit] Access grant expiring soon",
     ]
     token = broker.grant_token("alice", grant["id"])
     sent = _everything_sent(hooks, smtp)
@@ -152,6 +154,7 @@ def test_approvers_are_told_then_the_requester_and_no_token_is_in_any_message(
         assert secret not in sent
     assert NOTIFY_HMAC_KEY.decode() not in sent and hooks.url("/slack") not in sent
     assert len(hooks.received("/hook")) == 1  # the approvers' routes carry needsApproval only
+    assert len(smtp.received()) == 4  # the sweeper ran many times since: one warning per grant end
 
 
 def test_receivers_down_across_a_broker_crash_get_every_notice_once_back(
