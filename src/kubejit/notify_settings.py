@@ -76,20 +76,31 @@ class WebhookChannelSettings(_Channel):
         return http_url(url)
 
 
-class SlackChannelSettings(_Channel):
+class _SecretUrlChannel(_Channel):
+    url: SecretSource
+    ca_file: Path | None = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the message never repeats it: it is the credential
+            raise ValueError(
+                "this webhook URL is a credential: put it in a file ({fromFile: path}) or an "
+                "environment variable ({fromEnv: NAME}), never inline"
+            )
+        return value
+
+
+class SlackChannelSettings(_SecretUrlChannel):
     """A Slack-compatible incoming webhook (Block Kit); the URL is the secret."""
 
     type: Literal["slack"]
-    url: SecretSource
-    ca_file: Path | None = None
 
 
-class TeamsChannelSettings(_Channel):
+class TeamsChannelSettings(_SecretUrlChannel):
     """A Microsoft Teams incoming webhook or Workflows URL (Adaptive Card); the URL is the secret."""
 
     type: Literal["teams"]
-    url: SecretSource
-    ca_file: Path | None = None
 
 
 class EmailChannelSettings(_Channel):

@@ -86,7 +86,7 @@ def test_default_expiring_soon_is_five_minutes(tmp_path: Path) -> None:
         ),
         (
             "  channels: [{name: x, type: slack, url: https://hooks.slack.com/services/T/B/SECRET}]\n",
-            "valid dictionary",
+            "notifications.channels.0.url: Value error, this webhook URL is a credential",
         ),
         (
             "  channels: [{name: x, type: webhook, url: 'ftp://h.example.com', hmacKey: {fromEnv: K}}]\n",
