@@ -34,6 +34,7 @@ from kubejit.store.expiry_warnings import SqlExpiryWarnings
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import alembic_config, current_revision, upgrade
 from kubejit.store.waking_grant_store import WakingGrantStore
+from tests.integration.test_store import postgres_admin_url, store_url  # noqa: F401 (fixtures)
 from tests.notify_receivers import NOTIFY_HMAC_KEY, SMTP_PASSWORD, SMTP_USER, HookReceiver, SmtpReceiver
 from tests.polling import eventually
 
@@ -294,7 +295,17 @@ def test_a_new_channel_is_not_sent_the_history(
     assert [p.body["grant_id"] for p in hooks.received("/hook")] == ["new"]
 
 
-def test_expiring_soon_is_recorded_once_per_grant_end_across_replicas(engine: Engine) -> None:
+@pytest.fixture
+def any_engine(store_url: str) -> Iterator[Engine]:  # noqa: F811 (the imported fixture)
+    """SQLite and PostgreSQL (``store_url`` of test_store: a fresh database each)."""
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_expiring_soon_is_recorded_once_per_grant_end_across_replicas(any_engine: Engine) -> None:
+    engine = any_engine
     store = SqlGrantStore(engine)
     end = NOW + timedelta(minutes=4)
     active = _grant("g5", state=GrantState.ACTIVE, activated_at=NOW - timedelta(minutes=56), expires_at=end)
@@ -357,3 +368,41 @@ def test_a_grant_write_wakes_the_channel_workers_long_before_their_poll(
         )
     finally:
         built.close()
+
+
+def test_two_replicas_send_each_notice_once(
+    engine: Engine, hooks: HookReceiver, smtp: SmtpReceiver, smtps: SmtpReceiver, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TEST_TEAMS_URL", hooks.url("/teams"))
+    settings = _settings(hooks, smtp, smtps, tmp_path).model_copy(update={"delivery_interval_seconds": 0.02})
+    replicas = [
+        Notifications.build(
+            settings,
+            cursors=SqlCursorStore(engine),
+            clock=SystemClock(),
+            public_url=PUBLIC,
+            lookup=grant_lookup(SqlGrantStore(engine).get),
+        )
+        for _ in range(2)
+    ]
+    wakes = [WakeSignal(), WakeSignal()]
+    stores = [WakingGrantStore(engine, clock=SystemClock(), wake=w) for w in wakes]
+    for replica, wake in zip(replicas, wakes, strict=True):
+        replica.start(sweep_interval=3600, wake=wake)
+    ids = [f"r{n:02d}" for n in range(16)]
+    try:
+        for n, grant_id in enumerate(ids):  # requests land on either replica, as behind a load balancer
+            stores[n % 2].add(
+                _grant(grant_id), [_event("grant.requested", _grant(grant_id), decision="approval")]
+            )
+        tail = SqlCursorStore(engine).tail().seq
+        eventually(
+            lambda: all(c.delivered_seq == tail for c in SqlCursorStore(engine).cursors()),
+            what="both caught up",
+        )
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert sorted(p.body["grant_id"] for p in hooks.received("/hook")) == ids
+    assert len(hooks.received("/slack")) == len(ids) and len(smtp.received()) == len(ids)
