@@ -63,6 +63,8 @@ class SmtpReceiver:
     port: int = field(default_factory=free_port)
     mails: list[Mail] = field(default_factory=list)
     auth_failures: int = 0
+    #: Addresses refused with 550 (no such user), as a real server would.
+    unknown: frozenset[str] = frozenset()
     _controller: Controller | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -81,6 +83,19 @@ class SmtpReceiver:
         receiver = self
 
         class Handler:
+            async def handle_RCPT(
+                self,
+                server: SmtpServer,
+                session: Session,
+                envelope: Envelope,
+                address: str,
+                options: list[str],
+            ) -> str:
+                if address in receiver.unknown:
+                    return "550 5.1.1 no such user"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server: SmtpServer, session: Session, envelope: Envelope) -> str:
                 raw = envelope.original_content or b""
                 parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -142,6 +157,8 @@ class HookReceiver:
         self.key = key
         self.posts: list[Post] = []
         self.refused = 0
+        #: Grant ids whose notices are answered 400 (a receiver refusing one message).
+        self.poison: set[str] = set()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -188,6 +205,8 @@ class HookReceiver:
             return 401
         if path not in ("/hook", "/slack", "/teams"):
             return 404
+        if any(grant_id.encode() in raw for grant_id in self.poison):
+            return 400
         with self._lock:
             self.posts.append(Post(path, headers, json.loads(raw), raw, time.monotonic()))
         return 200

@@ -406,3 +406,19 @@ def test_two_replicas_send_each_notice_once(
             replica.close()
     assert sorted(p.body["grant_id"] for p in hooks.received("/hook")) == ids
     assert len(hooks.received("/slack")) == len(ids) and len(smtp.received()) == len(ids)
+
+
+def test_a_refused_notice_or_unknown_address_is_skipped_and_later_notices_still_go(
+    engine: Engine, notifications: Notifications, hooks: HookReceiver, smtp: SmtpReceiver
+) -> None:
+    store = SqlGrantStore(engine)
+    hooks.poison.add("gpoison")
+    smtp.unknown = frozenset({"gone@corp.example"})
+    store.add(_grant("gpoison"), [_event("grant.requested", _grant("gpoison"), decision="approval")])
+    gone = _grant("ggone", requester_person="gone@corp.example")
+    store.add(gone, [_event("grant.approved", gone)])
+    store.add(_grant("gafter"), [_event("grant.requested", _grant("gafter"), decision="approval")])
+    _drain(notifications)
+    assert [p.body["grant_id"] for p in hooks.received("/hook")] == ["gafter"]
+    assert all(c.attempts == 0 for c in SqlCursorStore(engine).cursors())  # nothing held up
+    assert sorted(m.envelope_to for m in smtp.received()) == [("sre@example.com",), ("sre@example.com",)]

@@ -9,6 +9,7 @@ and what failed, never the URL (a Slack or Teams URL is the credential), a heade
 from __future__ import annotations
 
 import hashlib
+import logging
 import smtplib
 import ssl
 import threading
@@ -27,7 +28,13 @@ from kubejit.errors import SinkUnavailable
 from kubejit.notify import formats
 from kubejit.notify.message import Notice
 
+log = logging.getLogger(__name__)
+
 EVENT_ID_HEADER = "X-Kubejit-Event-Id"
+#: Answers that refuse this one message, not the channel: sending it again cannot help, and retrying
+#: it forever would hold up every later notice. It is logged and skipped. (401/403/404: the URL or
+#: the key is wrong, which fixing the config cures: those are retried.)
+POISON_STATUSES = frozenset({400, 413, 422})
 #: Recipients already sent to, remembered per email channel so a retried notice skips them.
 REMEMBERED = 4096
 
@@ -55,7 +62,7 @@ class _HttpChannel:
         self._url = url
         self._client = httpx.Client(timeout=timeout, verify=_verify(ca_file), follow_redirects=False)
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> None:
+    def _post(self, body: bytes, headers: dict[str, str], *, event_id: str) -> None:
         try:
             response = self._client.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as e:
@@ -63,6 +70,12 @@ class _HttpChannel:
                 f"notification channel {self.name}: the {self.kind} POST failed: {type(e).__name__}",
                 hint="Is the receiver up? The notice is sent again with backoff.",
             ) from None
+        if response.status_code in POISON_STATUSES:
+            log.error(
+                "notification channel %s: the %s receiver refused the notice of event %s (%d); not sent again",
+                self.name, self.kind, event_id, response.status_code,
+            )  # fmt: skip
+            return
         if not response.is_success:
             raise SinkUnavailable(
                 f"notification channel {self.name}: the {self.kind} receiver answered {response.status_code}",
@@ -101,6 +114,7 @@ class WebhookChannel(_HttpChannel):
                 SIGNATURE_HEADER: sign(self._key, timestamp=timestamp, body=body),
                 EVENT_ID_HEADER: event_id,
             },
+            event_id=event_id,
         )
 
 
@@ -109,7 +123,7 @@ class _JsonChannel(_HttpChannel):
 
     def send(self, notice: Notice, *, event_id: str, to: Sequence[str]) -> None:
         body = formats.dumps(type(self).render(notice))
-        self._post(body, {"Content-Type": "application/json"})
+        self._post(body, {"Content-Type": "application/json"}, event_id=event_id)
 
 
 class SlackChannel(_JsonChannel):
@@ -156,7 +170,7 @@ class EmailChannel:
         try:
             with self._connect() as smtp:
                 for address in pending:
-                    smtp.send_message(self._message(notice, event_id=event_id, to=address))
+                    self._send_one(smtp, self._message(notice, event_id=event_id, to=address), address)
                     self._remember(event_id, address)
         except (OSError, smtplib.SMTPException) as e:
             detail = f" {e.smtp_code}" if isinstance(e, smtplib.SMTPResponseException) else ""
@@ -166,6 +180,32 @@ class EmailChannel:
                 hint="Is the mail server up, and are security, username and password right? "
                 "The message is sent again with backoff.",
             ) from None
+
+    def _send_one(self, smtp: smtplib.SMTP, message: EmailMessage, address: str) -> None:
+        """A permanent refusal (5xx) of this address or message is logged and skipped: one bad
+        address must not hold up every later notice. Temporary ones (4xx) are retried."""
+        try:
+            smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as e:
+            code = next(iter(e.recipients.values()))[0] if e.recipients else 0
+            if not 500 <= code < 600:
+                raise
+            log.error(
+                "notification channel %s: the mail server refused %s (%d); not sent again",
+                self.name,
+                address,
+                code,
+            )
+            smtp.rset()
+        except smtplib.SMTPDataError as e:
+            if not 500 <= e.smtp_code < 600:
+                raise
+            log.error(
+                "notification channel %s: the mail server refused a message (%d); not sent again",
+                self.name,
+                e.smtp_code,
+            )
+            smtp.rset()
 
     def _connect(self) -> smtplib.SMTP:
         if self._security == "tls":
