@@ -9,7 +9,7 @@ The request's grant write wakes the broker's channel workers, so the poll interv
 (``deliveryIntervalSeconds``, run at two settings) should not show; the gap is the worker's own read
 of the log, the routing lookups and a new connection per notice.
 
-    .venv/bin/python -m bench.notify [--requests 100] [--intervals 1,0.1]
+    .venv/bin/python bench/notify.py [--requests 100] [--intervals 1,0.1]   (or -m bench.notify)
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ from kubejit.notify.message import Notice
 from kubejit.testing.clients import admin_client
 from kubejit.testing.controlplane import ControlPlane
 from kubejit.testing.processes import free_port
-from tests.notify_receivers import NOTIFY_HMAC_KEY, SMTP_PASSWORD, SMTP_USER, HookReceiver, SmtpReceiver
+
+# Run as a script (scripts/bench), Python puts bench/ first on sys.path: the receivers are in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.notify_receivers import (
+    NOTIFY_HMAC_KEY,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    HookReceiver,
+    SmtpReceiver,
+)
 
 POLICY = """
 roles:
