@@ -26,6 +26,8 @@ from pydantic.alias_generators import to_camel
 
 from kubejit.checks import check_url, duplicates, is_loopback
 from kubejit.errors import ConfigError
+from kubejit.notify_settings import CHANNEL_TYPES, NotificationSettings
+from kubejit.notify_settings import resolve_paths as resolve_notification_paths
 from kubejit.sink_settings import SINK_TYPES, AuditDeliverySettings, resolve_paths
 from kubejit.yamlsource import parse_yaml, read_text, where
 
@@ -372,6 +374,8 @@ class Settings(_Model):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     jwt_issuer: JwtIssuerSettings = Field(default_factory=JwtIssuerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    #: Channels and routes for approvers and requesters (docs/notifications.md).
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -512,12 +516,13 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
         if key in data:
             data[key] = _resolve(base_dir, data[key])
     resolve_paths(data.get("audit"), lambda value: _resolve(base_dir, value))
+    resolve_notification_paths(data.get("notifications"), lambda value: _resolve(base_dir, value))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         # A sink's type tag appears in pydantic's location but is not a key of the YAML.
-        loc = [p for p in first["loc"] if isinstance(p, (str, int)) and p not in SINK_TYPES]
+        loc = [p for p in first["loc"] if isinstance(p, (str, int)) and p not in SINK_TYPES | CHANNEL_TYPES]
         field = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(

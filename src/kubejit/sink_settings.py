@@ -206,13 +206,13 @@ def resolve_paths(audit: Any, resolve: Any) -> None:
                 secret["fromFile"] = resolve(secret["fromFile"])
 
 
-def read_secret(source: SecretSource, *, sink: str) -> bytes:
+def read_secret(source: SecretSource, *, sink: str, what: str = "audit sink") -> bytes:
     """The secret's bytes (trailing newline stripped); errors name where it was looked for, never it."""
     if source.from_env is not None:
         value = os.environ.get(source.from_env, "")
         if not value:
             raise ConfigError(
-                f"audit sink {sink}: environment variable {source.from_env} is empty or not set",
+                f"{what} {sink}: environment variable {source.from_env} is empty or not set",
                 hint=f"Export {source.from_env} for the broker, or use fromFile.",
             )
         return value.encode()
@@ -221,9 +221,9 @@ def read_secret(source: SecretSource, *, sink: str) -> bytes:
         data = source.from_file.read_bytes().rstrip(b"\r\n")
     except OSError as e:
         raise ConfigError(
-            f"audit sink {sink}: cannot read the secret file {source.from_file}: {e.strerror or e}",
+            f"{what} {sink}: cannot read the secret file {source.from_file}: {e.strerror or e}",
             hint="Check the path and that the broker's user can read it (mode 0600 is enough).",
         ) from e
     if not data:
-        raise ConfigError(f"audit sink {sink}: the secret file {source.from_file} is empty")
+        raise ConfigError(f"{what} {sink}: the secret file {source.from_file} is empty")
     return data

@@ -82,3 +82,17 @@ def test_a_second_broker_process_updates_the_same_row(engine: Engine) -> None:
     assert second.seen(who) is True
     (row,) = first.list()
     assert (row.first_seen, row.last_login) == (NOW, NOW + timedelta(minutes=5))
+
+
+def test_the_verified_email_of_the_last_login_is_recorded_for_notifications(engine: Engine) -> None:
+    clock = FixedClock(NOW)
+    people = SqlUserDirectory(engine, clock=clock)
+    dana = Principal(name="dex:dana", groups=frozenset(), issuer="dex", person="dana@corp.example")
+    assert people.seen(dana) is True and people.email("dex:dana") == "dana@corp.example"
+    clock.advance(timedelta(seconds=5))
+    assert people.seen(replace(dana, person="dana.k@corp.example")) is True  # changed: written at once
+    assert people.email("dex:dana") == "dana.k@corp.example"
+    people.seen(Principal(name="erin", groups=frozenset(), issuer="dev"))
+    assert people.email("erin") is None and people.email("nobody") is None
+    listed = {p.username: p.email for p in people.list()}
+    assert listed == {"dex:dana": "dana.k@corp.example", "erin": None}

@@ -18,6 +18,7 @@ ACTION_KINDS: dict[str, NoticeKind] = {
     "grant.activated": "activated",
     "grant.denied": "denied",
     "grant.break_glass": "break_glass",
+    "grant.expiring_soon": "expiring_soon",
 }
 
 

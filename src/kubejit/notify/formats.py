@@ -77,16 +77,25 @@ def teams_message(notice: Notice) -> dict[str, Any]:
     }
 
 
-def json_message(notice: Notice) -> str:
-    """The generic webhook body (signed by the sender like the audit webhook)."""
-    body = {
+def json_message(notice: Notice, *, event_id: str | None = None) -> str:
+    """The generic webhook body (signed by the sender like the audit webhook); ``event_id`` lets a
+    receiver drop a notice it already has (delivery is at least once)."""
+    body: dict[str, Any] = {
         "kind": notice.kind,
         "title": notice.title,
         "grant_id": notice.grant_id,
         "link": notice.link,
         "facts": {label.lower(): value for label, value in notice.facts()},
     }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+    if event_id is not None:
+        body["event_id"] = event_id
+    return _html_safe(json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=True))
+
+
+def _html_safe(text: str) -> str:
+    """``<``, ``>`` and ``&`` as ``\\u`` escapes (still the same JSON): a receiver that pastes the
+    body into a page cannot be made to open a tag by a request's reason."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def email_subject(notice: Notice) -> str:
@@ -111,3 +120,8 @@ def email_html(notice: Notice) -> str:
         f"<html><body><h2>{html.escape(notice.title)}</h2><table>{rows}</table>"
         f'<p><a href="{link}">Open request</a></p></body></html>'
     )
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    """A Slack or Teams message as the POST body: compact, ASCII only."""
+    return _html_safe(json.dumps(message, separators=(",", ":"), ensure_ascii=True)).encode()

@@ -27,6 +27,7 @@ from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
 from kubejit.server.file_watch import digest
+from kubejit.server.notifications import Notifications, WakeSignal, grant_lookup
 from kubejit.server.policy_reload import PolicyReload
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
@@ -37,12 +38,12 @@ from kubejit.store.audit_log import observe_committed
 from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
-from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
 from kubejit.store.sqlite_claim import claim_sqlite_database
 from kubejit.store.users import SqlUserDirectory
+from kubejit.store.waking_grant_store import WakingGrantStore
 from kubejit.store.web_sessions import SqlWebSessionStore
 
 #: Where Kubernetes tells a pod its namespace.
@@ -77,13 +78,23 @@ def _build(
     built.callback(claim_sqlite_database(engine))  # before migrating: a second broker changes nothing
     observe_committed(engine, metrics.observe_events)  # /metrics counters follow the audit log
     upgrade(engine)
-    store = SqlGrantStore(engine, clock=clock)
+    wake = WakeSignal()  # grant writes wake this replica's notification workers
+    store = WakingGrantStore(engine, clock=clock, wake=wake)
     audit = SqlAuditStore(engine)
     cluster_issuer = _cluster_issuer(settings, clock=clock)
     adapters = {c.name: built.enter_context(_adapter(c, settings, cluster_issuer)) for c in settings.clusters}
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
     built.callback(delivery.close)
+    notifications = Notifications.build(
+        settings.notifications,
+        cursors=SqlCursorStore(engine, clock=clock),
+        clock=clock,
+        public_url=settings.broker.url,
+        lookup=grant_lookup(store.get),
+        email_of=SqlUserDirectory(engine, clock=clock).email,
+    )
+    built.callback(notifications.close)
     service = GrantService(
         store=store,
         audit=audit,
@@ -150,6 +161,8 @@ def _build(
         _start_workers(settings, service, checkpointer, auth_failures, built)
         delivery.start()
         built.callback(delivery.stop)  # first of all at shutdown: the sinks' leases go to other replicas
+        notifications.start(sweep_interval=settings.workers.sweep_interval_seconds, wake=wake)
+        built.callback(notifications.stop)  # like the sinks: channel leases go to other replicas
     services.audit_status = delivery.status
     services.web = build_web(
         settings,

@@ -21,6 +21,8 @@ class Worker:
         self._tick = tick
         self._interval = interval
         self._stop = threading.Event()
+        #: Set by ``wake`` (new work is there): the next tick runs now instead of after ``interval``.
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kubejit-{name}", daemon=True)
 
     def start(self) -> None:
@@ -28,15 +30,21 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """Run the next tick now (never blocks: the caller may be in a request)."""
+        self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the tick: a wake during it runs another one at once
             try:
                 self._tick()
             except Exception:  # a worker must outlive any single failure; the next tick retries
                 log.exception("%s tick failed", self.name)
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)
 
 
 def start_workers(service: GrantService, *, sweep_interval: float, reconcile_interval: float) -> list[Worker]:

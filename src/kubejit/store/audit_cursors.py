@@ -31,10 +31,13 @@ class SqlCursorStore:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
 
-    def ensure(self, sinks: Sequence[str]) -> None:
+    def ensure(self, sinks: Sequence[str], *, from_tail: bool = False) -> None:
+        """``from_tail``: a new cursor starts at the log's end (a new notification channel is not
+        sent the history); an existing cursor is never moved."""
         with write_transaction(self.engine) as conn:
             known = set(conn.execute(sa.select(_C.sink)).scalars())
-            new = [{"sink": s, "delivered_seq": 0, "attempts": 0} for s in sinks if s not in known]
+            start = audit_log.tail(conn)[0] if from_tail else 0
+            new = [{"sink": s, "delivered_seq": start, "attempts": 0} for s in sinks if s not in known]
             if new:
                 conn.execute(sa.insert(audit_sink_cursors), new)
 

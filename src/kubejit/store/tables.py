@@ -168,6 +168,8 @@ users = sa.Table(
     sa.Column("groups", sa.JSON, nullable=False),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_login", UTCDateTime, nullable=False),
+    # The IdP-verified email at the last login (Principal.person); notifications write to it.
+    sa.Column("email", sa.String(320), nullable=True),
 )
 
 #: Token ids (issuer + jti, hashed) already exchanged, kept until the token expires: replay refused.
@@ -222,4 +224,14 @@ web_sign_ins = sa.Table(
     sa.Column("return_to", sa.String(1024), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_web_sign_ins_created_at", "created_at"),
+)
+
+#: Grant ends already warned about (``grant.expiring_soon``): the key makes the warning once per end,
+#: whichever replica's sweeper gets there first; an extension is a new end, warned about again.
+grant_expiry_warnings = sa.Table(
+    "grant_expiry_warnings",
+    metadata,
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, primary_key=True),
+    sa.Column("warned_at", UTCDateTime, nullable=False),
 )

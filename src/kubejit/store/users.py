@@ -32,6 +32,8 @@ class PersonSeen:
     last_login: datetime
     #: Ids of the grants this person holds right now (state active).
     active_grants: tuple[str, ...] = ()
+    #: The email their IdP verified at their last login (the ``email`` claim), for notifications.
+    email: str | None = None
 
 
 class SqlUserDirectory:
@@ -42,17 +44,21 @@ class SqlUserDirectory:
         self.clock = clock
         self.min_interval = min_interval
         self._lock = threading.Lock()
-        #: username -> (groups, when last written); only this process's view, which is all it needs.
-        self._written: dict[str, tuple[frozenset[str], datetime]] = {}
+        #: username -> (groups, email, when last written); only this process's view, all it needs.
+        self._written: dict[str, tuple[frozenset[str], str | None, datetime]] = {}
 
     def seen(self, who: Principal) -> bool:
         """Record that ``who`` used the broker now; returns whether a row was written."""
         now = self.clock.now()
         with self._lock:
             last = self._written.get(who.name)
-            if last is not None and last[0] == who.groups and now - last[1] < self.min_interval:
+            if (
+                last is not None
+                and last[:2] == (who.groups, who.person)
+                and now - last[2] < self.min_interval
+            ):
                 return False
-        values = {"issuer": who.issuer, "groups": sorted(who.groups), "last_login": now}
+        values = {"issuer": who.issuer, "groups": sorted(who.groups), "last_login": now, "email": who.person}
         with write_transaction(self.engine) as conn:
             updated = conn.execute(sa.update(users).where(users.c.username == who.name).values(**values))
             if updated.rowcount == 0:
@@ -62,8 +68,16 @@ class SqlUserDirectory:
                 except IntegrityError:  # another replica inserted first
                     conn.execute(sa.update(users).where(users.c.username == who.name).values(**values))
         with self._lock:  # only once written: a failed write is retried on the next request
-            self._written[who.name] = (who.groups, now)
+            self._written[who.name] = (who.groups, who.person, now)
         return True
+
+    def email(self, username: str) -> str | None:
+        """The verified email recorded at ``username``'s last login, if any."""
+        with read_transaction(self.engine) as conn:
+            found: str | None = conn.execute(
+                sa.select(users.c.email).where(users.c.username == username)
+            ).scalar()
+        return found
 
     def list(self) -> Sequence[PersonSeen]:
         """Everyone seen, most recent first, with the grants each holds now."""
@@ -84,6 +98,7 @@ class SqlUserDirectory:
                 first_seen=r.first_seen,
                 last_login=r.last_login,
                 active_grants=tuple(active.get(r.username, ())),
+                email=r.email,
             )
             for r in rows
         ]

@@ -35,13 +35,15 @@ def sink_statuses(settings: Settings) -> list[SinkStatus]:
     engine = open_audit_store(settings.store_url)  # never creates a database at a mistyped path
     try:
         sinks = [(s.name, s.required) for s in settings.audit.sinks]
+        # Notification channels deliver the same way (docs/notifications.md), under their cursor's name.
+        sinks += [(f"notify:{c.name}", False) for c in settings.notifications.channels]
         return delivery_status(SqlCursorStore(engine), sinks, now=SystemClock().now())
     finally:
         engine.dispose()
 
 
 def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
-    """Per audit sink: delivered seq, lag (events and seconds), last error and next retry."""
+    """Per audit sink and notification channel: delivered seq, lag, last error and next retry."""
     from kubejit.config import load_settings
 
     rows = sink_statuses(load_settings(config))
