@@ -9,6 +9,7 @@ regenerating, or a namespace missed in the CEL expressions fails here.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def test_the_check_fails_on_a_template_that_differs(tmp_path: Path) -> None:
         path.write_text(rbac_chart.chart_template(target))
     assert rbac_chart.main(["--root", str(tmp_path), "--check"]) == 0
     edited = tmp_path / rbac_chart.TARGETS[0].path
-    widened = edited.read_text().replace("  - admin\n", "  - admin\n  - cluster-admin\n", 1)
+    widened = edited.read_text().replace("  - create\n", "  - create\n  - escalate\n", 1)
     assert widened != edited.read_text()
     edited.write_text(widened)
     assert rbac_chart.main(["--root", str(tmp_path), "--check"]) == 1
@@ -78,6 +79,32 @@ def test_target_chart_is_the_manifest(helm: Path, broker_ns: str, grant_ns: str)
     expected = rbac_documents(broker_namespace=broker_ns, grant_namespace=grant_ns)
     assert _by_key(objects) == _by_key(expected)
     assert {d["kind"] for d in objects} == RBAC_KINDS
+
+
+def _with_bindable(documents: list[dict[str, Any]], roles: list[str]) -> list[dict[str, Any]]:
+    for document in documents:
+        if document["kind"] == "ClusterRole":
+            for rule in document["rules"]:
+                if "bind" in rule["verbs"]:
+                    rule["resourceNames"] = roles
+    return documents
+
+
+def test_the_bindable_roles_are_a_value_defaulting_to_the_manifests(helm: Path) -> None:
+    assert rbac_chart.bindable_cluster_roles(rbac_documents()) == ["view", "edit", "admin"]
+    roles = ["view", "pod-reader", "system:aggregate-to-view"]
+    listed = ["--set-json", f"bindableClusterRoles={json.dumps(roles)}"]
+    rendered = render(
+        helm, TARGET_CHART, namespace="default", values=[*listed, "--set", "createNamespaces=false"]
+    )
+    assert _by_key(rendered) == _by_key(_with_bindable(rbac_documents(), roles))
+    listed = ["--set-json", f"rbac.bindableClusterRoles={json.dumps(roles)}"]
+    broker = [
+        d
+        for d in render(helm, BROKER_CHART, namespace="kubejit", values=listed)
+        if d["kind"] == "ClusterRole"
+    ]
+    assert broker == [d for d in _with_bindable(rbac_documents(), roles) if d["kind"] == "ClusterRole"]
 
 
 def test_target_chart_can_leave_the_namespaces_alone(helm: Path) -> None:
@@ -111,11 +138,21 @@ BAD_TARGET_VALUES: dict[str, tuple[list[str], str]] = {
     "a namespace that is no DNS label": (["--set", "brokerNamespace=Kube'jit"], "brokerNamespace"),
     "a CEL quote in the grant namespace": (["--set", "grantNamespace=x' || true || '"], "grantNamespace"),
     "an unknown value": (["--set", "clusterAdmin=true"], "clusterAdmin"),
+    "binding cluster-admin": (
+        ["--set-json", 'bindableClusterRoles=["view","cluster-admin"]'],
+        "bindableClusterRoles",
+    ),
+    "no bindable role": (["--set-json", "bindableClusterRoles=[]"], "bindableClusterRoles"),
+    "a role name with a quote": (["--set-json", 'bindableClusterRoles=["x\'"]'], "bindableClusterRoles"),
 }
 BAD_BROKER_VALUES: dict[str, tuple[list[str], str]] = {
     "grants in the release namespace": (["--set", "config.grantNamespace=kubejit"], "grantNamespace"),
     "a grant namespace that is no DNS label": (["--set", "config.grantNamespace=x'y"], "DNS label"),
     "another account name": (["--set", "serviceAccount.name=other"], "kubejit-broker"),
+    "binding cluster-admin": (
+        ["--set-json", 'rbac.bindableClusterRoles=["cluster-admin"]'],
+        "bindableClusterRoles",
+    ),
 }
 
 

@@ -25,6 +25,7 @@ from kubejit.clusters.bootstrap import rbac_documents
 
 _BROKER_SENTINEL = "kjsentinel-broker-namespace"
 _GRANT_SENTINEL = "kjsentinel-grant-namespace"
+_BINDABLE_SENTINEL = "kjsentinel-bindable-cluster-roles"
 _HEADER = """\
 # GENERATED from src/kubejit/manifests/rbac.yaml (= deploy/rbac.yaml) by scripts/rbac-charts:
 # do not edit; change the manifest and run scripts/rbac-charts (a test fails when they differ).
@@ -42,6 +43,8 @@ class ChartTarget:
     condition: str
     #: The broker chart has a ServiceAccount template of its own (annotations, automount).
     service_account: bool
+    #: The Helm value listing the ClusterRoles the broker may bind (the manifest's by default).
+    bindable: str
 
 
 TARGETS = (
@@ -51,6 +54,7 @@ TARGETS = (
         grant_namespace="{{ .Values.grantNamespace }}",
         condition='include "kubejit-target.checked" .',
         service_account=True,
+        bindable=".Values.bindableClusterRoles",
     ),
     ChartTarget(
         path="deploy/helm/kubejit/templates/broker-rbac.yaml",
@@ -58,6 +62,7 @@ TARGETS = (
         grant_namespace="{{ .Values.config.grantNamespace }}",
         condition='include "kubejit.rbacEnabled" .',
         service_account=False,
+        bindable=".Values.rbac.bindableClusterRoles",
     ),
 )
 
@@ -81,12 +86,28 @@ def chart_template(target: ChartTarget) -> str:
     )
     if not target.service_account:
         documents = [d for d in documents if d["kind"] != "ServiceAccount"]
+    _bind_rule(documents)["resourceNames"] = _BINDABLE_SENTINEL
     body = "---\n".join(yaml.dump(d, Dumper=_BlockDumper, sort_keys=False, width=10_000) for d in documents)
     if "{{" in body or "}}" in body:
         raise ValueError("the shipped manifest holds '{{' or '}}', which Helm would read as a template")
     body = body.replace(_BROKER_SENTINEL, target.broker_namespace)
     body = body.replace(_GRANT_SENTINEL, target.grant_namespace)
+    body = body.replace(_BINDABLE_SENTINEL, f"{{{{ toJson {target.bindable} }}}}")
     return f"{_HEADER}{{{{- if {target.condition} }}}}\n{body}{{{{- end }}}}\n"
+
+
+def bindable_cluster_roles(documents: list[dict[str, Any]]) -> list[str]:
+    """The ClusterRoles the manifest lets the broker bind (its `bind` rule): the charts' default."""
+    return list(_bind_rule(documents)["resourceNames"])
+
+
+def _bind_rule(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The broker ClusterRole's one rule with ``bind`` on ``clusterroles`` (the policy's roles)."""
+    (role,) = (
+        d for d in documents if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "kubejit-broker"
+    )
+    (rule,) = (r for r in role["rules"] if "bind" in r["verbs"] and "clusterroles" in r["resources"])
+    return rule  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:
