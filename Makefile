@@ -1,4 +1,4 @@
-.PHONY: test quickstart install binaries bench lint
+.PHONY: test quickstart install binaries bench lint image rbac-charts
 
 install:        ## create .venv and install kubejit with its test tools
 	scripts/install
@@ -14,3 +14,9 @@ quickstart:     ## install, start a local control plane and the broker with the 
 
 bench:          ## benchmarks (figures, not pass/fail)
 	scripts/bench
+
+image:          ## build the broker image here with buildah (base from Debian packages; cached in ~/.cache/kubejit/image)
+	scripts/image
+
+rbac-charts:    ## regenerate the charts' broker-rbac.yaml from deploy/rbac.yaml
+	scripts/rbac-charts

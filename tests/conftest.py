@@ -21,6 +21,8 @@ from kubejit.testing.controlplane import ControlPlane, ControlPlaneBinaries, ens
 # Resolve the binary cache from the developer's real HOME/XDG_CACHE_HOME *before* any test isolates
 # them, so control planes (and the CLI run as a subprocess) keep finding the built binaries.
 os.environ.setdefault("KUBEJIT_BIN_CACHE", str(binaries.cache_root()))
+# scripts/image keeps its base tarball and buildah storage beside it (tests/e2e/test_image.py).
+os.environ.setdefault("KUBEJIT_IMAGE_CACHE", str(binaries.cache_root().parent / "image"))
 
 _TIERS = ("unit", "integration", "e2e")
 

@@ -112,9 +112,12 @@ def _kubectl(plane: ControlPlane, *args: str, stdin: str | None = None) -> subpr
 
 @pytest.fixture(scope="module")
 def chart_cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
-    """The shared API server with the chart's namespace and a ServiceMonitor CRD (removed afterwards)."""
+    """The shared API server with the chart's namespaces and a ServiceMonitor CRD (removed afterwards)."""
     made = _kubectl(control_plane, "create", "namespace", NAMESPACE)
     assert made.returncode == 0, made.stderr
+    # The grant namespace of the chart's RBAC (config.grantNamespace); other tests may have made it.
+    grants = _kubectl(control_plane, "create", "namespace", "kubejit-grants")
+    assert grants.returncode == 0 or "AlreadyExists" in grants.stderr, grants.stderr
     crd = _kubectl(control_plane, "apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
     assert crd.returncode == 0, crd.stderr
     eventually(
@@ -147,12 +150,14 @@ def test_rendered_objects_are_accepted_by_the_api_server(
     kinds = sorted(doc["kind"] for doc in _documents(rendered.stdout))
     expected = ["ConfigMap", "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget"]
     expected += ["Service", "ServiceAccount"]
-    extra = {
+    # rbac.create (default): deploy/rbac.yaml's objects for the broker's own cluster (test_rbac_charts.py).
+    expected += ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    expected += ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    expected += {
         "ingress-tls": ["Ingress"],
         "ha-servicemonitor": ["ServiceMonitor"],
         "broker-tls": ["ServiceMonitor"],
-    }
-    expected += extra.get(name, [])
+    }.get(name, [])
     assert kinds == sorted(expected)
     applied = _kubectl(chart_cluster, "apply", "--dry-run=server", "-f", "-", stdin=rendered.stdout)
     assert applied.returncode == 0, applied.stderr

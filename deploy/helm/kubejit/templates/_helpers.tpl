@@ -67,3 +67,20 @@ runAsNonRoot: true
 capabilities:
   drop: ["ALL"]
 {{- end }}
+
+{{/* "true" when the chart renders the broker's RBAC (rbac.create); fails on values it cannot serve. */}}
+{{- define "kubejit.rbacEnabled" -}}
+{{- if .Values.rbac.create }}
+{{- if not (and .Values.serviceAccount.create (eq .Values.serviceAccount.name "kubejit-broker")) }}
+{{- fail "rbac.create binds the ServiceAccount kubejit-broker (as deploy/rbac.yaml and its admission policy do): set serviceAccount.create=true and serviceAccount.name=kubejit-broker, or rbac.create=false and apply your own RBAC" }}
+{{- end }}
+{{- $grant := dig "grantNamespace" "" .Values.config }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" (toString $grant)) }}
+{{- fail (printf "rbac.create needs config.grantNamespace, a DNS label (got %q): the namespace where the broker creates one ServiceAccount per grant" (toString $grant)) }}
+{{- end }}
+{{- if eq $grant .Release.Namespace }}
+{{- fail (printf "config.grantNamespace is the release namespace %q: keep the per-grant accounts apart from the broker's own (another namespace)" $grant) }}
+{{- end -}}
+true
+{{- end }}
+{{- end }}
