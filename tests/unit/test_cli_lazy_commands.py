@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from kubejit.cli import app as kubejit_app
 
@@ -41,7 +41,8 @@ def test_whoami_imports_only_its_own_command_module(tmp_path: Path) -> None:
 def test_help_lists_every_command_in_order() -> None:
     shown = CliRunner().invoke(kubejit_app.app, ["--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
-    listed = [line.split()[1] for line in shown.output.splitlines() if line.startswith("│ ") and "  " in line]
+    listing = shown.output.partition("\nCommands:\n")[2]
+    listed = [line.split()[0] for line in listing.splitlines() if line.startswith("  ") and line[2] != " "]
     names = [name for name in listed if name in kubejit_app.COMMANDS]
     assert names == list(kubejit_app.COMMANDS)
 

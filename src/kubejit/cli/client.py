@@ -108,6 +108,8 @@ class BrokerClient:
     ) -> tuple[int, str, Message, bytes]:
         """One request: status, reason phrase, headers and body of whatever came back (an HTTP error or
         a redirect included); no answer at all is BrokerUnreachable."""
+        if url.startswith("http://"):
+            return self._send_plain(method, url, headers, data)
         import http.client
         import urllib.error
         import urllib.request
@@ -126,6 +128,31 @@ class BrokerClient:
                 raise self._unreachable(lost) from lost
         except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
             raise self._unreachable(exc) from exc
+
+    def _send_plain(
+        self, method: str, url: str, headers: dict[str, str], data: bytes | None
+    ) -> tuple[int, str, Message, bytes]:
+        """Plain http (a broker on this machine: ``check_broker_url``): one connection of http.client,
+        loaded without ssl, and no proxy (urllib would send a loopback request to $HTTP_PROXY)."""
+        from kubejit.local.plain_http import http_client
+
+        client = http_client()
+        parts = urlsplit(url)
+        target = parts.path or "/"
+        if parts.query:
+            target += f"?{parts.query}"
+        try:
+            connection = client.HTTPConnection(parts.hostname or "", parts.port, timeout=self.timeout)
+        except (ValueError, client.HTTPException) as exc:  # e.g. a port that is not a number
+            raise self._unreachable(exc) from exc
+        try:
+            connection.request(method, target, body=data, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.reason, answer.headers, answer.read()
+        except (OSError, client.HTTPException) as exc:
+            raise self._unreachable(exc) from exc
+        finally:
+            connection.close()
 
     def _unreachable(self, exc: Exception) -> BrokerUnreachable:
         reason = getattr(exc, "reason", None) or exc

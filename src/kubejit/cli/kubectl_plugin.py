@@ -46,7 +46,7 @@ def complete() -> None:
     args = plugin_argv(["kubectl-jit", *words])[1:]
     line = ["kubejit", *args, *([partial] if partial else [])]
     os.environ.update(
-        _KUBEJIT_COMPLETE="complete_bash", COMP_WORDS=shlex.join(line), COMP_CWORD=str(len(args) + 1)
+        _KUBEJIT_COMPLETE="bash_complete", COMP_WORDS=shlex.join(line), COMP_CWORD=str(len(args) + 1)
     )
     answer = io.StringIO()
     with contextlib.redirect_stdout(answer), contextlib.suppress(SystemExit):

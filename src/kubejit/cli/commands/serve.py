@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
+
+from kubejit.cli.declare import command
+from kubejit.cli.options import path_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # config (pydantic) loads when the command runs, not for every `kubejit --help`
@@ -30,7 +33,7 @@ def run_broker(settings: Settings) -> None:
         expose_metrics=settings.broker.metrics_exposed,
         expose_api_docs=settings.broker.api_docs_exposed,
     )
-    typer.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
+    click.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
     uvicorn.run(
         app,
         host=settings.broker.host,
@@ -51,18 +54,26 @@ def proxy_options(broker: BrokerSettings) -> dict[str, Any]:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
 
+@command()
+@click.option(
+    "--config",
+    "-f",
+    required=True,
+    type=path_type(),
+    envvar="KUBEJIT_CONFIG",
+    show_envvar=True,
+    help="The broker's YAML config file.",
+)
+@click.option("--host", help="Override broker.host from the config.")
+@click.option("--port", type=int, help="Override broker.port from the config.")
+@click.option(
+    "--store-url",
+    envvar="KUBEJIT_STORE_URL",
+    show_envvar=True,
+    help="Override store.url (e.g. from a Secret).",
+)
 def serve(
-    config: Annotated[
-        Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
-    ],
-    host: Annotated[str | None, typer.Option(help="Override broker.host from the config.")] = None,
-    port: Annotated[int | None, typer.Option(help="Override broker.port from the config.")] = None,
-    store_url: Annotated[
-        str | None,
-        typer.Option(
-            "--store-url", envvar="KUBEJIT_STORE_URL", help="Override store.url (e.g. from a Secret)."
-        ),
-    ] = None,
+    config: Path, host: str | None = None, port: int | None = None, store_url: str | None = None
 ) -> None:
     """Run the broker: REST API, expiry sweeper and reconciler.
 

@@ -5,31 +5,31 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.options import BrokerOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option
 from kubejit.denial import Denial, find_denials, request_for
 from kubejit.errors import InvalidInput, KubejitError
 from kubejit.local import session
 
 
-def why(
-    kubectl_args: Annotated[
-        list[str] | None, typer.Argument(help="A kubectl command to run and explain (after --).")
-    ] = None,
-    broker: BrokerOpt = None,
-) -> None:
+@command()
+@click.argument("kubectl_args", nargs=-1)
+@broker_option
+def why(kubectl_args: Sequence[str] = (), broker: str | None = None) -> None:
     """Explain kubectl's Forbidden and print the `kubejit request` that would allow it.
 
     Examples: kubectl get pods -n other 2>&1 | kubectl jit why;  kubectl jit why -- get pods -n other
+    KUBECTL_ARGS: a kubectl command to run and explain (after --).
     """
     if kubectl_args:
-        text, code = _run_kubectl(kubectl_args)
+        text, code = _run_kubectl(list(kubectl_args))
         if code == 0:
             return
     elif sys.stdin.isatty():
@@ -49,7 +49,7 @@ def why(
     with BrokerClient(url, token=current.token) as client:
         for denial in denials:
             _explain(client, denial)
-    raise typer.Exit(3)
+    raise click.exceptions.Exit(3)
 
 
 def _explain(client: BrokerClient, denial: Denial) -> None:
