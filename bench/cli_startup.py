@@ -10,6 +10,7 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
     kubejit whoami            a real call: session, urllib, one GET /v1/whoami to a local broker
     kubejit grants            one GET /v1/grants (none yet: "Grants: none.", no table, so no Rich)
     kubejit requests          two GET /v1/grants (none yet)
+    GET /v1/whoami in-process the broker's share of `kubejit whoami`: one request from this process
 
 The broker is a real `kubejit serve` (dev issuer, SQLite, one cluster entry whose API server is not
 there: these commands never talk to it), logged in with `kubejit login --dev-user`. Each row's
@@ -84,6 +85,23 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def round_trip(port: int, home: Path) -> float:
+    """The broker's share of `kubejit whoami`: one GET /v1/whoami on a new connection, from here."""
+    import http.client
+
+    token = json.loads((home / "config" / "kubejit" / "session.json").read_text())["token"]
+    start = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/v1/whoami", headers={"authorization": f"Bearer {token}"})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    elapsed = time.perf_counter() - start
+    if answer.status != 200:
+        raise SystemExit(f"GET /v1/whoami answered {answer.status}")
+    return elapsed
+
+
 def start_broker(home: Path, port: int) -> subprocess.Popen[bytes]:
     (home / "policy.yaml").write_text(POLICY)
     (home / "cluster.kubeconfig").write_text(KUBECONFIG)
@@ -144,6 +162,7 @@ def main() -> None:
             "kubejit whoami": lambda: timed([kubejit, "whoami"], env),
             "kubejit grants": lambda: timed([kubejit, "grants"], env),
             "kubejit requests": lambda: timed([kubejit, "requests"], env),
+            "GET /v1/whoami in-process": lambda: round_trip(port, home),
         }
         for run in cases.values():
             run()  # compiles the .pyc files and fills the page cache
