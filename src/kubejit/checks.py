@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 from collections.abc import Iterable
@@ -16,6 +15,8 @@ def is_loopback(host: str | None) -> bool:
     """``localhost`` or a loopback IP: where plain http and the dev issuer are tolerated."""
     if host == "localhost":
         return True
+    import ipaddress  # here: most callers (the CLI's every call) need none of it at import
+
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
