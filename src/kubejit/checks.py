@@ -13,9 +13,9 @@ from kubejit.errors import ConfigError
 
 def is_loopback(host: str | None) -> bool:
     """``localhost`` or a loopback IP: where plain http and the dev issuer are tolerated."""
-    if host == "localhost":
+    if host in ("localhost", "127.0.0.1", "::1"):  # the usual spellings, without loading ipaddress
         return True
-    import ipaddress  # here: most callers (the CLI's every call) need none of it at import
+    import ipaddress
 
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback

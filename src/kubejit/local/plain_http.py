@@ -40,7 +40,9 @@ def request(
     for line in head:
         if "\r" in line or "\n" in line:  # as http.client: a value must not start a header of its own
             raise ValueError(f"invalid HTTP header or request line: {line.split(':')[0]!r}")
-    with socket.create_connection((host, port), timeout=timeout) as connection:
+    # An ASCII host as bytes: a str one is IDNA-encoded first, which loads unicodedata (~5 ms).
+    address = host.encode("ascii") if host.isascii() else host
+    with socket.create_connection((address, port), timeout=timeout) as connection:  # type: ignore[arg-type]
         connection.sendall("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + (body or b""))
         raw = _read_to_end(connection)
     return parse_answer(raw)
