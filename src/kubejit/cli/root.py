@@ -22,7 +22,8 @@ COMPLETE_VAR = "_KUBEJIT_COMPLETE"
 
 
 class LazyGroup(Group):
-    """The root: ``commands`` maps each name to its module; a command is built on first lookup."""
+    """The root: ``modules`` maps each command name to its module; a module is imported (and its
+    commands added) when one of its names is first looked up."""
 
     def __init__(self, *, modules: dict[str, str], **settings: object) -> None:
         super().__init__(**settings)  # type: ignore[arg-type]
@@ -31,8 +32,8 @@ class LazyGroup(Group):
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
     ) -> Any:
-        """Shell completion speaks click's protocol (``bash_complete``); ``complete_bash``, as scripts
-        installed by earlier kubejit versions and ``kubectl_complete-jit`` ask, means the same."""
+        """Shell completion speaks click's protocol (``bash_complete``); ``complete_bash``, what bash
+        scripts installed by earlier (Typer-based) kubejit versions ask, means the same."""
         asked = os.environ.get(COMPLETE_VAR)
         if asked:
             if asked.startswith("complete_"):
