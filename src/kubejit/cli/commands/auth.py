@@ -145,9 +145,9 @@ def logout() -> None:
 
     removed = session.clear()
     dropped = forget_tokens()  # kubectl must not keep working on tokens of a session that is gone
-    render.console.print("Logged out." if removed else "You were not logged in.")
+    render.say("Logged out." if removed else "You were not logged in.")
     if dropped:
-        render.console.print(f"Dropped {dropped} cached kubectl token(s).")
+        render.say(f"Dropped {dropped} cached kubectl token(s).")
 
 
 @command()

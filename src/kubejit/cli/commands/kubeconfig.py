@@ -120,25 +120,22 @@ def kubejit_command() -> str:
 
 
 def show(result: KubeconfigResult) -> None:
-    out = render.console
+    say, bold, text = render.say, render.bold, render.printable
     merged = result.merge
-    path = render.safe(result.path)
+    path = text(result.path)
     for name in merged.added:
-        out.print(f"Added context [bold]{render.safe(name)}[/] to {path}.")
+        say(f"Added context {bold(text(name))} to {path}.")
     for name in merged.updated:
-        out.print(f"Context [bold]{render.safe(name)}[/] in {path} is up to date.")
+        say(f"Context {bold(text(name))} in {path} is up to date.")
     for name in merged.removed:
-        out.print(f"Removed context {render.safe(name)} (its grant has ended).")
+        say(f"Removed context {text(name)} (its grant has ended).")
     if not (merged.added or merged.updated or merged.removed):
-        out.print("No active grants: nothing to write. `kubejit request ...` asks for access.")
+        say("No active grants: nothing to write. `kubejit request ...` asks for access.")
     if result.switched_to:
-        out.print(f"kubectl now uses context [bold]{render.safe(result.switched_to)}[/].")
+        say(f"kubectl now uses context {bold(text(result.switched_to))}.")
     if result.unknown:
-        render.InertConsole(stderr=True, highlight=False, soft_wrap=True).print(
-            f"Note: {result.path} has fields kubectl ignores; kubejit kept them as they are: "
-            f"{', '.join(result.unknown)}",
-            markup=False,
-        )
+        note = f"Note: {result.path} has fields kubectl ignores; kubejit kept them as they are: "
+        sys.stderr.write(text(note + ", ".join(result.unknown)) + "\n")
 
 
 @command()

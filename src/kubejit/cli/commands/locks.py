@@ -55,7 +55,7 @@ def lock(
     if output is Output.json:
         render.as_json("LockCreated", done)
         return
-    render.console.print(render.safe(done["message"]))
+    render.say(render.printable(done["message"]))
     show_ended(done)
 
 
@@ -72,7 +72,7 @@ def unlock(lock_id: str, broker: str | None = None, output: Output = Output.tabl
     if output is Output.json:
         render.as_json("Lock", removed)
         return
-    render.console.print(render.safe(f"Unlocked {removed['kind']} {removed['target']} ({removed['id']})."))
+    render.say(render.printable(f"Unlocked {removed['kind']} {removed['target']} ({removed['id']})."))
 
 
 @command()

@@ -53,20 +53,20 @@ def why(kubectl_args: Sequence[str] = (), broker: str | None = None) -> None:
 
 
 def _explain(client: BrokerClient, denial: Denial) -> None:
-    out = render.console
+    say = render.say
     if denial.grant_id is None:
         said = f"{denial.user} may not {denial.what}; that identity is not a kubejit grant."
-        out.print(render.printable(said), markup=False)
+        say(render.printable(said))
         return
     try:
         grant = client.call("GET", f"/v1/grants/{denial.grant_id}")
     except KubejitError as exc:
         said = f"{denial.what} was refused to grant {denial.grant_id}: {exc.message}"
-        out.print(render.printable(said), markup=False)
+        say(render.printable(said))
         return
     happened, command = request_for(grant, denial)
-    out.print(render.printable(f"Forbidden: {denial.what}: {happened}."), markup=False)
-    out.print(render.printable(f"To get this access run: {command}"), markup=False)
+    say(render.printable(f"Forbidden: {denial.what}: {happened}."))
+    say(render.printable(f"To get this access run: {command}"))
 
 
 def _run_kubectl(args: list[str]) -> tuple[str, int]:
