@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -61,10 +62,15 @@ class Broker:
     extra_config: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: Per cluster name, keys added to its config entry (e.g. credentialMode, audience).
+    cluster_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The CA of the broker's HTTPS certificate (``broker.tls`` in extra_config): clients trust it.
+    tls_ca: Path | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_ca is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -77,7 +83,12 @@ class Broker:
             "store": {"url": f"sqlite:///{self.workdir / 'kubejit.db'}"},
             "dataDir": str(self.workdir / "data"),
             "clusters": [
-                {"name": i.plane.name, "kubeconfig": str(i.kubeconfig_path), "audience": i.plane.audience}
+                {
+                    "name": i.plane.name,
+                    "kubeconfig": str(i.kubeconfig_path),
+                    "audience": i.plane.audience,
+                    **self.cluster_extra.get(i.plane.name, {}),
+                }
                 for i in self.identities
             ],
             "policyFile": "policy.yaml",
@@ -109,9 +120,16 @@ class Broker:
         if self.process.poll() is not None:
             raise AssertionError(f"broker exited: {log_tail(self.log_path, lines=30)}")
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200
         except httpx.TransportError:
             return False
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """How a client in the test trusts the broker: its own CA when it serves HTTPS."""
+        if self.tls_ca is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.tls_ca))
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, as in a crash."""
@@ -138,6 +156,8 @@ class Broker:
             )
             env["KUBECONFIG"] = str(home / ".kube" / "config")
         env["KUBEJIT_BROKER"] = self.url
+        if self.tls_ca is not None:  # urllib (the exec plugin) and httpx (the CLI) both read it
+            env["SSL_CERT_FILE"] = str(self.tls_ca)
         env["COLUMNS"] = "200"
         return env
 
@@ -169,7 +189,9 @@ class Broker:
     def grant_token(self, user: str, grant_id: str) -> str:
         """The Kubernetes token for a grant, fetched as the user from the broker's API."""
         headers = {"authorization": f"Bearer {self.session_token(user)}"}
-        answer = httpx.post(f"{self.url}/v1/grants/{grant_id}/token", headers=headers, timeout=30)
+        answer = httpx.post(
+            f"{self.url}/v1/grants/{grant_id}/token", headers=headers, timeout=30, verify=self.verify
+        )
         answer.raise_for_status()
         return str(answer.json()["token"])
 

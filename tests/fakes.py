@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -87,6 +87,25 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
 
+    def needing_review(
+        self,
+        *,
+        groups: frozenset[str] | None = None,
+        excluding: PrincipalName | None = None,
+        excluding_person: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Grant]:
+        _check_limit(limit)
+        found = [
+            g
+            for g in self.grants.values()
+            if g.needs_review
+            and (groups is None or g.reviewer_groups & groups)
+            and (excluding is None or g.requester != excluding)
+            and not (excluding_person is not None and g.requester_person == excluding_person)
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.id), reverse=True)[:limit]
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active and approved grants past expires_at, pending ones past pending_until, earliest first."""
         _check_limit(limit)
@@ -130,8 +149,9 @@ class MemoryStore:
 class FakeCluster:
     """Records what the service asks of a cluster; ``fail_with`` makes the next ensure fail."""
 
-    def __init__(self, name: str = "dev") -> None:
+    def __init__(self, name: str = "dev", *, uses_service_accounts: bool = True) -> None:
         self.name = ClusterName(name)
+        self.uses_service_accounts = uses_service_accounts
         self.objects: dict[GrantId, list[OwnedObject]] = {}
         self.fail_with: ClusterError | None = None
         self.fail_delete: ClusterError | None = None
@@ -140,15 +160,25 @@ class FakeCluster:
         #: ``expiration_seconds`` of every token minted, in order.
         self.minted_seconds: list[int] = []
         self.mints: Counter[str] = Counter()
+        #: Run once, at the start of the next ensure / list: what another replica does meanwhile.
+        self.during_ensure: Callable[[], object] | None = None
+        self.during_list: Callable[[], object] | None = None
+
+    @staticmethod
+    def _once(hook: Callable[[], object] | None) -> None:
+        if hook is not None:
+            hook()
 
     def ensure_grant_objects(self, grant: Grant) -> None:
+        hook, self.during_ensure = self.during_ensure, None
+        self._once(hook)
         if self.fail_with is not None:
             raise self.fail_with
         sa = OwnedObject("ServiceAccount", "kubejit-grants", grant.service_account, grant.id)
         bindings = [
             OwnedObject("RoleBinding", ns, f"kubejit-{grant.id}", grant.id) for ns in grant.namespaces
         ]
-        self.objects[grant.id] = [sa, *bindings]
+        self.objects[grant.id] = [sa, *bindings] if self.uses_service_accounts else bindings
 
     def delete_grant_objects(self, grant_id: GrantId) -> None:
         if self.fail_delete is not None:
@@ -169,6 +199,8 @@ class FakeCluster:
         )
 
     def list_owned(self) -> list[OwnedObject]:
+        hook, self.during_list = self.during_list, None
+        self._once(hook)
         if self.fail_list is not None:
             raise self.fail_list
         return [o for objs in self.objects.values() for o in objs]

@@ -43,6 +43,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+#: How a grant's access reaches the cluster: a ServiceAccount with TokenRequest tokens, or kubejit's
+#: own JWTs naming the person (the cluster trusts the broker as an issuer; docs/jwt-mode.md).
+CredentialMode = Literal["serviceAccount", "jwt"]
+
+
 class ClusterSettings(_Model):
     name: DnsLabel
     kubeconfig: Path | None = None
@@ -50,6 +55,7 @@ class ClusterSettings(_Model):
     in_cluster: bool = False
     #: The audience kubejit's tokens are bound to; the cluster's API server must accept it.
     audience: str = Field(min_length=1)
+    credential_mode: CredentialMode = "serviceAccount"
 
     @model_validator(mode="after")
     def _one_source(self) -> ClusterSettings:
@@ -89,6 +95,15 @@ def _proxy_network(entry: str) -> str:
 TrustedProxy = Annotated[str, AfterValidator(_proxy_network)]
 
 
+class TlsSettings(_Model):
+    """The broker's own serving certificate (PEM files), re-read when either file changes."""
+
+    #: The certificate chain, leaf first.
+    cert_file: Path
+    #: Its private key (unencrypted PEM).
+    key_file: Path
+
+
 class BrokerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -105,10 +120,18 @@ class BrokerSettings(_Model):
     #: Reverse proxies whose X-Forwarded-For names the client (source IP for rate limits and audit).
     #: Empty (default): proxy headers are ignored, the source is the connection's peer.
     trusted_proxies: list[TrustedProxy] = Field(default_factory=list)
+    #: On SIGTERM, how long requests in flight may take to finish before they are cut (then the
+    #: workers stop and hand their leases back). Below Kubernetes' terminationGracePeriodSeconds.
+    shutdown_grace_seconds: int = Field(default=20, ge=0, le=600)
+    #: Serve HTTPS with this certificate and key (docs/deploy.md); null: plain HTTP.
+    tls: TlsSettings | None = None
+    #: Plain HTTP on a non-loopback address (TLS ends at a proxy in front). Loopback is always allowed.
+    allow_plain_http: bool = False
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     @property
     def metrics_exposed(self) -> bool:
@@ -273,6 +296,25 @@ def _refuse_overlapping_groups(issuers: list[OidcIssuerSettings]) -> None:
                 )
 
 
+class WebSettings(_Model):
+    """The web pages under /ui/ (docs/web.md): who people sign in with, and how long a session lasts."""
+
+    enabled: bool = True
+    #: The identity issuer (its ``name``) people sign in with; null: the dev issuer when it is enabled,
+    #: else the first issuer with a ``login`` client (none: the pages are not served).
+    issuer: str | None = None
+    #: The broker's client at that issuer; null: the issuer's ``login.clientId``. Register the redirect
+    #: URI <publicUrl>/ui/auth/callback for it.
+    client_id: str | None = None
+    #: A confidential client's secret, read from this file (mode 0600) at start; null: a public client.
+    client_secret_file: Path | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    #: A session unused this long ends.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: A session ends this long after sign-in, however active.
+    session_max_hours: float = Field(default=12, gt=0, le=7 * 24)
+
+
 class AuditSettings(AuditDeliverySettings):
     """The audit log's tamper evidence (docs/audit.md); delivery to sinks (docs/audit-delivery.md)."""
 
@@ -283,9 +325,33 @@ class AuditSettings(AuditDeliverySettings):
     checkpoint_interval_seconds: float = Field(default=60, ge=1, le=86400)
 
 
+class LoggingSettings(_Model):
+    """How the broker writes its log (stderr): ``text`` for people, ``json`` for a log collector."""
+
+    format: Literal["text", "json"] = "text"
+
+
+class JwtIssuerSettings(_Model):
+    """kubejit as the issuer of cluster credentials for clusters in jwt mode (docs/jwt-mode.md)."""
+
+    #: Where the ES256 signing keys live (one 0600 PEM file each). Default: <dataDir>/jwt-issuer-keys.
+    key_dir: Path | None = None
+    #: How long one cluster token lives; the exec plugin refreshes it before it expires.
+    token_lifetime_minutes: int = Field(default=5, ge=1, le=60)
+    #: Put before the person's principal in the cluster's username (claimMappings.username.prefix).
+    username_prefix: str = Field(default="kubejit:", pattern=_GROUPS_PREFIX.pattern)
+    #: A new signing key after this long; the old one stays published until its last token expired.
+    rotate_after_hours: float = Field(default=720, gt=0, le=24 * 365)
+    #: The CA (PEM) that signed the broker's HTTPS certificate, which clusters must trust to fetch
+    #: the keys; `kubejit cluster-setup --mode jwt` prints it as certificateAuthority. Null: a public CA.
+    certificate_authority_file: Path | None = None
+
+
 class WorkerSettings(_Model):
     sweep_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     reconcile_interval_seconds: float = Field(default=60, ge=1, le=86400)
+    #: How often the policy file is re-read (by content hash) to apply a new version; 0: never.
+    policy_reload_interval_seconds: float = Field(default=5, ge=0, le=3600)
 
 
 class Settings(_Model):
@@ -303,6 +369,9 @@ class Settings(_Model):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    jwt_issuer: JwtIssuerSettings = Field(default_factory=JwtIssuerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     data_dir: Path = Field(default_factory=data_dir)
 
     @field_validator("clusters")
@@ -323,6 +392,18 @@ class Settings(_Model):
             if dupes:
                 raise ValueError(f"duplicate workload issuer {attr}: {', '.join(dupes)}")
         return issuers
+
+    @model_validator(mode="after")
+    def _jwt_issuer_reachable(self) -> Settings:
+        """API servers fetch kubejit's keys over HTTPS only: jwt mode needs an https broker URL."""
+        jwt = [c.name for c in self.clusters if c.credential_mode == "jwt"]
+        if jwt and urlsplit(self.broker.url).scheme != "https":
+            raise ValueError(
+                f"cluster {jwt[0]!r} is in credentialMode jwt, so its API server must fetch kubejit's "
+                "keys over HTTPS: set broker.tls (certFile, keyFile), or an https broker.publicUrl "
+                "behind a TLS proxy"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
@@ -346,6 +427,29 @@ class Settings(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _plain_http_only_on_loopback(self) -> Settings:
+        """Bearer tokens in clear text must not cross a network by accident: say so explicitly."""
+        broker = self.broker
+        if broker.tls is None and not broker.allow_plain_http and not is_loopback(broker.host):
+            raise ValueError(
+                f"the broker would serve plain HTTP on {broker.host}, so login tokens could cross the network "
+                "in clear text: set broker.tls (certFile, keyFile), or broker.allowPlainHttp: true when TLS "
+                "ends at a proxy in front of the broker"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _web_issuer_known(self) -> Settings:
+        wanted = self.web.issuer
+        names = [i.name for i in self.identity.issuers]
+        if not self.web.enabled or wanted is None or wanted in names:
+            return self
+        if wanted == "dev" and self.dev_issuer.enabled:
+            return self
+        known = ", ".join(names + (["dev"] if self.dev_issuer.enabled else [])) or "none"
+        raise ValueError(f"web.issuer: no identity issuer is named {wanted!r} (known: {known})")
+
     @property
     def kubejit_namespaces(self) -> frozenset[str]:
         """The broker's and the grant namespace: protected from every policy rule (docs/policy.md)."""
@@ -356,6 +460,15 @@ class Settings(_Model):
         return self.audit.checkpoint_key_file or self.data_dir / "audit-checkpoint-key.pem"
 
     @property
+    def jwt_key_dir(self) -> Path:
+        return self.jwt_issuer.key_dir or self.data_dir / "jwt-issuer-keys"
+
+    @property
+    def jwt_issuer_url(self) -> str:
+        """The ``iss`` of kubejit's cluster tokens: one issuer for every cluster, each its own audience."""
+        return self.broker.url.rstrip("/") + "/k8s"
+
+    @property
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'kubejit.db'}"
 
@@ -364,6 +477,14 @@ def _resolve(base: Path, value: Any) -> Any:
     if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
         return str(base / value)
     return os.path.expanduser(value) if isinstance(value, str) else value
+
+
+def _resolve_keys(base: Path, section: Any, keys: tuple[str, ...]) -> None:
+    """Paths under ``keys`` of a config ``section`` (if it is a mapping), made relative to the file."""
+    if isinstance(section, dict):
+        for key in keys:
+            if key in section:
+                section[key] = _resolve(base, section[key])
 
 
 def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
@@ -378,6 +499,12 @@ def parse_settings(text: str, *, source: str, base_dir: Path) -> Settings:
     for issuer in (identity.get("issuers") or []) if isinstance(identity, dict) else []:
         if isinstance(issuer, dict) and "caFile" in issuer:
             issuer["caFile"] = _resolve(base_dir, issuer["caFile"])
+    broker = data.get("broker")
+    _resolve_keys(base_dir, broker.get("tls") if isinstance(broker, dict) else None, ("certFile", "keyFile"))
+    _resolve_keys(base_dir, data.get("jwtIssuer"), ("keyDir", "certificateAuthorityFile"))
+    web = data.get("web")
+    if isinstance(web, dict) and "clientSecretFile" in web:
+        web["clientSecretFile"] = _resolve(base_dir, web["clientSecretFile"])
     audit = data.get("audit")
     if isinstance(audit, dict) and "checkpointKeyFile" in audit:
         audit["checkpointKeyFile"] = _resolve(base_dir, audit["checkpointKeyFile"])

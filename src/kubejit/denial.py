@@ -28,12 +28,15 @@ class Denial:
     resource: str
     group: str
     namespace: str | None
+    #: jwt mode: the grant of the kubectl context that was refused (the error names the person).
+    context_grant: str | None = None
 
     @property
     def grant_id(self) -> str | None:
-        """The grant whose ServiceAccount was refused; None when it is not a kubejit identity."""
+        """The grant whose ServiceAccount (or, in jwt mode, whose context) was refused; None when it
+        is not a kubejit identity."""
         match = _GRANT_USER.match(self.user)
-        return match["grant"] if match else None
+        return match["grant"] if match else self.context_grant
 
     @property
     def what(self) -> str:

@@ -15,6 +15,7 @@ The CLI prints ``Error: … / Hint: …`` without a traceback; the API answers p
     ├── PermissionDenied            authenticated, but not allowed to do this (403)
     │   ├── RequestDenied           policy refused the request (names the rule)
     │   ├── ApprovalRefused         self-approval, approver not in an approver group, twice by one person
+    │   ├── ReviewRefused           a break-glass review by its own holder, or by someone not a reviewer
     │   └── Locked                  an admin's lock (user, group or grant) refuses this principal
     ├── NotFound                    no such grant, cluster, user (404)
     ├── Conflict                    the grant is not in a state that allows this (409)
@@ -117,6 +118,12 @@ class RequestDenied(PermissionDenied):
 
 class ApprovalRefused(PermissionDenied):
     code = "approval-refused"
+
+
+class ReviewRefused(PermissionDenied):
+    """A break-glass grant's review by its holder (under any login), or by neither admin nor reviewer."""
+
+    code = "review-refused"
 
 
 class Locked(PermissionDenied):

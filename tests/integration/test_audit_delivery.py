@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,39 @@ def test_two_replicas_never_send_the_same_batch_at_once(
     finally:
         for replica in replicas:
             replica.close()
+
+
+def test_a_replica_shutting_down_hands_its_sink_over_at_once(
+    tmp_path: Path, any_store: SqlGrantStore, http: HttpReceiver
+) -> None:
+    """Its leases are given back at close, so another replica sends the next batch now rather than
+    when the lease would have run out (a minute and more)."""
+    store = any_store
+    (tmp_path / "hmac.key").write_bytes(HMAC_KEY)
+    sink = {"name": "webhook", "type": "webhook", "url": f"{http.url}/hook",
+            "hmacKey": {"fromFile": str(tmp_path / "hmac.key")}}  # fmt: skip
+    settings = delivery_settings([sink], tmp_path)
+    leaving, staying = (
+        AuditDelivery.build(settings, cursors=SqlCursorStore(store.engine), clock=store.clock)
+        for _ in range(2)
+    )
+    now = store.clock.now()
+    # A batch of the leaving replica's is in flight (its worker was started and claimed the sink).
+    held = SqlCursorStore(store.engine).claim(
+        "webhook", owner=leaving.owner, now=now, lease_until=now + timedelta(minutes=5)
+    )
+    assert held is not None
+    assert (
+        SqlCursorStore(store.engine).claim("webhook", owner=staying.owner, now=now, lease_until=now) is None
+    )
+
+    leaving.close()
+
+    taken = SqlCursorStore(store.engine).claim(
+        "webhook", owner=staying.owner, now=now, lease_until=now + timedelta(minutes=1)
+    )
+    assert taken is not None and taken.delivered_seq == 0  # nothing acknowledged is skipped
+    staying.close()
 
 
 def test_a_wrong_signing_key_is_refused_by_the_receiver_and_shown_on_the_cursor(

@@ -17,7 +17,7 @@ import pytest
 
 from kubejit.clock import FixedClock
 from kubejit.errors import Conflict, InvalidInput, NotFound
-from kubejit.grants.model import Grant, GrantState
+from kubejit.grants.model import Grant, GrantState, Review
 from kubejit.grants.ports import AuditEvent, GrantStore
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
 from kubejit.policy.model import RoleRef
@@ -173,6 +173,62 @@ def test_pending_for_leaves_out_a_persons_own_request_under_another_login(store:
     store.add(grant("g2", created_at=NOW + timedelta(minutes=1)), [])  # no person known: by name only
     assert ids(store.pending_for(BOB, frozenset({"sre"}), approver_person="bob@corp.example")) == ["g2"]
     assert ids(store.pending_for(BOB, frozenset({"sre"}))) == ["g2", "g1"]
+
+
+# -- needing_review --------------------------------------------------------------------------------
+def flagged(grant_id: str, minute: int, **changes: Any) -> Grant:
+    """An active break-glass grant still needing review, made ``minute`` minutes after NOW."""
+    base = {
+        "state": GrantState.ACTIVE,
+        "break_glass": True,
+        "needs_review": True,
+        "reviewer_groups": frozenset({"security"}),
+        "created_at": NOW + timedelta(minutes=minute),
+        "expires_at": NOW + HOUR,
+    }
+    return grant(grant_id, **{**base, **changes})
+
+
+def test_a_review_and_its_flag_are_kept(store: GrantStore) -> None:
+    store.add(flagged("g1", 0, reviewer_groups=frozenset({"security", "audit"})), [])
+    read = store.get(GrantId("g1"))
+    assert read.needs_review and read.reviewer_groups == {"security", "audit"} and read.review is None
+    review = Review(BOB, NOW + HOUR, "checked: INC-42 rollback", person="bob@corp.example")
+    store.save(replace(read, needs_review=False, review=review), [event("grant.reviewed")])
+    again = store.get(GrantId("g1"))
+    assert (again.needs_review, again.review) == (False, review)
+
+
+def test_needing_review_is_flagged_grants_a_reviewer_group_may_review_not_their_own(
+    store: GrantStore,
+) -> None:
+    store.add(flagged("g1", 0), [])
+    store.add(flagged("g2", 1, reviewer_groups=frozenset({"audit", "security"})), [])
+    store.add(flagged("g3", 2, requester=BOB), [])  # bob's own
+    store.add(flagged("g4", 3, needs_review=False), [])  # reviewed already
+    store.add(flagged("g5", 4, reviewer_groups=frozenset({"audit"})), [])
+    store.add(flagged("g6", 5, reviewer_groups=frozenset(), requester_person="carol@corp.example"), [])
+
+    assert ids(store.needing_review()) == ["g6", "g5", "g3", "g2", "g1"]  # everything flagged: admins
+    assert ids(store.needing_review(limit=2)) == ["g6", "g5"]
+    assert ids(store.needing_review(groups=frozenset({"security"}), excluding=BOB)) == ["g2", "g1"]
+    assert ids(store.needing_review(groups=frozenset({"security", "audit"}), excluding=CAROL)) == [
+        "g5",
+        "g3",
+        "g2",
+        "g1",
+    ]
+    assert ids(store.needing_review(groups=frozenset({"audit"}), limit=1)) == ["g5"]
+    assert store.needing_review(groups=frozenset()) == []
+    assert store.needing_review(groups=frozenset({"sec%", "s"})) == []  # whole group names, no patterns
+    # Another login of the holder (the same person) is left out too.
+    own = store.needing_review(groups=frozenset({"security"}), excluding_person="bob@corp.example")
+    assert ids(own) == ["g3", "g2", "g1"]
+    store.add(flagged("g7", 6, requester_person="bob@corp.example"), [])
+    own = store.needing_review(groups=frozenset({"security"}), excluding_person="bob@corp.example")
+    assert ids(own) == ["g3", "g2", "g1"]
+    with pytest.raises(InvalidInput, match="limit"):
+        store.needing_review(limit=0)
 
 
 # -- due_for_expiry --------------------------------------------------------------------------------

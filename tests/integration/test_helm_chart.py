@@ -44,6 +44,11 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set", "serviceMonitor.enabled=true",
         "--set", "podDisruptionBudget.minAvailable=2",
     ],
+    "broker-tls": [
+        "--set", "brokerTls.existingSecret=kubejit-serving-tls",
+        "--set", "serviceMonitor.enabled=true",
+        "--set", "serviceMonitor.tlsConfig.serverName=kubejit.kubejit-chart.svc",
+    ],
 }  # fmt: skip
 
 BAD_VALUES: dict[str, tuple[list[str], str]] = {
@@ -55,6 +60,7 @@ BAD_VALUES: dict[str, tuple[list[str], str]] = {
     "an unknown pull policy": (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
     "no clusters": (["--set-json", "config.clusters=[]"], "clusters"),
     "TLS without a secret": (["--set", "ingress.tls[0].hosts[0]=a.example.com"], "secretName"),
+    "broker TLS in config": (["--set", "config.broker.tls.certFile=/c.pem"], "tls"),
 }
 
 SERVICE_MONITOR_CRD: dict[str, Any] = {
@@ -141,7 +147,12 @@ def test_rendered_objects_are_accepted_by_the_api_server(
     kinds = sorted(doc["kind"] for doc in _documents(rendered.stdout))
     expected = ["ConfigMap", "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget"]
     expected += ["Service", "ServiceAccount"]
-    expected += {"ingress-tls": ["Ingress"], "ha-servicemonitor": ["ServiceMonitor"]}.get(name, [])
+    extra = {
+        "ingress-tls": ["Ingress"],
+        "ha-servicemonitor": ["ServiceMonitor"],
+        "broker-tls": ["ServiceMonitor"],
+    }
+    expected += extra.get(name, [])
     assert kinds == sorted(expected)
     applied = _kubectl(chart_cluster, "apply", "--dry-run=server", "-f", "-", stdin=rendered.stdout)
     assert applied.returncode == 0, applied.stderr
@@ -179,9 +190,39 @@ def test_rendered_config_and_policy_are_ones_the_broker_accepts(helm: Path, tmp_
         config = next(d for d in docs if d["metadata"]["name"].endswith("-config"))["data"]["config.yaml"]
         settings = parse_settings(config, source=f"{name}/config.yaml", base_dir=tmp_path)
         assert settings.broker.host == "0.0.0.0" and settings.broker_namespace == NAMESPACE
-        assert settings.broker.metrics_exposed is (name == "ha-servicemonitor")
+        assert settings.broker.metrics_exposed is (name in ("ha-servicemonitor", "broker-tls"))
+        assert (settings.broker.tls is not None) is (name == "broker-tls")
+        assert settings.broker.allow_plain_http is (name != "broker-tls")
         policy = next(d for d in docs if d["metadata"]["name"].endswith("-policy"))["data"]["policy.yaml"]
         parse_policy(policy, source=f"{name}/policy.yaml", protected_namespaces=settings.kubejit_namespaces)
+
+
+def test_broker_tls_mounts_the_secret_and_probes_speak_https(helm: Path) -> None:
+    docs = _documents(_template(helm, VALUE_SETS["broker-tls"]).stdout)
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    broker = pod["containers"][0]
+    assert broker["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert broker["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    mounts = {m["mountPath"]: m["name"] for m in broker["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/kubejit/tls"]]["secret"]["secretName"] == "kubejit-serving-tls"
+    (endpoint,) = next(d for d in docs if d["kind"] == "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"serverName": "kubejit.kubejit-chart.svc"}
+    plain = _documents(_template(helm, []).stdout)
+    pod = next(d for d in plain if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+
+
+def test_a_policy_change_is_reloaded_in_place_and_a_config_change_rolls_the_pods(helm: Path) -> None:
+    def checksum(*values: str) -> str:
+        docs = _documents(_template(helm, list(values)).stdout)
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    base = checksum()
+    assert checksum("--set", "policy=another-policy") == base
+    assert checksum("--set", "config.broker.publicUrl=https://k.example.com") != base
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))

@@ -9,12 +9,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import pwd
-import shutil
 import socket
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -58,6 +54,7 @@ from kubejit.store.tables import grants as grants_table
 from kubejit.store.tables import metadata
 from kubejit.store.transactions import driver_execute, read_transaction, write_transaction
 from kubejit.store.users import SqlUserDirectory
+from kubejit.testing.postgres import ThrowawayPostgres, postgres_bin_dir
 
 pytestmark = pytest.mark.integration
 
@@ -65,17 +62,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 # -- a throwaway PostgreSQL ------------------------------------------------------------------------
-def _postgres_bin_dir() -> Path | None:
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name or 0)
-    )
-    if candidates:
-        return candidates[-1].parent
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
-PG_BIN = _postgres_bin_dir()
+PG_BIN = postgres_bin_dir()
 PG_URL_FROM_ENV = os.environ.get("KUBEJIT_TEST_DATABASE_URL")
 PG_AVAILABLE = PG_BIN is not None or bool(PG_URL_FROM_ENV)
 
@@ -84,72 +71,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class ThrowawayPostgres:
-    """initdb + pg_ctl in a temp dir; as root, the server runs as the ``postgres`` user (initdb refuses root)."""
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
-        self.dir = Path(tempfile.mkdtemp(prefix="kubejit-pg-"))
-        self.port = _free_port()
-        self.user: str | None = None
-        if os.geteuid() == 0:
-            self.user = "postgres" if _user_exists("postgres") else "nobody"
-            shutil.chown(self.dir, user=self.user)
-
-    def _run(self, *args: str) -> None:
-        result = subprocess.run(args, user=self.user, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            log = self.dir / "server.log"
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{tail}")
-
-    def start(self) -> None:
-        data = str(self.dir / "data")
-        self._run(
-            str(self.bin_dir / "initdb"),
-            "-D",
-            data,
-            "-U",
-            "kubejit",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        self._run(
-            str(self.bin_dir / "pg_ctl"),
-            "start",
-            "-D",
-            data,
-            "-o",
-            options,
-            "-l",
-            str(self.dir / "server.log"),
-            "-w",
-        )
-
-    def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self._run(str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.dir / "data"), "-m", "fast", "-w")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://kubejit@127.0.0.1:{self.port}/postgres"
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -686,13 +607,41 @@ def test_0004_requester_person_downgrades_to_0003_and_upgrades_again(store_url: 
             command.downgrade(config, "0003")
         columns = {c["name"] for c in sa.inspect(engine).get_columns("grants")}
         assert current_revision(engine) == "0003" and "requester_person" not in columns
-        row = {**grant_to_row(make_grant("gold")), "version": 1}
-        del row["requester_person"]
+        row = {k: v for k, v in {**grant_to_row(make_grant("gold")), "version": 1}.items() if k in columns}
         with engine.begin() as conn:  # a row as 0003 wrote it: only the columns it names are inserted
             conn.execute(sa.insert(grants_table), row)
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision()
         assert SqlGrantStore(engine).get(GrantId("gold")).requester_person is None
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_0005_reviews_downgrades_to_0004_and_upgrades_again(store_url: str) -> None:
+    """Rows written before 0005 read as not flagged, no reviewers, no review; a downgrade drops the columns."""
+    engine = create_store_engine(store_url)
+    try:
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("grants")}
+        assert current_revision(engine) == "0004"
+        assert not columns & {"reviewer_groups", "needs_review", "review"}
+        assert "ix_grants_needs_review" not in {ix["name"] for ix in sa.inspect(engine).get_indexes("grants")}
+        old = make_grant("gold", break_glass=True, state=GrantState.ACTIVE)
+        row = {k: v for k, v in {**grant_to_row(old), "version": 1}.items() if k in columns}
+        with engine.begin() as conn:  # a row as 0004 wrote it
+            conn.execute(sa.insert(grants_table), row)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        read = SqlGrantStore(engine).get(GrantId("gold"))
+        assert (read.reviewer_groups, read.needs_review, read.review) == (frozenset(), False, None)
+        assert SqlGrantStore(engine).needing_review() == []
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []

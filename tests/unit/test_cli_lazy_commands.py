@@ -89,7 +89,6 @@ NOT_AT_START = {
     "cryptography",
     "pydantic",
     "yaml",
-    "typer",
     "rich",
     "sqlalchemy",
 }

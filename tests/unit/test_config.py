@@ -151,7 +151,9 @@ def test_metrics_and_api_docs_default_to_exposed_only_on_loopback(
     text = GOOD.replace("host: 127.0.0.1", f"host: '{host}'").replace(
         "  port: 8080\n", "  port: 8080\n" + settings
     )
-    text = text.replace("  enabled: true\n", "  enabled: false\n")
+    text = text.replace("  enabled: true\n", "  enabled: false\n").replace(
+        "  port: 8080\n", "  port: 8080\n  allowPlainHttp: true\n"
+    )
     broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
     assert (broker.metrics_exposed, broker.api_docs_exposed) == exposed
 
@@ -209,3 +211,45 @@ def test_host_override_is_checked_like_the_file(tmp_path: Path) -> None:
     assert settings.dev_issuer.enabled  # a dev issuer makes a public host unsafe
     with pytest.raises(ConfigError, match="--host/--port: the dev issuer"):
         override_settings(settings, host="0.0.0.0")
+
+
+def test_tls_files_resolve_relative_to_the_config_and_make_the_url_https(tmp_path: Path) -> None:
+    text = GOOD.replace("  port: 8080\n", "  port: 8080\n  tls: {certFile: tls/c.pem, keyFile: /k.pem}\n")
+    broker = parse_settings(text, source="c.yaml", base_dir=tmp_path).broker
+    assert broker.tls is not None
+    assert (broker.tls.cert_file, broker.tls.key_file) == (tmp_path / "tls/c.pem", Path("/k.pem"))
+    assert broker.url == "https://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("broker", "refused"),
+    [
+        ("  host: 0.0.0.0\n", True),
+        ("  host: 10.1.2.3\n", True),
+        ("  host: 0.0.0.0\n  allowPlainHttp: true\n", False),
+        ("  host: 0.0.0.0\n  tls: {certFile: c.pem, keyFile: k.pem}\n", False),
+        ("  host: '::1'\n", False),
+        ("  host: localhost\n", False),
+    ],
+)
+def test_plain_http_is_refused_off_loopback_unless_allowed(
+    broker: str, refused: bool, tmp_path: Path
+) -> None:
+    text = GOOD.replace("  host: 127.0.0.1\n", broker).replace("  enabled: true\n", "  enabled: false\n")
+    if not refused:
+        assert parse_settings(text, source="c.yaml", base_dir=tmp_path)
+        return
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, source="c.yaml", base_dir=tmp_path)
+    assert "broker.allowPlainHttp: true" in err.value.message and "broker.tls" in err.value.message
+
+
+def test_tls_flags_override_the_files_pair_and_go_together(tmp_path: Path) -> None:
+    from kubejit.cli.commands.serve import override_tls
+
+    settings = parse_settings(GOOD, source="c.yaml", base_dir=tmp_path)
+    changed = override_tls(settings, cert_file=tmp_path / "c.pem", key_file=tmp_path / "k.pem")
+    assert changed.broker.tls is not None and changed.broker.tls.key_file == tmp_path / "k.pem"
+    assert override_tls(settings, cert_file=None, key_file=None) is settings
+    with pytest.raises(ConfigError, match="go together"):
+        override_tls(settings, cert_file=tmp_path / "c.pem", key_file=None)

@@ -311,7 +311,7 @@ def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
     assert code == 0, done.stderr
     assert json.loads(done.stdout)["status"]["token"] == "t"
     assert set(loaded) <= {"kubejit.cli", "kubejit.cli.app", "typing", "collections.abc"}, loaded
-    heavy = {"click", "typer", "rich", "httpx", "pydantic", "lightkube", "yaml", "json", "urllib.request"}
+    heavy = {"click", "rich", "httpx", "pydantic", "lightkube", "yaml", "json", "urllib.request"}
     assert not heavy & set(loaded)
 
 

@@ -5,6 +5,10 @@ kube-apiserver records, for each request made with a ServiceAccount token, the t
 ServiceAccount's uid (``user.uid``) and its name (``user.username``). kubejit recorded the first
 two when it minted the token, and names every ServiceAccount after its grant, so each request
 finds its grant by the strongest key available: jti, then uid, then name.
+
+A cluster in jwt mode sees kubejit's own token instead: the username is the person (under the
+configured prefix) and the one group is the grant's, ``kubejit:grant:<id>``, which only a token the
+broker signed can carry; requests are matched on that group.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 #: Stages that describe a finished request; RequestReceived would count each request twice.
 _FINAL_STAGES = {"ResponseComplete", "Panic"}
 SA_PREFIX = "system:serviceaccount:"
+#: The group of a jwt-mode grant (identity/cluster_tokens.py says the same; audit imports no identity).
+GRANT_GROUP_PREFIX = "kubejit:grant:"
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,12 @@ class KubeRequest:
     code: int | None
     source_ips: tuple[str, ...]
     user_agent: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def grant_group_ids(self) -> list[str]:
+        """The grant ids of the jwt-mode grant groups the caller was authenticated with."""
+        return [g[len(GRANT_GROUP_PREFIX) :] for g in self.groups if g.startswith(GRANT_GROUP_PREFIX)]
 
     @property
     def service_account(self) -> tuple[str, str] | None:
@@ -53,7 +65,7 @@ class KubeRequest:
 class Correlated:
     request: KubeRequest
     grant: GrantRecord
-    matched_by: str  # jti | serviceaccount-uid | serviceaccount-name
+    matched_by: str  # jti | serviceaccount-uid | grant-group | serviceaccount-name
 
     def to_dict(self) -> dict[str, Any]:
         r, g = self.request, self.grant
@@ -125,6 +137,7 @@ def _request(raw: Mapping[str, Any]) -> KubeRequest:
         code=status.get("code"),
         source_ips=tuple(str(ip) for ip in raw.get("sourceIPs") or ()),
         user_agent=str(raw.get("userAgent", "")),
+        groups=tuple(str(g) for g in user.get("groups") or () if isinstance(g, str)),
     )
 
 
@@ -142,8 +155,10 @@ class GrantIndex:
         self.by_jti: dict[str, GrantRecord] = {}
         self.by_uid: dict[str, GrantRecord] = {}
         self.by_account: dict[str, GrantRecord] = {}
+        self.by_id: dict[str, GrantRecord] = {}
         self.grant_namespace = grant_namespace
         for record in records:
+            self.by_id[record.grant_id] = record
             self.by_jti.update(dict.fromkeys(record.token_ids, record))
             self.by_uid.update(dict.fromkeys(record.service_account_uids, record))
             self.by_account[record.service_account] = record
@@ -153,6 +168,9 @@ class GrantIndex:
             return self.by_jti[request.jti], "jti"
         if request.uid and request.uid in self.by_uid:
             return self.by_uid[request.uid], "serviceaccount-uid"
+        grouped = [self.by_id[g] for g in request.grant_group_ids if g in self.by_id]
+        if len(grouped) == 1:  # kubejit's tokens carry exactly one grant group
+            return grouped[0], "grant-group"
         account = request.service_account
         if account is None or (self.grant_namespace and account[0] != self.grant_namespace):
             return None

@@ -43,6 +43,7 @@ MAPPINGS: Final[dict[str, Mapping]] = {
     "grant.approval_recorded": Mapping(AUTHORIZE_SESSION, _OTHER, "Approval"),
     "grant.approved": Mapping(AUTHORIZE_SESSION, _OTHER, "Approval"),
     "grant.denied": Mapping(AUTHORIZE_SESSION, _OTHER, "Denial"),
+    "grant.reviewed": Mapping(AUTHORIZE_SESSION, _OTHER, "Review"),
     "grant.break_glass": Mapping(AUTHORIZE_SESSION, 1, "Assign Privileges"),
     "grant.activated": Mapping(AUTHORIZE_SESSION, 1, "Assign Privileges"),
     "grant.extended": Mapping(AUTHORIZE_SESSION, 1, "Assign Privileges"),

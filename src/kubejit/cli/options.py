@@ -22,8 +22,10 @@ output_option = click.option(
 )
 
 
-def path_type(*, file_okay: bool = True) -> click.Path:
-    """A file or folder argument, handed to the command as a ``pathlib.Path`` (checked by the command)."""
+def path_type(*, file_okay: bool = True, dir_okay: bool = True, exists: bool = False) -> click.Path:
+    """A file or folder argument, handed to the command as a ``pathlib.Path``: with ``exists``, click
+    checks that it is there, of the kind allowed and readable before the command runs; otherwise the
+    command checks it."""
     from pathlib import Path
 
-    return click.Path(path_type=Path, file_okay=file_okay)
+    return click.Path(path_type=Path, file_okay=file_okay, dir_okay=dir_okay, exists=exists)

@@ -22,7 +22,7 @@ from typing import NamedTuple, TypeVar
 from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from kubejit import errors
 from kubejit.clusters.errors import cluster_error, is_already_exists, is_not_found, translated
@@ -57,6 +57,8 @@ class ClusterEndpoint(NamedTuple):
 class KubeClusterAdapter:
     """One cluster, reached with a sync lightkube ``Client`` acting as the broker."""
 
+    uses_service_accounts = True
+
     def __init__(self, name: str, *, client: Client, grant_namespace: str, audience: str | None) -> None:
         self.name = ClusterName(name)
         self.grant_namespace = grant_namespace
@@ -78,26 +80,13 @@ class KubeClusterAdapter:
         audience: str | None,
     ) -> KubeClusterAdapter:
         """An adapter using a kubeconfig file (its current context unless ``context`` is given)."""
-        try:
-            config = KubeConfig.from_file(kubeconfig).get(context)
-        except (ConfigError, OSError, ValueError, KeyError) as e:
-            raise errors.ConfigError(
-                f"cannot use kubeconfig '{kubeconfig}' for cluster '{name}': {e}",
-                hint="Check the file path and the context name in the cluster's configuration.",
-            ) from e
-        return cls(name, client=_client(config), grant_namespace=grant_namespace, audience=audience)
+        client = client_from_kubeconfig(name, kubeconfig=kubeconfig, context=context)
+        return cls(name, client=client, grant_namespace=grant_namespace, audience=audience)
 
     @classmethod
     def in_cluster(cls, name: str, *, grant_namespace: str, audience: str | None) -> KubeClusterAdapter:
         """An adapter using the pod's own ServiceAccount (the broker running inside the cluster)."""
-        try:
-            config = KubeConfig.from_service_account().get()
-        except (ConfigError, KeyError) as e:
-            raise errors.ConfigError(
-                f"cluster '{name}' is configured in-cluster, but this process is not running in a pod: {e}",
-                hint="Give the cluster a kubeconfig instead, or run the broker inside that cluster.",
-            ) from e
-        return cls(name, client=_client(config), grant_namespace=grant_namespace, audience=audience)
+        return cls(name, client=client_in_cluster(name), grant_namespace=grant_namespace, audience=audience)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -118,10 +107,7 @@ class KubeClusterAdapter:
         this call created are removed again (a transient one leaves them for the retry to find).
         """
         self._check_cluster(grant)
-        wanted = [
-            service_account_for(grant, namespace=self.grant_namespace),
-            *role_bindings_for(grant, sa_namespace=self.grant_namespace),
-        ]
+        wanted = self._wanted(grant)
         created: list[KubeObject] = []
         futures = [self._pool.submit(self._ensure, obj, created=created) for obj in wanted]
         failures = [e for f in futures if isinstance(e := f.exception(), BaseException)]
@@ -131,6 +117,13 @@ class KubeClusterAdapter:
         if permanent:
             self._undo(created)
         raise (permanent or failures)[0]
+
+    def _wanted(self, grant: Grant) -> list[KubeObject]:
+        """What a live grant has in the cluster: its ServiceAccount and the bindings naming it."""
+        return [
+            service_account_for(grant, namespace=self.grant_namespace),
+            *role_bindings_for(grant, sa_namespace=self.grant_namespace),
+        ]
 
     def delete_grant_objects(self, grant_id: GrantId) -> None:
         """Delete the grant's bindings first (access ends at once), then its ServiceAccount.
@@ -198,6 +191,25 @@ class KubeClusterAdapter:
         except ApiError:
             return False
         return True
+
+    def role_rules(self, *, kind: str, name: str, namespace: str | None) -> list[dict[str, list[str]]]:
+        """What a Role (in ``namespace``) or ClusterRole allows, as its rules: for approvers to read."""
+        action = f"get {kind} {name}" + (f" in {namespace}" if kind == "Role" else "")
+        with translated(cluster=self.name, action=action):
+            if kind == "Role":
+                found: Role | ClusterRole = self._client.get(Role, name, namespace=namespace)
+            else:
+                found = self._client.get(ClusterRole, name)
+        return [
+            {
+                "verbs": list(r.verbs or []),
+                "apiGroups": list(r.apiGroups or []),
+                "resources": list(r.resources or []),
+                "resourceNames": list(r.resourceNames or []),
+                "nonResourceURLs": list(r.nonResourceURLs or []),
+            }
+            for r in found.rules or []
+        ]
 
     # -- internals ---------------------------------------------------------------------------------
     def _all(self, calls: Sequence[Callable[[], T]]) -> list[T]:
@@ -321,6 +333,30 @@ def token_id(token: str) -> str:
     if isinstance(jti, str) and jti:
         return jti
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def client_from_kubeconfig(name: str, *, kubeconfig: str, context: str | None = None) -> Client:
+    """The broker's client for cluster ``name`` from a kubeconfig file."""
+    try:
+        config = KubeConfig.from_file(kubeconfig).get(context)
+    except (ConfigError, OSError, ValueError, KeyError) as e:
+        raise errors.ConfigError(
+            f"cannot use kubeconfig '{kubeconfig}' for cluster '{name}': {e}",
+            hint="Check the file path and the context name in the cluster's configuration.",
+        ) from e
+    return _client(config)
+
+
+def client_in_cluster(name: str) -> Client:
+    """The broker's client from the pod's own ServiceAccount."""
+    try:
+        config = KubeConfig.from_service_account().get()
+    except (ConfigError, KeyError) as e:
+        raise errors.ConfigError(
+            f"cluster '{name}' is configured in-cluster, but this process is not running in a pod: {e}",
+            hint="Give the cluster a kubeconfig instead, or run the broker inside that cluster.",
+        ) from e
+    return _client(config)
 
 
 def _client(config: SingleConfig | None) -> Client:

@@ -27,8 +27,10 @@ from kubejit.clusters.broker_manifest import (
     DEFAULT_BROKER_NAMESPACE,
     DEFAULT_GRANT_NAMESPACE,
     broker_manifest,
+    jwt_mode_manifest,
 )
 from kubejit.clusters.errors import translated
+from kubejit.config import CredentialMode
 from kubejit.errors import ClusterError
 
 BROKER_NAMESPACE = DEFAULT_BROKER_NAMESPACE
@@ -50,11 +52,16 @@ class BrokerCredentials:
 
 
 def rbac_documents(
-    *, broker_namespace: str = BROKER_NAMESPACE, grant_namespace: str = GRANT_NAMESPACE
+    *,
+    broker_namespace: str = BROKER_NAMESPACE,
+    grant_namespace: str = GRANT_NAMESPACE,
+    mode: CredentialMode = "serviceAccount",
 ) -> list[dict[str, Any]]:
-    """The shipped manifest's documents, for these namespaces (``broker_manifest`` says what changes)."""
+    """The shipped manifest's documents, for these namespaces (``broker_manifest`` says what changes);
+    for a jwt-mode cluster without the ServiceAccount and TokenRequest rights."""
     documents = [doc for doc in yaml.safe_load_all(rbac_manifest()) if isinstance(doc, dict)]
-    return broker_manifest(documents, broker_namespace=broker_namespace, grant_namespace=grant_namespace)
+    built = broker_manifest(documents, broker_namespace=broker_namespace, grant_namespace=grant_namespace)
+    return jwt_mode_manifest(built, grant_namespace=grant_namespace) if mode == "jwt" else built
 
 
 def install_broker(
@@ -66,10 +73,11 @@ def install_broker(
     broker_namespace: str = BROKER_NAMESPACE,
     namespaces: Iterable[str] = (),
     token_seconds: int = 24 * 3600,
+    mode: CredentialMode = "serviceAccount",
 ) -> BrokerCredentials:
     """Apply the broker's RBAC for these namespaces and write a kubeconfig (0600) that acts as its
     ServiceAccount (config ``brokerNamespace`` / ``grantNamespace`` must say the same)."""
-    documents = rbac_documents(broker_namespace=broker_namespace, grant_namespace=grant_namespace)
+    documents = rbac_documents(broker_namespace=broker_namespace, grant_namespace=grant_namespace, mode=mode)
     with translated(cluster=cluster, action="install the kubejit broker"):
         for name in (broker_namespace, grant_namespace, *namespaces):
             _ensure_namespace(admin, name)

@@ -95,3 +95,43 @@ def _substitute(expression: str, literals: dict[str, str]) -> str:
             )
     pattern = "|".join(re.escape(f"'{shipped}'") for shipped in literals)
     return re.sub(pattern, lambda m: f"'{literals[m.group(0)[1:-1]]}'", expression)
+
+
+#: The subject check of the shipped admission policy, found by its message.
+_SA_SUBJECT_MESSAGE = "a kubejit binding may only bind its own grant's ServiceAccount in the grant namespace"
+_GROUP_SUBJECT_RULE = {
+    "expression": (
+        "!(variables.binding && variables.creating) ||\n"
+        "(has(object.subjects) && object.subjects.size() == 1 &&\n"
+        " object.subjects[0].kind == 'Group' &&\n"
+        " object.subjects[0].name == 'kubejit:grant:' + object.metadata.labels['kubejit.io/grant'])"
+    ),
+    "message": "a kubejit binding may only bind its own grant's group kubejit:grant:<grant>",
+    "reason": "Forbidden",
+}
+
+
+def jwt_mode_manifest(documents: list[dict[str, Any]], *, grant_namespace: str) -> list[dict[str, Any]]:
+    """The manifest for a cluster in jwt mode (built from the ServiceAccount mode's, a new list).
+
+    The broker keeps its own account, ``create/get/list/delete rolebindings`` and ``bind`` on the
+    roles; it loses every right on ServiceAccounts and TokenRequest (there are none to make), and
+    the admission policy allows as a binding's one subject only that grant's own group.
+    """
+    built: list[dict[str, Any]] = []
+    for document in copy.deepcopy(documents):
+        metadata = document.get("metadata", {})
+        if document.get("kind") in ("Role", "RoleBinding") and metadata.get("namespace") == grant_namespace:
+            continue  # the per-grant ServiceAccounts' and TokenRequest's rights
+        if document.get("kind") == _POLICY_KIND:
+            rules = document["spec"]["validations"]
+            found = [i for i, rule in enumerate(rules) if rule.get("message") == _SA_SUBJECT_MESSAGE]
+            if len(found) != 1:
+                raise ValueError("the shipped admission policy has not exactly one subject rule")
+            rules[found[0]] = dict(_GROUP_SUBJECT_RULE)
+            resource_rules = document["spec"]["matchConstraints"]["resourceRules"]
+            document["spec"]["matchConstraints"]["resourceRules"] = [
+                rule for rule in resource_rules if "serviceaccounts" not in rule["resources"]
+            ]
+        built.append(document)
+    return built

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import httpx2
 from lightkube import ApiError
 
+from kubejit import metrics
 from kubejit.clusters.objects import truncate
 from kubejit.errors import ClusterConflict, ClusterError, ClusterForbidden, ClusterUnavailable
 
@@ -38,15 +40,32 @@ RBAC_HINT = (
 @contextmanager
 def translated(*, cluster: str, action: str, passing: Collection[int] = ()) -> Iterator[None]:
     """Run a block of API calls; any HTTP failure leaves it as a kubejit ``ClusterError``, except an
-    API answer whose status is in ``passing`` (404, 409), which stays an ``ApiError`` for the caller."""
+    API answer whose status is in ``passing`` (404, 409), which stays an ``ApiError`` for the caller.
+    Each block is timed, and its failure counted by kind, for /metrics."""
+    started = time.perf_counter()
+    failed: str | None = None
     try:
         yield
     except ApiError as e:
         if status_code(e) in passing:
             raise
-        raise cluster_error(e, cluster=cluster, action=action) from e
+        error = cluster_error(e, cluster=cluster, action=action)
+        failed = _kind(error)
+        raise error from e
     except httpx2.HTTPError as e:
-        raise cluster_error(e, cluster=cluster, action=action) from e
+        error = cluster_error(e, cluster=cluster, action=action)
+        failed = _kind(error)
+        raise error from e
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.observe_cluster_call(cluster=cluster, action=action, seconds=seconds, error=failed)
+
+
+def _kind(error: ClusterError) -> str:
+    for kind, name in ((ClusterUnavailable, "unavailable"), (ClusterForbidden, "forbidden")):
+        if isinstance(error, kind):
+            return name
+    return "conflict" if isinstance(error, ClusterConflict) else "error"
 
 
 def cluster_error(error: httpx2.HTTPError, *, cluster: str, action: str) -> ClusterError:

@@ -17,6 +17,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBi
 
 from kubejit.errors import InvalidInput
 from kubejit.grants.model import Grant
+from kubejit.identity.cluster_tokens import grant_group
 from kubejit.ids import GrantId
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -81,6 +82,16 @@ def service_account_for(grant: Grant, *, namespace: str) -> ServiceAccount:
 def role_bindings_for(grant: Grant, *, sa_namespace: str) -> list[Binding]:
     """One RoleBinding per granted namespace, or one ClusterRoleBinding when the role says so."""
     subject = Subject(kind="ServiceAccount", name=object_name(grant.id), namespace=sa_namespace)
+    return _bindings_for(grant, subject)
+
+
+def group_role_bindings_for(grant: Grant) -> list[Binding]:
+    """jwt mode: the same bindings, whose subject is the grant's own group (no ServiceAccount)."""
+    _check_grant_id(grant.id)
+    return _bindings_for(grant, Subject(kind="Group", name=grant_group(grant.id), apiGroup=RBAC_API_GROUP))
+
+
+def _bindings_for(grant: Grant, subject: Subject) -> list[Binding]:
     role_ref = RoleRef(apiGroup=RBAC_API_GROUP, kind=grant.role.kind, name=grant.role.ref_name)
     if grant.role.cluster_scope:
         if grant.role.kind != "ClusterRole":

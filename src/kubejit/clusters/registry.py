@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from kubejit.clusters.adapter import KubeClusterAdapter
+from kubejit.clusters.adapter import KubeClusterAdapter, client_from_kubeconfig, client_in_cluster
+from kubejit.clusters.jwt_adapter import JwtClusterAdapter
 from kubejit.errors import ConfigError, NotFound
 from kubejit.grants.ports import ClusterAdapter
+from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 from kubejit.ids import ClusterName
 
 
@@ -67,8 +69,10 @@ def build_adapter(
     in_cluster: bool,
     grant_namespace: str,
     audience: str | None,
+    jwt_issuer: ClusterTokenIssuer | None = None,
 ) -> KubeClusterAdapter:
-    """The adapter for one config entry: exactly one of ``kubeconfig`` or ``in_cluster``."""
+    """The adapter for one config entry: exactly one of ``kubeconfig`` or ``in_cluster``; with a
+    ``jwt_issuer`` the cluster is in jwt mode (group bindings, kubejit's own tokens)."""
     if in_cluster and kubeconfig:
         raise ConfigError(
             f"cluster '{name}' sets both a kubeconfig and in_cluster",
@@ -77,12 +81,18 @@ def build_adapter(
     if in_cluster:
         if context:
             raise ConfigError(f"cluster '{name}' sets a context, which only applies to a kubeconfig")
-        return KubeClusterAdapter.in_cluster(name, grant_namespace=grant_namespace, audience=audience)
-    if not kubeconfig:
+        client = client_in_cluster(name)
+    elif not kubeconfig:
         raise ConfigError(
             f"cluster '{name}' has neither a kubeconfig nor in_cluster",
             hint="Point `kubeconfig` at a file holding the broker's (least-privilege) credentials.",
         )
-    return KubeClusterAdapter.from_kubeconfig(
-        name, kubeconfig=kubeconfig, context=context, grant_namespace=grant_namespace, audience=audience
+    else:
+        client = client_from_kubeconfig(name, kubeconfig=kubeconfig, context=context)
+    if jwt_issuer is None:
+        return KubeClusterAdapter(name, client=client, grant_namespace=grant_namespace, audience=audience)
+    if not audience:
+        raise ConfigError(f"cluster '{name}' is in jwt mode but has no audience")
+    return JwtClusterAdapter(
+        name, client=client, grant_namespace=grant_namespace, audience=audience, issuer=jwt_issuer
     )

@@ -52,6 +52,7 @@ def new_grant(
         approvals_required=decision.approvals_required,
         approver_groups=decision.approver_groups,
         break_glass=decision.break_glass,
+        reviewer_groups=decision.reviewers if decision.break_glass else frozenset(),
         extendable=decision.extendable,
         max_duration=decision.max_duration,
         requester_person=principal.person,
@@ -80,8 +81,10 @@ def _require(grant: Grant, allowed: frozenset[GrantState], action: str) -> None:
 
 
 def visible_to(grant: Grant, principal: Principal, *, is_admin: bool) -> bool:
-    """Who may read a grant: its requester, an admin, or a member of one of its approver groups."""
-    return grant.requester == principal.name or is_admin or bool(grant.approver_groups & principal.groups)
+    """Who may read a grant: its requester, an admin, or a member of one of its approver groups (or,
+    for break-glass, of its reviewer groups: they must see what they review)."""
+    deciders = grant.approver_groups | grant.reviewer_groups
+    return grant.requester == principal.name or is_admin or bool(deciders & principal.groups)
 
 
 def check_approver(grant: Grant, approver: Principal) -> None:
@@ -118,14 +121,23 @@ def approve(grant: Grant, *, approver: Principal, comment: str, now: datetime) -
 
 
 def activate(grant: Grant, *, now: datetime) -> Grant:
-    """Durations count from activation, not from the request; a stale approval never activates."""
+    """Durations count from activation, not from the request; a stale approval never activates.
+
+    A break-glass grant is flagged for review from here on (``grants.reviews``): nobody approved it.
+    """
     _require(grant, frozenset({GrantState.APPROVED}), "activate")
     if activation_is_stale(grant, now=now):
         raise InvalidTransition(
             f"grant {grant.id} was approved but not activated within its pendingTimeout",
             hint="Request access again.",
         )
-    return replace(grant, state=GrantState.ACTIVE, activated_at=now, expires_at=now + grant.duration)
+    return replace(
+        grant,
+        state=GrantState.ACTIVE,
+        activated_at=now,
+        expires_at=now + grant.duration,
+        needs_review=grant.break_glass and grant.review is None,
+    )
 
 
 def activation_deadline(grant: Grant) -> datetime:

@@ -48,6 +48,16 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Review:
+    """The post-incident review of a break-glass grant: who looked at what was done, and what they found."""
+
+    reviewer: PrincipalName
+    at: datetime
+    comment: str
+    person: str | None = None
+
+
+@dataclass(frozen=True)
 class Grant:
     id: GrantId
     requester: PrincipalName
@@ -79,6 +89,11 @@ class Grant:
     #: The requester's person (``Principal.person``), so another login of theirs cannot approve.
     #: Stored in ``grants.requester_person`` (migration 0004); None for logins without a verified email.
     requester_person: str | None = None
+    #: Break-glass only: groups whose members (or an admin) review the grant's use afterwards.
+    reviewer_groups: frozenset[str] = frozenset()
+    #: Set when a break-glass grant activates; cleared when its review is recorded (migration 0005).
+    needs_review: bool = False
+    review: Review | None = None
 
     @property
     def service_account(self) -> str:

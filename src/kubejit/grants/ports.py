@@ -79,6 +79,19 @@ class GrantStore(Protocol):
         limit)."""
         ...
 
+    def needing_review(
+        self,
+        *,
+        groups: frozenset[str] | None = None,
+        excluding: PrincipalName | None = None,
+        excluding_person: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Grant]:
+        """Grants flagged "needs review" (break-glass, activated, no review yet), newest first: all of
+        them (``groups`` None), or those with a reviewer group in ``groups`` that ``excluding`` (and
+        another login of ``excluding_person``) does not hold, filtered by the store before the limit."""
+        ...
+
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Active grants with expires_at <= now, and pending ones past pending_until (index scans)."""
         ...
@@ -117,6 +130,8 @@ class ClusterAdapter(Protocol):
     """One Kubernetes cluster, as the grant service uses it. Every call is idempotent."""
 
     name: ClusterName
+    #: False in jwt mode: a grant is its bindings only (no ServiceAccount to expect or delete).
+    uses_service_accounts: bool
 
     def ensure_grant_objects(self, grant: Grant) -> None:
         """Create (or find) the grant's ServiceAccount and its bindings."""

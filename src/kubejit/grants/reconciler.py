@@ -29,9 +29,9 @@ class Action:
     grant: Grant | None = None
 
 
-def _complete(grant: Grant, owned: list[OwnedObject]) -> bool:
+def _complete(grant: Grant, owned: list[OwnedObject], *, service_accounts: bool) -> bool:
     kinds = {o.kind for o in owned}
-    if "ServiceAccount" not in kinds:
+    if service_accounts and "ServiceAccount" not in kinds:
         return False
     if grant.role.cluster_scope:
         return "ClusterRoleBinding" in kinds
@@ -39,8 +39,11 @@ def _complete(grant: Grant, owned: list[OwnedObject]) -> bool:
     return set(grant.namespaces) <= bound
 
 
-def diff(live: Iterable[Grant], owned: Iterable[OwnedObject]) -> list[Action]:
-    """Actions that make a cluster hold exactly the objects of its live grants."""
+def diff(
+    live: Iterable[Grant], owned: Iterable[OwnedObject], *, service_accounts: bool = True
+) -> list[Action]:
+    """Actions that make a cluster hold exactly the objects of its live grants (``service_accounts``
+    False: a jwt-mode cluster, where a grant is complete with its bindings)."""
     by_grant: dict[GrantId, list[OwnedObject]] = defaultdict(list)
     for obj in owned:
         by_grant[obj.grant_id].append(obj)
@@ -49,6 +52,6 @@ def diff(live: Iterable[Grant], owned: Iterable[OwnedObject]) -> list[Action]:
     for gid, grant in sorted(live_by_id.items()):
         if grant.state is GrantState.APPROVED:
             actions.append(Action(ActionKind.ACTIVATE, gid, grant))
-        elif not _complete(grant, by_grant.get(gid, [])):
+        elif not _complete(grant, by_grant.get(gid, []), service_accounts=service_accounts):
             actions.append(Action(ActionKind.RESTORE, gid, grant))
     return actions

@@ -16,10 +16,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
+from kubejit import logcontext
 from kubejit.clock import Clock
 from kubejit.errors import (
     ClusterError,
     ClusterUnavailable,
+    Conflict,
     InvalidInput,
     InvalidTransition,
     KubejitError,
@@ -27,7 +29,7 @@ from kubejit.errors import (
     PermissionDenied,
     RequestDenied,
 )
-from kubejit.grants import lifecycle
+from kubejit.grants import lifecycle, reviews
 from kubejit.grants.model import LIVE_STATES, SYSTEM_ACTOR, Grant, GrantState
 from kubejit.grants.offboarding import Lockouts, new_lock_id
 from kubejit.grants.ports import AuditEvent, AuditLog, ClusterAdapter, GrantStore, LockStore, MintedToken
@@ -182,7 +184,11 @@ class GrantService:
             ),
         ]
         if grant.break_glass:
-            events.append(self._event("grant.break_glass", principal.name, grant, review_required=True))
+            events.append(
+                self._event(
+                    "grant.break_glass", principal.name, grant, review_required=True, **_reviewers(grant)
+                )
+            )
         grant = self.lockouts.unless_locked(principal, self.store.add(grant, events))
         if grant.state is GrantState.APPROVED:
             grant = self._activate(grant)
@@ -305,6 +311,47 @@ class GrantService:
             [self._event("grant.extended", principal.name, longer, by_seconds=int(by.total_seconds()))],
         )
 
+    # -- break-glass reviews -------------------------------------------------------------------
+    def reviews_for(self, principal: Principal, *, limit: int = 1000) -> list[Grant]:
+        """Break-glass grants still needing review that this person may review, newest first; an
+        admin sees every open one (their own too, which ``review`` still refuses them)."""
+        if self.is_admin(principal):
+            return self.store.needing_review(limit=limit)
+        if not principal.groups:
+            return []
+        return self.store.needing_review(
+            groups=principal.groups,
+            excluding=PrincipalName(principal.name),
+            excluding_person=principal.person,
+            limit=limit,
+        )
+
+    def review(self, principal: Principal, grant_id: GrantId, *, comment: str) -> Grant:
+        """Record the post-incident review of a break-glass grant (``grants.reviews`` has the rules).
+
+        Whoever may not even see the grant is told it does not exist, as by ``get_visible``.
+        """
+        reviews.check_comment(comment)
+        grant = self.get_visible(principal, grant_id)
+        reviewed = reviews.record_review(
+            grant,
+            reviewer=principal,
+            is_admin=self.is_admin(principal),
+            comment=comment,
+            now=self.clock.now(),
+        )
+        assert reviewed.review is not None
+        event = self._event(
+            "grant.reviewed",
+            principal.name,
+            reviewed,
+            reviewer=principal.name,
+            comment=reviewed.review.comment,
+            **_reviewers(reviewed),
+            **_person(principal),
+        )
+        return self.store.save(reviewed, [event])
+
     # -- the cluster side ----------------------------------------------------------------------
     def _activate(self, grant: Grant) -> Grant:
         """Create the grant's objects, then mark it active; a permanent failure leaves nothing behind."""
@@ -324,7 +371,25 @@ class GrantService:
         except ClusterError as exc:
             return self._fail(grant, adapter, exc)
         active = lifecycle.activate(grant, now=self.clock.now())
-        return self.store.save(active, [self._event("grant.activated", SYSTEM_ACTOR, active)])
+        try:
+            return self.store.save(
+                active, [self._event("grant.activated", SYSTEM_ACTOR, active, **_reviewers(active))]
+            )
+        except Conflict:
+            return self._activation_overtaken(grant, adapter)
+
+    def _activation_overtaken(self, grant: Grant, adapter: ClusterAdapter) -> Grant:
+        """Another replica changed the grant while this one created its objects: its change stands.
+
+        Activated there (a reconciler finishing what it took for an interrupted activation): the
+        objects are the same ones, create-or-get, and the one ``grant.activated`` is its. Ended there
+        (revoked, expired): its cleanup may have run before these objects existed, so they go again.
+        """
+        current = self.store.get(grant.id)
+        if current.state not in LIVE_STATES:
+            log.info("grant %s ended while this replica activated it; removing its objects", grant.id)
+            self._cleanup(current, adapter)
+        return current
 
     def _fail(self, grant: Grant, adapter: ClusterAdapter, exc: KubejitError) -> Grant:
         failed = lifecycle.fail(grant, reason=exc.message, now=self.clock.now())
@@ -438,6 +503,10 @@ class GrantService:
             return [g for g in pool.map(self._expire, due) if g is not None]
 
     def _expire(self, grant: Grant) -> Grant | None:
+        with logcontext.about_grant(grant.id):
+            return self._expire_now(grant)
+
+    def _expire_now(self, grant: Grant) -> Grant | None:
         try:
             expired = lifecycle.expire(grant, now=self.clock.now())
             return self._finish(grant, expired, self._event("grant.expired", SYSTEM_ACTOR, expired))
@@ -459,10 +528,10 @@ class GrantService:
                 self.reachability.unreachable(name, exc.message)
                 continue
             self.reachability.reached(name)
-            for action in diff(live, owned):
+            for action in diff(live, owned, service_accounts=adapter.uses_service_accounts):
                 try:
-                    self._apply(action, adapter)
-                    done.append(action)
+                    if self._apply(action, adapter):
+                        done.append(action)
                 except KubejitError as exc:
                     log.warning("reconcile %s %s failed: %s", action.kind, action.grant_id, exc.message)
         return done
@@ -486,15 +555,51 @@ class GrantService:
         event = self._event("grant.expired", SYSTEM_ACTOR, expired, why=expired.end_reason)
         return self._finish(grant, expired, event)
 
-    def _apply(self, action: Action, adapter: ClusterAdapter) -> None:
+    def _apply(self, action: Action, adapter: ClusterAdapter) -> bool:
+        with logcontext.about_grant(action.grant_id):
+            return self._apply_now(action, adapter)
+
+    def _apply_now(self, action: Action, adapter: ClusterAdapter) -> bool:
+        """Carry out one repair, judged again on the store's word now; False when it is not needed.
+
+        ``diff`` compares two reads made one after the other, and another replica (or a request
+        on this one) may act between them: a grant activated after the live grants were read looks
+        orphaned, one ended before its objects were listed looks incomplete. Neither is repaired.
+        """
         if action.kind is ActionKind.DELETE:
+            if self._live(action.grant_id) is not None:
+                return False  # activated after the live grants were read: not an orphan
             adapter.delete_grant_objects(action.grant_id)
             self.audit.record([self._orphan_event(action, adapter)])
         elif action.kind is ActionKind.RESTORE and action.grant:
-            adapter.ensure_grant_objects(action.grant)
-            self.audit.record([self._event("reconciler.restored", SYSTEM_ACTOR, action.grant)])
+            return self._restore(action.grant, adapter)
         elif action.kind is ActionKind.ACTIVATE and action.grant:
             self._activate(action.grant)
+        return True
+
+    def _live(self, grant_id: GrantId) -> Grant | None:
+        try:
+            grant = self.store.get(grant_id)
+        except NotFound:
+            return None
+        return grant if grant.state in LIVE_STATES else None
+
+    def _restore(self, seen: Grant, adapter: ClusterAdapter) -> bool:
+        """Recreate an active grant's missing objects, unless it has ended: then they stay gone.
+
+        Checked before (it ended after the live grants were read) and after (it ended while they
+        were being made, and its cleanup may have run first): an ended grant never keeps objects.
+        """
+        grant = self._live(seen.id)
+        if grant is None or grant.state is not GrantState.ACTIVE:
+            return False
+        adapter.ensure_grant_objects(grant)
+        if self._live(grant.id) is None:
+            log.info("grant %s ended while the reconciler restored it; removing its objects", grant.id)
+            adapter.delete_grant_objects(grant.id)
+            return False
+        self.audit.record([self._event("reconciler.restored", SYSTEM_ACTOR, grant)])
+        return True
 
     def _orphan_event(self, action: Action, adapter: ClusterAdapter) -> AuditEvent:
         return replace(
@@ -546,6 +651,11 @@ class GrantService:
     def count_by_state(self) -> dict[str, int]:
         """Grants per state, zeros included (for /metrics)."""
         return self.store.count_by_state()
+
+
+def _reviewers(grant: Grant) -> dict[str, Any]:
+    """A break-glass grant's reviewer groups, in its events (notifications route on them)."""
+    return {"reviewers": sorted(grant.reviewer_groups)} if grant.break_glass else {}
 
 
 def _person(principal: Principal) -> dict[str, str]:

@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
@@ -58,7 +59,8 @@ class DevIssuer:
         self._clock = clock
         self._ttl = token_ttl_seconds
 
-    def issue(self, username: str) -> str:
+    def issue(self, username: str, *, nonce: str | None = None) -> str:
+        """A signed ID token for a configured dev user; ``nonce`` is echoed for a web sign-in to check."""
         if username not in self.users:
             # Never list the configured users: whoever asks would learn whom to log in as.
             raise NotFound(
@@ -66,7 +68,7 @@ class DevIssuer:
                 hint="Dev users are listed under devIssuer.users in the broker config.",
             )
         now = int(self._clock.now().timestamp())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.rules.issuer,
             "aud": self.rules.audience,
             "sub": username,
@@ -76,10 +78,16 @@ class DevIssuer:
             "exp": now + self._ttl,
             "jti": secrets.token_hex(8),
         }
+        if nonce is not None:
+            claims["nonce"] = nonce
         return jwt.encode({"alg": "ES256", "kid": self._key.kid}, claims, self._key)
 
+    def verify(self, token: str) -> dict[str, Any]:
+        """The verified claims (signature, iss, aud, exp, nbf), or AuthenticationFailed."""
+        return verify_jwt(token, keys=self._keys, rules=self.rules, now=int(self._clock.now().timestamp()))
+
     def authenticate(self, token: str) -> Principal:
-        claims = verify_jwt(token, keys=self._keys, rules=self.rules, now=int(self._clock.now().timestamp()))
+        claims = self.verify(token)
         subject = claims.get("sub")
         if not isinstance(subject, str) or subject not in self.users:
             raise AuthenticationFailed("token subject is not a configured dev user")

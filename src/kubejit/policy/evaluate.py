@@ -235,6 +235,7 @@ def _allow(rule: Rule, principal: Principal, request: AccessRequest, role: RoleR
         approvals_required=approvals,
         approver_groups=rule.approver_groups if approvals else frozenset(),
         break_glass=rule.break_glass,
+        reviewers=rule.reviewers if rule.break_glass else frozenset(),
         extendable=rule.extendable,
         pending_timeout=rule.pending_timeout,
     )

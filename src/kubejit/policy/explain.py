@@ -98,6 +98,9 @@ def _terms(decision: Decision) -> str:
         groups = ", ".join(sorted(decision.approver_groups))
         text += f", needs {decision.approvals_required} approval(s) from {groups}"
         text += f" within {format_duration(decision.pending_timeout)}"
+    if decision.break_glass:
+        reviewers = ", ".join(sorted(decision.reviewers)) or "none named"
+        text += f", reviewed afterwards by an admin or a member of: {reviewers}"
     if decision.extendable:
         text += ", extendable"
     return text

@@ -45,7 +45,7 @@ _ROLE_KEYS = ("clusterRole", "role", "clusterScope")
 _DENY_KEYS = ("name", "effect", "users", "groups", "clusters", "namespaces", "roles")
 _RULE_KEYS = (
     *_DENY_KEYS,
-    *("duration", "approval", "reason", "ticket", "breakGlass", "extendable", "pendingTimeout"),
+    *("duration", "approval", "reason", "ticket", "breakGlass", "reviewers", "extendable", "pendingTimeout"),
 )
 _DEFAULT_DURATION = timedelta(hours=1)
 _DEFAULT_MAX_DURATION = timedelta(hours=4)
@@ -316,9 +316,30 @@ def _with_terms(reader: Reader, fields: Fields, what: str, rule: Rule) -> Rule:
         require_reason=_reason(reader, fields, what, break_glass=break_glass),
         ticket_pattern=ticket,
         break_glass=break_glass,
+        reviewers=_reviewers(reader, fields, what, break_glass=break_glass),
         extendable=extendable,
         pending_timeout=pending,
     )
+
+
+def _reviewers(reader: Reader, fields: Fields, what: str, *, break_glass: bool) -> frozenset[str]:
+    """Groups that review a break-glass rule's uses afterwards: named like approver groups."""
+    if "reviewers" not in fields:
+        return frozenset()
+    if not break_glass:
+        raise reader.error(
+            fields.keys["reviewers"],
+            f"{what}: reviewers is only for break-glass rules (their uses are reviewed afterwards)",
+            "Add breakGlass: true, or name who approves beforehand under approval: groups.",
+        )
+    groups = _names(reader, fields, "reviewers", f"{what}: reviewers")
+    if "*" in groups:
+        raise reader.error(
+            fields["reviewers"],
+            f"{what}: '*' is not a group",
+            "Name the groups that review, e.g. [security].",
+        )
+    return frozenset(groups)
 
 
 def _durations(reader: Reader, fields: Fields, what: str) -> tuple[timedelta, timedelta]:

@@ -52,6 +52,8 @@ class Rule:
     require_reason: bool = False
     ticket_pattern: str | None = None
     break_glass: bool = False
+    #: Break-glass rules only: groups whose members (or an admin) review each use afterwards.
+    reviewers: frozenset[str] = frozenset()
     extendable: bool = False
     pending_timeout: timedelta = timedelta(hours=1)
     #: "file:line" of the rule, so a decision can point at its source.
@@ -122,6 +124,8 @@ class Decision:
     approvals_required: int = 0
     approver_groups: frozenset[str] = frozenset()
     break_glass: bool = False
+    #: Who reviews a break-glass grant after it is used (the rule's ``reviewers``; admins always may).
+    reviewers: frozenset[str] = frozenset()
     extendable: bool = False
     pending_timeout: timedelta = timedelta(hours=1)
 

@@ -14,19 +14,25 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from kubejit import __version__
+from kubejit import metrics as process_metrics
 from kubejit.server import (
     health,
     problems,
+    routes_cluster_issuer,
     routes_exchange,
     routes_grants,
     routes_identity,
     routes_locks,
+    routes_reviews,
     routes_users,
 )
 from kubejit.server.deps import Services
+from kubejit.server.http_metrics import MeasureRequests
 from kubejit.server.limits import BodySizeLimit
 from kubejit.server.origin import RecordOrigin
 from kubejit.server.rate_limits import LimitSources
+from kubejit.server.request_ids import RequestIds
+from kubejit.web import routes as web_routes
 
 
 def create_app(
@@ -60,12 +66,18 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(RecordOrigin)
     app.add_middleware(LimitSources, limiter=lambda: services.limiter)
+    app.add_middleware(MeasureRequests)  # rate-limit refusals are timed too
+    app.add_middleware(RequestIds)  # outermost: every answer carries X-Request-ID
     app.include_router(routes_grants.router)
     app.include_router(routes_identity.router)
     app.include_router(routes_users.router)
     app.include_router(routes_exchange.router)
     app.include_router(routes_locks.router)
+    app.include_router(routes_reviews.router)
     app.include_router(health.router)
+    app.include_router(routes_cluster_issuer.router)
+    if services.web is not None:
+        web_routes.install(app, services.web)
     registry = CollectorRegistry()
     by_state = Gauge("kubejit_grants", "Grants in the store by state", ["state"], registry=registry)
     sink_gauges = _audit_sink_gauges(registry)
@@ -90,7 +102,8 @@ def create_app(
                 gauge.labels(sink=row.sink).set(value)
         for cluster, up in services.grants.reachability.snapshot().items():
             reachable.labels(cluster=cluster).set(1 if up else 0)
-        return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
+        text = generate_latest(registry) + generate_latest(process_metrics.REGISTRY)
+        return PlainTextResponse(text.decode(), media_type=CONTENT_TYPE_LATEST)
 
     if expose_metrics:
         app.get("/metrics", include_in_schema=False)(metrics)

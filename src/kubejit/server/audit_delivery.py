@@ -35,6 +35,8 @@ class AuditDelivery:
     deliveries: list[SinkDelivery]
     interval: float
     cursors: SqlCursorStore
+    #: This replica's name on the leases it takes (``replica_id``).
+    owner: str
     required: frozenset[str] = frozenset()
     gate: Callable[[Grant], None] | None = None
     workers: list[Worker] = field(default_factory=list)
@@ -77,6 +79,7 @@ class AuditDelivery:
             deliveries,
             settings.delivery_interval_seconds,
             cursors,
+            owner,
             required=frozenset(settings.required_sinks),
             gate=gate,
         )
@@ -93,8 +96,17 @@ class AuditDelivery:
             self.workers.append(worker)
         return self.workers
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Shutdown: batches in flight finish, no other starts, then this replica's leases are given
+        back at once, so another replica carries on now instead of when they would have run out."""
+        for delivery in self.deliveries:
+            delivery.stop()
         for worker in self.workers:
             worker.stop()
+        if self.deliveries:
+            self.cursors.release(self.owner)
+
+    def close(self) -> None:
+        self.stop()
         for delivery in self.deliveries:
             delivery.sink.close()

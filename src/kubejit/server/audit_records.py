@@ -2,7 +2,8 @@
 
 At every start the broker records the sha256 of its settings and of its policy file, and a
 ``config.changed`` / ``policy.changed`` event when either differs from the previous start: a policy
-edited between two restarts is visible in the audit log, with the hashes to compare against Git.
+edited between two restarts is visible in the audit log, with the hashes to compare against Git
+(a version the broker already applied while running, ``policy.reloaded``, is no change).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kubejit import __version__
 from kubejit.audit.chain import canonical_json
@@ -32,27 +34,36 @@ def file_sha256(path: Path) -> str:
 
 
 def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> None:
-    """``broker.started`` with both hashes, preceded by a ``*.changed`` event for each that changed."""
+    """``broker.started`` with both hashes, preceded by a ``*.changed`` event for each that changed.
+
+    Compared with the previous start under the writer lock: replicas started together with a new
+    policy record one ``policy.changed``, not one each.
+    """
     hashes = {"config": settings_sha256(settings), "policy": file_sha256(settings.policy_file)}
-    previous = store.search_events(action="broker.started", limit=1)
-    before = previous[0].details if previous else {}
     now = clock.now()
-    events = [
-        AuditEvent(
-            action=f"{what}.changed",
-            actor=SYSTEM_ACTOR,
-            at=now,
-            details={
-                "sha256": digest,
-                "previous_sha256": before.get(f"{what}_sha256"),
-                "source": str(settings.policy_file) if what == "policy" else None,
-            },
-        )
-        for what, digest in hashes.items()
-        if before.get(f"{what}_sha256") != digest
-    ]
-    events.append(
-        AuditEvent(
+
+    def events(newest: list[tuple[str, dict[str, Any]]]) -> list[AuditEvent]:
+        before: dict[str, Any] = {}
+        for action, details in newest:  # chain order: a reload after the last start is the policy now
+            if action == "broker.started":
+                before = dict(details)
+            else:
+                before["policy_sha256"] = details.get("sha256")
+        changed = [
+            AuditEvent(
+                action=f"{what}.changed",
+                actor=SYSTEM_ACTOR,
+                at=now,
+                details={
+                    "sha256": digest,
+                    "previous_sha256": before.get(f"{what}_sha256"),
+                    "source": str(settings.policy_file) if what == "policy" else None,
+                },
+            )
+            for what, digest in hashes.items()
+            if before.get(f"{what}_sha256") != digest
+        ]
+        started = AuditEvent(
             action="broker.started",
             actor=SYSTEM_ACTOR,
             at=now,
@@ -63,8 +74,9 @@ def record_start(store: SqlAuditStore, settings: Settings, *, clock: Clock) -> N
                 "clusters": sorted(c.name for c in settings.clusters),
             },
         )
-    )
-    store.record(events)
+        return [*changed, started]
+
+    store.record_after_last(("broker.started", "policy.reloaded"), events)
 
 
 def checkpoint_worker(checkpointer: Checkpointer, *, interval: float) -> Worker:

@@ -18,6 +18,7 @@ from kubejit.errors import AuthenticationFailed, StoreUnavailable
 from kubejit.grants.exchange import WorkloadExchange
 from kubejit.grants.ports import AuditEvent, AuditLog
 from kubejit.grants.service import GrantService
+from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 from kubejit.identity.dev_issuer import DevIssuer
 from kubejit.identity.issuers import LoginOffer
 from kubejit.identity.principal import Principal
@@ -27,6 +28,7 @@ from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.rate_limits import RequestLimiter
 from kubejit.server.schemas import ClusterOut
 from kubejit.store.users import PersonSeen
+from kubejit.web.context import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,16 @@ class Services:
     auth_failures: AuthFailureSummary | None = None
     #: Where events about callers, not grants, go (logins, auth failures); None: the grant service's.
     audit: AuditLog | None = None
+    #: kubejit as the JWT issuer of clusters in jwt mode (discovery + JWKS routes); None: no such cluster.
+    cluster_issuer: ClusterTokenIssuer | None = None
+    #: How people reach the broker (``broker.publicUrl``): the base of each request's page link.
+    public_url: str | None = None
     #: Named readiness checks for /readyz (server/health.py); each raises when the replica cannot serve.
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    #: The loaded policy's sha256 (and a refused newer file) for /readyz (server/policy_reload.py).
+    policy_status: Callable[[], dict[str, object]] | None = None
+    #: The web pages under /ui/ (kubejit.web); None: not served.
+    web: WebContext | None = None
 
     def record(self, events: Sequence[AuditEvent]) -> None:
         """Record events that change no grant, about the broker's callers (a login, an auth failure)."""
@@ -147,13 +157,26 @@ def principal(
     if who.issuer != "dev" and not who.claims and svc.sessions_seen.first_use(token.strip()):
         # The dev issuer records its logins itself (POST /v1/dev/login); workloads are audited per exchange.
         svc.record([login_event(who.name, issuer=who.issuer, at=svc.grants.clock.now())])
+    _seen(svc, who)
+    return who
+
+
+def admit(svc: Services, who: Principal) -> None:
+    """What every request of a known principal passes after authentication (the web pages' too):
+    the per-principal rate limit, the lock check, and the per-person accounting."""
+    if svc.limiter is not None:
+        svc.limiter.admit_principal(who.name)
+    svc.grants.check_not_locked(who)
+    _seen(svc, who)
+
+
+def _seen(svc: Services, who: Principal) -> None:
     if svc.users is not None:
         try:
             svc.users.seen(who)
         except StoreUnavailable:
             # Accounting must not lock people out while the database is busy; the next request retries.
             log.warning("could not record that %s was seen: the store is unavailable", who.name)
-    return who
 
 
 def _claimed_issuer(token: str) -> str | None:

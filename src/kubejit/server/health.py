@@ -50,5 +50,8 @@ def readyz(request: Request, svc: Services = Depends(services)) -> JSONResponse:
         cluster: ("reachable" if up else "unreachable")
         for cluster, up in svc.grants.reachability.snapshot().items()
     }
-    body = {"status": "ready" if ready else "unready", "checks": checks, "clusters": clusters}
+    body: dict[str, object] = {"status": "ready" if ready else "unready", "checks": checks}
+    body["clusters"] = clusters
+    if svc.policy_status is not None:
+        body["policy"] = svc.policy_status()
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kubejit import metrics
 from kubejit.errors import RateLimited
 from kubejit.server.problems import error_response
 
@@ -117,8 +118,9 @@ _FIX_CREDENTIALS = (
 )
 
 
-def _refuse(wait: float, what: str, hint: str) -> None:
+def _refuse(wait: float, what: str, hint: str, *, limit: str) -> None:
     if wait > 0:
+        metrics.refused(limit)
         raise RateLimited(what, retry_after=math.ceil(wait), hint=hint)
 
 
@@ -147,6 +149,7 @@ class RequestLimiter:
             f"too many requests from {source or 'this source'} "
             f"(limit {self.limits.per_source_per_minute} a minute)",
             "Wait the number of seconds in Retry-After, then retry.",
+            limit="source",
         )
 
     def admit_principal(self, name: str) -> None:
@@ -154,6 +157,7 @@ class RequestLimiter:
             self._principals.take(name),
             f"too many requests by {name} (limit {self.limits.per_principal_per_minute} a minute)",
             "Wait the number of seconds in Retry-After, then retry; a script should pace its calls.",
+            limit="principal",
         )
 
     def check_auth_failures(self, source: str | None) -> None:
@@ -163,6 +167,7 @@ class RequestLimiter:
             f"too many failed authentications from {source or 'this source'} "
             f"(limit {self.limits.auth_failures_per_source_per_minute} a minute)",
             _FIX_CREDENTIALS,
+            limit="auth_failures",
         )
 
     def auth_failed(self, source: str | None) -> RateLimited | None:
@@ -170,6 +175,7 @@ class RequestLimiter:
         wait = self._failures.take(source or "unknown")
         if wait == 0:
             return None
+        metrics.refused("auth_failures")
         return RateLimited(
             f"too many failed authentications from {source or 'this source'} "
             f"(limit {self.limits.auth_failures_per_source_per_minute} a minute)",

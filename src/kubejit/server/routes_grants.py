@@ -47,7 +47,7 @@ def request_grant(body: GrantRequestIn, who: Who, svc: Svc) -> GrantOut:
         ticket=body.ticket or None,
         break_glass=body.break_glass,
     )
-    return GrantOut.of(svc.grants.request(who, access))
+    return GrantOut.of(svc.grants.request(who, access), svc.public_url)
 
 
 @router.get("/grants", response_model=list[GrantOut], responses=declare(PermissionDenied))
@@ -58,32 +58,34 @@ def list_grants(
     state: Annotated[list[GrantState] | None, Query()] = None,
 ) -> list[GrantOut]:
     """scope: ``mine`` (default), ``pending-for-me`` (waiting for my approval), ``all`` (admins)."""
-    return [GrantOut.of(g) for g in svc.grants.list_for(who, scope=scope, states=state)]
+    return [GrantOut.of(g, svc.public_url) for g in svc.grants.list_for(who, scope=scope, states=state)]
 
 
 @router.get("/grants/{grant_id}", response_model=GrantOut, responses=declare(NotFound))
 def get_grant(grant_id: str, who: Who, svc: Svc) -> GrantOut:
-    return GrantOut.of(svc.grants.get_visible(who, GrantId(grant_id)))
+    return GrantOut.of(svc.grants.get_visible(who, GrantId(grant_id)), svc.public_url)
 
 
 @router.post("/grants/{grant_id}/approve", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def approve(grant_id: str, body: ApproveIn, who: Who, svc: Svc) -> GrantOut:
-    return GrantOut.of(svc.grants.approve(who, GrantId(grant_id), comment=body.comment))
+    return GrantOut.of(svc.grants.approve(who, GrantId(grant_id), comment=body.comment), svc.public_url)
 
 
 @router.post("/grants/{grant_id}/deny", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def deny(grant_id: str, body: DenyIn, who: Who, svc: Svc) -> GrantOut:
-    return GrantOut.of(svc.grants.deny(who, GrantId(grant_id), reason=body.reason))
+    return GrantOut.of(svc.grants.deny(who, GrantId(grant_id), reason=body.reason), svc.public_url)
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def revoke(grant_id: str, body: RevokeIn, who: Who, svc: Svc) -> GrantOut:
-    return GrantOut.of(svc.grants.revoke(who, GrantId(grant_id), reason=body.reason))
+    return GrantOut.of(svc.grants.revoke(who, GrantId(grant_id), reason=body.reason), svc.public_url)
 
 
 @router.post("/grants/{grant_id}/extend", response_model=GrantOut, responses=declare(*GRANT_DECISION))
 def extend(grant_id: str, body: ExtendIn, who: Who, svc: Svc) -> GrantOut:
-    return GrantOut.of(svc.grants.extend(who, GrantId(grant_id), by=parse_duration(body.duration)))
+    return GrantOut.of(
+        svc.grants.extend(who, GrantId(grant_id), by=parse_duration(body.duration)), svc.public_url
+    )
 
 
 @router.post("/grants/{grant_id}/token", response_model=TokenOut, responses=declare(*GRANT_DECISION))

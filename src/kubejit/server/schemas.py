@@ -17,6 +17,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from kubejit.grants.locks import Lock
 from kubejit.grants.model import Grant
+from kubejit.notify.message import request_link
 
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -110,6 +111,11 @@ class DenyIn(_In):
     reason: RequiredText
 
 
+class ReviewIn(_In):
+    #: What was checked and found; required (a review without one is no review).
+    comment: RequiredText
+
+
 class RevokeIn(_In):
     reason: Text = ""
 
@@ -131,6 +137,12 @@ class DevLoginIn(_In):
 
 class ApprovalOut(BaseModel):
     approver: str
+    at: datetime
+    comment: str
+
+
+class ReviewOut(BaseModel):
+    reviewer: str
     at: datetime
     comment: str
 
@@ -158,9 +170,16 @@ class GrantOut(BaseModel):
     approvals: list[ApprovalOut]
     break_glass: bool
     extendable: bool
+    #: Break-glass: who reviews its use afterwards (besides admins), whether that is still due, the review.
+    reviewer_groups: list[str] = Field(default_factory=list)
+    needs_review: bool = False
+    review: ReviewOut | None = None
+    #: The request's page (``{broker.publicUrl}/ui/requests/{id}``, the link notifications carry);
+    #: null in answers that list grants ended by a lock or offboarding.
+    ui_url: str | None = None
 
     @classmethod
-    def of(cls, grant: Grant) -> GrantOut:
+    def of(cls, grant: Grant, public_url: str | None = None) -> GrantOut:
         return cls(
             id=grant.id,
             requester=grant.requester,
@@ -184,6 +203,14 @@ class GrantOut(BaseModel):
             approvals=[ApprovalOut(approver=a.approver, at=a.at, comment=a.comment) for a in grant.approvals],
             break_glass=grant.break_glass,
             extendable=grant.extendable,
+            reviewer_groups=sorted(grant.reviewer_groups),
+            needs_review=grant.needs_review,
+            review=(
+                ReviewOut(reviewer=grant.review.reviewer, at=grant.review.at, comment=grant.review.comment)
+                if grant.review
+                else None
+            ),
+            ui_url=request_link(public_url, grant.id) if public_url else None,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from kubejit import metrics
 from kubejit.audit.checkpoint import load_or_create_signing_key
 from kubejit.clock import Clock, SystemClock
 from kubejit.clusters.adapter import KubeClusterAdapter
@@ -13,6 +14,8 @@ from kubejit.config import ClusterSettings, Settings
 from kubejit.errors import ConfigError
 from kubejit.grants.ports import ClusterAdapter
 from kubejit.grants.service import GrantService
+from kubejit.identity.cluster_keys import ClusterKeyRing
+from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
 from kubejit.identity.issuers import build_issuers, login_offers
 from kubejit.identity.oidc import IssuerSet
@@ -23,10 +26,14 @@ from kubejit.server.audit_records import checkpoint_worker, record_start
 from kubejit.server.auth_failures import AuthFailureSummary
 from kubejit.server.deps import Services
 from kubejit.server.exchange_wiring import build_exchange
+from kubejit.server.file_watch import digest
+from kubejit.server.policy_reload import PolicyReload
 from kubejit.server.rate_limits import RateLimits, RequestLimiter
 from kubejit.server.schemas import ClusterOut
+from kubejit.server.web_wiring import build_web
 from kubejit.server.workers import Worker, start_workers
 from kubejit.store.audit_cursors import SqlCursorStore
+from kubejit.store.audit_log import observe_committed
 from kubejit.store.audit_store import SqlAuditStore
 from kubejit.store.checkpoints import Checkpointer
 from kubejit.store.engine import create_store_engine
@@ -34,7 +41,9 @@ from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.locks import SqlLockStore
 from kubejit.store.migrate import check_at_head, upgrade
 from kubejit.store.seen_tokens import SqlSeenTokenIds
+from kubejit.store.sqlite_claim import claim_sqlite_database
 from kubejit.store.users import SqlUserDirectory
+from kubejit.store.web_sessions import SqlWebSessionStore
 
 #: Where Kubernetes tells a pod its namespace.
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -47,9 +56,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None, workers: b
     (a missing kubeconfig, no identity issuer) closes what was built before it and leaks nothing.
     """
     clock = clock or SystemClock()
+    loaded_sha256 = None
+    with contextlib.suppress(OSError):  # a missing file is reported by the load, with its hint
+        loaded_sha256 = digest([settings.policy_file.read_bytes()])  # before the load: see PolicyReload
     policy = load_policy_file(str(settings.policy_file), protected_namespaces=_kubejit_namespaces(settings))
     with contextlib.ExitStack() as built:
         services = _build(settings, policy, clock=clock, workers=workers, built=built)
+        _watch_policy(settings, services, loaded_sha256, clock=clock, workers=workers, built=built)
         services.on_shutdown.append(built.pop_all().close)
     return services
 
@@ -61,10 +74,13 @@ def _build(
     then clients, sinks and clusters close, and the engine goes last."""
     engine = create_store_engine(settings.store_url)
     built.callback(engine.dispose)
+    built.callback(claim_sqlite_database(engine))  # before migrating: a second broker changes nothing
+    observe_committed(engine, metrics.observe_events)  # /metrics counters follow the audit log
     upgrade(engine)
     store = SqlGrantStore(engine, clock=clock)
     audit = SqlAuditStore(engine)
-    adapters = {c.name: built.enter_context(_adapter(c, settings)) for c in settings.clusters}
+    cluster_issuer = _cluster_issuer(settings, clock=clock)
+    adapters = {c.name: built.enter_context(_adapter(c, settings, cluster_issuer)) for c in settings.clusters}
     clusters: dict[str, ClusterAdapter] = dict(adapters)
     delivery = AuditDelivery.build(settings.audit, cursors=SqlCursorStore(engine, clock=clock), clock=clock)
     built.callback(delivery.close)
@@ -108,6 +124,8 @@ def _build(
         users=SqlUserDirectory(engine, clock=clock),
         login_offers=login_offers(settings.identity.issuers),
         audit=audit,
+        cluster_issuer=cluster_issuer,
+        public_url=settings.broker.url,
     )
     services.ready_checks.update(
         store=lambda: check_at_head(engine),
@@ -130,13 +148,26 @@ def _build(
     built.callback(checkpointer.final)
     if workers:
         _start_workers(settings, service, checkpointer, auth_failures, built)
-        for worker in delivery.start():  # stopped first of all at shutdown
-            built.callback(worker.stop)
+        delivery.start()
+        built.callback(delivery.stop)  # first of all at shutdown: the sinks' leases go to other replicas
     services.audit_status = delivery.status
+    services.web = build_web(
+        settings,
+        services,
+        sessions=SqlWebSessionStore(engine),
+        audit=audit,
+        dev=dev,
+        issuers=issuers,
+        clock=clock,
+        built=built,
+        workers=workers,
+    )
     return services
 
 
-def _adapter(c: ClusterSettings, settings: Settings) -> KubeClusterAdapter:
+def _adapter(
+    c: ClusterSettings, settings: Settings, cluster_issuer: ClusterTokenIssuer | None
+) -> KubeClusterAdapter:
     return build_adapter(
         c.name,
         kubeconfig=str(c.kubeconfig) if c.kubeconfig else None,
@@ -144,6 +175,23 @@ def _adapter(c: ClusterSettings, settings: Settings) -> KubeClusterAdapter:
         in_cluster=c.in_cluster,
         grant_namespace=settings.grant_namespace,
         audience=c.audience,
+        jwt_issuer=cluster_issuer if c.credential_mode == "jwt" else None,
+    )
+
+
+def _cluster_issuer(settings: Settings, *, clock: Clock) -> ClusterTokenIssuer | None:
+    """kubejit as the issuer of cluster tokens, when any cluster is in jwt mode (docs/jwt-mode.md)."""
+    if not any(c.credential_mode == "jwt" for c in settings.clusters):
+        return None
+    lifetime = settings.jwt_issuer.token_lifetime_minutes * 60
+    keys = ClusterKeyRing(
+        settings.jwt_key_dir,
+        clock=clock,
+        overlap_seconds=lifetime,
+        rotate_after_seconds=settings.jwt_issuer.rotate_after_hours * 3600,
+    )
+    return ClusterTokenIssuer(
+        issuer_url=settings.jwt_issuer_url, keys=keys, lifetime_seconds=lifetime, clock=clock
     )
 
 
@@ -169,6 +217,32 @@ def _start_workers(
     for worker in started:
         worker.start()
         built.callback(worker.stop)
+
+
+def _watch_policy(
+    settings: Settings,
+    services: Services,
+    loaded_sha256: str | None,
+    *,
+    clock: Clock,
+    workers: bool,
+    built: contextlib.ExitStack,
+) -> None:
+    """Policy hot-reload (docs/deploy.md): a new valid file is applied, an invalid one refused."""
+    reload = PolicyReload(
+        settings.policy_file,
+        service=services.grants,
+        audit=services.grants.audit,
+        clock=clock,
+        protected_namespaces=_kubejit_namespaces(settings),
+        loaded_sha256=loaded_sha256,
+    )
+    services.policy_status = reload.status
+    interval = settings.workers.policy_reload_interval_seconds
+    if workers and interval > 0:
+        watcher = Worker("policy-reload", reload.tick, interval=interval)
+        watcher.start()
+        built.callback(watcher.stop)
 
 
 def _kubejit_namespaces(settings: Settings) -> frozenset[str]:

@@ -101,6 +101,19 @@ class SqlCursorStore:
         }
         return self._update_held(sink, owner, values)
 
+    def release(self, owner: str) -> int:
+        """Free ``owner``'s leases, so another replica sends the next batch now, not at lease end.
+
+        The cursor stays where it is: a batch in flight that was never acknowledged is sent again.
+        """
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(
+                sa.update(audit_sink_cursors)
+                .where(_C.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+        return int(result.rowcount)
+
     def _update_held(self, sink: str, owner: str, values: dict[str, Any], *extra: Any) -> bool:
         with write_transaction(self.engine) as conn:
             result = conn.execute(

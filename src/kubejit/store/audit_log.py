@@ -7,13 +7,15 @@ and inserting after it cannot interleave with another writer, on SQLite or Postg
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
 from kubejit.audit.chain import GENESIS, seal_row
@@ -23,6 +25,8 @@ from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
 from kubejit.store.tables import audit_events
 from kubejit.store.transactions import driver_execute, read_transaction
+
+log = logging.getLogger(__name__)
 
 
 def tail(conn: Connection) -> tuple[int, str]:
@@ -63,7 +67,33 @@ def append(conn: Connection, events: Sequence[AuditEvent]) -> tuple[int, str]:
         )  # fmt: skip
         prev_hash = digest
     driver_execute(conn, _INSERT_SQLITE if sqlite else _INSERT_PYFORMAT, rows, many=True)
+    conn.info.setdefault(_APPENDED, []).extend(events)  # for observe_committed, at commit
     return seq, prev_hash
+
+
+_APPENDED = "kubejit.appended_events"
+
+
+def observe_committed(engine: Engine, observer: Callable[[Sequence[AuditEvent]], None]) -> None:
+    """Call ``observer`` with the events each transaction appended, as it commits (never on rollback).
+
+    For /metrics: counters that follow the audit log count what is durable, once. The observer runs
+    inside the commit, so it must be quick, and a failure of its own is logged, never raised.
+    """
+
+    def committed(conn: Connection) -> None:
+        events = conn.info.pop(_APPENDED, None)
+        if events:
+            try:
+                observer(events)
+            except Exception:
+                log.exception("an audit event observer failed")
+
+    def rolled_back(conn: Connection) -> None:
+        conn.info.pop(_APPENDED, None)
+
+    sa_event.listen(engine, "commit", committed)
+    sa_event.listen(engine, "rollback", rolled_back)
 
 
 #: Every write reads the tail: plain SQL on the driver's cursor (two untyped columns, both dialects).

@@ -9,9 +9,12 @@ the same hash chain (``audit_log``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from kubejit.audit.chain import GENESIS, VerifyResult
@@ -21,6 +24,7 @@ from kubejit.grants.ports import AuditEvent
 from kubejit.ids import GrantId
 from kubejit.store import audit_log
 from kubejit.store.audit_verify import verify_stored
+from kubejit.store.tables import audit_events
 from kubejit.store.transactions import read_transaction, write_transaction
 
 
@@ -34,6 +38,30 @@ class SqlAuditStore:
             return
         with write_transaction(self.engine) as conn:
             audit_log.append(conn, events)
+
+    def record_after_last(
+        self,
+        actions: Sequence[str],
+        build: Callable[[list[tuple[str, dict[str, Any]]]], Sequence[AuditEvent]],
+    ) -> None:
+        """Append what ``build`` makes of the newest event of each of ``actions`` (action and details,
+        in chain order; none when there is none), read under the writer lock: two replicas starting at
+        once never both compare themselves with the same previous start (and both record the same
+        change)."""
+        with write_transaction(self.engine) as conn:
+            newest = []
+            for action in actions:
+                query = (
+                    sa.select(audit_events.c.seq, audit_events.c.details)
+                    .where(audit_events.c.action == action)
+                    .order_by(audit_events.c.seq.desc())
+                    .limit(1)
+                )
+                row = conn.execute(query).first()
+                if row is not None:
+                    newest.append((row.seq, action, json.loads(row.details) if row.details else {}))
+            newest.sort()
+            audit_log.append(conn, build([(action, details) for _, action, details in newest]))
 
     # -- reading the chain ---------------------------------------------------------------------
     def iter_events(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[StoredEvent]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubejit.grants.model import Approval, Grant, GrantState
+from kubejit.grants.model import Approval, Grant, GrantState, Review
 from kubejit.ids import ClusterName, GrantId, NamespaceName, PrincipalName
 from kubejit.policy.model import RoleRef
 
@@ -43,6 +43,9 @@ def grant_to_row(grant: Grant) -> dict[str, Any]:
         "ended_by": grant.ended_by,
         "end_reason": grant.end_reason,
         "requester_person": grant.requester_person,
+        "reviewer_groups": sorted(grant.reviewer_groups),
+        "needs_review": grant.needs_review,
+        "review": _review_to_json(grant.review),
     }
 
 
@@ -86,6 +89,31 @@ def row_to_grant(row: Any) -> Grant:
         end_reason=row["end_reason"],
         version=row["version"],
         requester_person=row["requester_person"],
+        reviewer_groups=frozenset(row["reviewer_groups"]),
+        needs_review=bool(row["needs_review"]),
+        review=_review_from_json(row["review"]),
+    )
+
+
+def _review_to_json(review: Review | None) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    return {
+        "reviewer": review.reviewer,
+        "at": _aware(review.at).isoformat(),
+        "comment": review.comment,
+        "person": review.person,
+    }
+
+
+def _review_from_json(value: Any) -> Review | None:
+    if value is None:
+        return None
+    return Review(
+        reviewer=PrincipalName(value["reviewer"]),
+        at=datetime.fromisoformat(value["at"]).astimezone(UTC),
+        comment=value["comment"],
+        person=value.get("person"),
     )
 
 

@@ -151,13 +151,7 @@ class SqlGrantStore:
         _check_limit(limit)
         if not groups:
             return []
-        unnest = (
-            sa.func.json_each if self.engine.dialect.name == "sqlite" else sa.func.json_array_elements_text
-        )
-        members = unnest(grants.c.approver_groups).table_valued("value")
-        decides = sa.exists(
-            sa.select(sa.literal(1)).select_from(members).where(members.c.value.in_(sorted(groups)))
-        )
+        decides = self._has_member(grants.c.approver_groups, groups)
         query = (
             sa.select(grants)
             .where(grants.c.state == GrantState.PENDING.value, grants.c.requester != approver, decides)
@@ -167,6 +161,39 @@ class SqlGrantStore:
         )
         with read_transaction(self.engine) as conn:
             return [row_to_grant(row._mapping) for row in conn.execute(query)]
+
+    def needing_review(
+        self,
+        *,
+        groups: frozenset[str] | None = None,
+        excluding: PrincipalName | None = None,
+        excluding_person: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Grant]:
+        """Grants flagged for review, newest first: all, or those a reviewer of ``groups`` may review
+        (``reviewer_groups`` unnested in SQL, as ``pending_for`` does, so the limit applies after it)."""
+        _check_limit(limit)
+        if groups is not None and not groups:
+            return []
+        query = sa.select(grants).where(grants.c.needs_review.is_(True))
+        if groups is not None:
+            query = query.where(self._has_member(grants.c.reviewer_groups, groups))
+        if excluding is not None:
+            query = query.where(grants.c.requester != excluding)
+        query = query.where(*_not_requested_by_person(excluding_person))
+        query = query.order_by(grants.c.created_at.desc(), grants.c.id.desc()).limit(limit)
+        with read_transaction(self.engine) as conn:
+            return [row_to_grant(row._mapping) for row in conn.execute(query)]
+
+    def _has_member(self, column: sa.Column[object], groups: frozenset[str]) -> sa.ColumnElement[bool]:
+        """Whether the JSON array ``column`` holds one of ``groups`` (whole names, no patterns)."""
+        unnest = (
+            sa.func.json_each if self.engine.dialect.name == "sqlite" else sa.func.json_array_elements_text
+        )
+        members = unnest(column).table_valued("value")
+        return sa.exists(
+            sa.select(sa.literal(1)).select_from(members).where(members.c.value.in_(sorted(groups)))
+        )
 
     def due_for_expiry(self, now: datetime, *, limit: int = 500) -> builtins.list[Grant]:
         """Grants whose time is up, earliest first: one index range scan per state, merged."""

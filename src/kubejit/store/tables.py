@@ -82,11 +82,16 @@ grants = sa.Table(
     # The requester's person (a verified email, at most 320 characters): another login of theirs
     # cannot approve, even after a restart. NULL for logins without one and rows before 0004.
     sa.Column("requester_person", sa.String(320), nullable=True),
+    # Break-glass review (migration 0005): who reviews, whether it is still due, and the review itself.
+    sa.Column("reviewer_groups", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("needs_review", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("review", sa.JSON(none_as_null=True), nullable=True),
     # The sweeper's two range scans: live grants by expiry, pending ones by their deadline.
     sa.Index("ix_grants_state_expires_at", "state", "expires_at"),
     sa.Index("ix_grants_state_pending_until", "state", "pending_until"),
     sa.Index("ix_grants_requester", "requester"),
     sa.Index("ix_grants_cluster", "cluster"),
+    sa.Index("ix_grants_needs_review", "needs_review"),
 )
 
 #: Minted tokens, by hash and id only: the token itself is never stored.
@@ -192,4 +197,29 @@ locks = sa.Table(
     # The sweeper's range scan for locks past their end. Not on removed_at: most locks are in force,
     # and SQLite would pick that index for the per-request check and scan them all.
     sa.Index("ix_locks_expires_at", "expires_at"),
+)
+
+#: Browser sessions of the web pages (docs/web.md): only the SHA-256 of the session id is kept.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("principal", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_web_sessions_expires_at", "expires_at"),
+)
+
+#: Sign-ins on their way to the issuer and back (state, nonce, PKCE verifier), for ten minutes at most.
+web_sign_ins = sa.Table(
+    "web_sign_ins",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("return_to", sa.String(1024), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_web_sign_ins_created_at", "created_at"),
 )

@@ -196,3 +196,33 @@ def write_certificates(directory: Path, *, cluster_name: str) -> ClusterCertific
     ):
         write_private_file(path, data)
     return paths
+
+
+@dataclass(frozen=True)
+class ServingTls:
+    """A CA and a serving certificate signed by it (e.g. the broker's HTTPS in jwt mode)."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def write_serving_tls(directory: Path, *, name: str) -> ServingTls:
+    """A fresh CA and a certificate for loopback (127.0.0.1, ::1, localhost), written 0600."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca_key, ca_cert = _make_ca(name)
+    san = x509.SubjectAlternativeName(
+        [
+            x509.DNSName("localhost"),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1")),
+        ]
+    )
+    key, cert = _make_leaf(ca_key, ca_cert, _name(name), usage=ExtendedKeyUsageOID.SERVER_AUTH, san=san)
+    paths = ServingTls(ca_cert=directory / "ca.crt", cert=directory / "tls.crt", key=directory / "tls.key")
+    for path, data in (
+        (paths.ca_cert, _cert_pem(ca_cert)),
+        (paths.cert, _cert_pem(cert)),
+        (paths.key, _key_pem(key)),
+    ):
+        write_private_file(path, data)
+    return paths

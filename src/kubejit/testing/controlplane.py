@@ -70,9 +70,19 @@ APISERVER_LOG = "kube-apiserver.log"
 KUBECONFIG_FILE = "kubeconfig"
 AUDIT_LOG = "audit.log"
 AUDIT_POLICY_FILE = "audit-policy.yaml"
+AUTHENTICATION_CONFIG_FILE = "authentication-config.yaml"
 OWNER_MARKER = ".kubejit-control-plane"
 _LOGS = (ETCD_LOG, APISERVER_LOG)
-_MANAGED = (PKI_DIR, ETCD_DATA_DIR, KUBECONFIG_FILE, AUDIT_LOG, AUDIT_POLICY_FILE, STATE_FILE, *_LOGS)
+_MANAGED = (
+    PKI_DIR,
+    ETCD_DATA_DIR,
+    KUBECONFIG_FILE,
+    AUDIT_LOG,
+    AUDIT_POLICY_FILE,
+    AUTHENTICATION_CONFIG_FILE,
+    STATE_FILE,
+    *_LOGS,
+)
 _PORT_RETRIES = 3
 _BUILD_HINT = (
     "Run `scripts/k8s-binaries` once to build them (10-20 minutes cold), put both on PATH, "
@@ -151,8 +161,12 @@ class ControlPlane:
         detached: bool = False,
         binaries: ControlPlaneBinaries | None = None,
         ready_timeout: float = READY_TIMEOUT_SECONDS,
+        authentication_config: str | None = None,
     ) -> None:
         self.name = validate_cluster_name(name)
+        #: An AuthenticationConfiguration (YAML) for --authentication-config: e.g. kubejit as a JWT
+        #: issuer (`kubejit cluster-setup --mode jwt`). None: client certificates and SA tokens only.
+        self.authentication_config = authentication_config
         self.workdir = Path(workdir).absolute()
         self.issuer = issuer_for(name)
         self.audience = self.issuer
@@ -209,6 +223,10 @@ class ControlPlane:
         return self.workdir / KUBECONFIG_FILE
 
     @property
+    def authentication_config_path(self) -> Path:
+        return self.workdir / AUTHENTICATION_CONFIG_FILE
+
+    @property
     def audit_log_path(self) -> Path:
         return self.workdir / AUDIT_LOG
 
@@ -240,6 +258,8 @@ class ControlPlane:
         try:
             certs = write_certificates(self.workdir / PKI_DIR, cluster_name=self.name)
             write_private_file(self.workdir / AUDIT_POLICY_FILE, AUDIT_POLICY.encode())
+            if self.authentication_config is not None:
+                write_private_file(self.authentication_config_path, self.authentication_config.encode())
             self._launch_with_retries(found, certs)
         except BaseException:
             self._abort()
@@ -407,7 +427,15 @@ class ControlPlane:
             # No controller-manager creates the `default` ServiceAccount that this plugin demands.
             "--disable-admission-plugins=ServiceAccount",
             "--profiling=false",
+            *self._authentication_args(),
         ]
+
+    def _authentication_args(self) -> list[str]:
+        if self.authentication_config is None:
+            return []
+        # kube-apiserver reloads this file when it changes; the JWT issuers in it are fetched in the
+        # background (an issuer not up yet is retried), so it never delays /readyz.
+        return [f"--authentication-config={self.authentication_config_path}"]
 
     def _wait_ready(self, port: int, context: ssl.SSLContext) -> None:
         deadline = time.monotonic() + self._ready_timeout

@@ -50,6 +50,12 @@ class MemoryCursors:
     def events_after(self, seq: int, *, limit: int) -> list[StoredEvent]:
         return [e for e in self.events if e.seq > seq][:limit]
 
+    def release(self, owner: str) -> int:
+        held = [name for name, row in self.rows.items() if row.lease_owner == owner]
+        for name in held:
+            self.rows[name] = replace(self.rows[name], lease_owner=None, lease_until=None)
+        return len(held)
+
     def advance(self, sink: str, *, owner: str, from_seq: int, to_seq: int, now: datetime) -> bool:
         row = self.rows[sink]
         if row.lease_owner != owner or row.delivered_seq != from_seq:
@@ -140,6 +146,21 @@ def test_another_replicas_lease_blocks_until_it_expires() -> None:
     # r2 wakes up and tries to move the cursor it claimed at 0: refused, nothing moves back.
     assert not cursors.advance("siem", owner="r2", from_seq=0, to_seq=2, now=clock.now())
     assert cursors.rows["siem"].delivered_seq == 2
+
+
+def test_a_stopping_delivery_finishes_its_batch_and_sends_no_other() -> None:
+    cursors, sink, delivery, _ = setup(7)
+    record = sink.deliver
+
+    def stop_during(events: Sequence[StoredEvent]) -> None:
+        delivery.stop()  # the broker shuts down while this batch is on its way
+        record(events)
+
+    sink.deliver = stop_during  # type: ignore[method-assign]
+    assert delivery.tick() == 3
+    assert sink.batches == [[1, 2, 3]]
+    row = cursors.rows["siem"]
+    assert row.delivered_seq == 3 and row.lease_owner is None  # acknowledged, and handed back
 
 
 def test_an_unexpected_sink_error_is_recorded_and_retried() -> None:

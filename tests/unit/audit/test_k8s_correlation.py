@@ -53,9 +53,14 @@ def trail() -> list[StoredEvent]:
 
 
 def line(
-    username: str, *, uid: str | None = None, jti: str | None = None, stage: str = "ResponseComplete"
+    username: str,
+    *,
+    uid: str | None = None,
+    jti: str | None = None,
+    stage: str = "ResponseComplete",
+    groups: tuple[str, ...] = ("system:serviceaccounts",),
 ) -> str:
-    user: dict[str, Any] = {"username": username, "groups": ["system:serviceaccounts"]}
+    user: dict[str, Any] = {"username": username, "groups": list(groups)}
     if uid:
         user["uid"] = uid
     if jti:
@@ -105,6 +110,23 @@ def test_each_request_finds_its_grant_by_the_strongest_key() -> None:
         "payments",
         200,
     )
+
+
+def test_jwt_mode_requests_name_the_person_and_match_on_the_grant_group() -> None:
+    index = GrantIndex(grant_records(trail()).values(), grant_namespace="kubejit-grants")
+    authenticated = "system:authenticated"
+    log = [
+        line("kubejit:alice", groups=("kubejit:grant:g1", authenticated)),
+        line("kubejit:dave", groups=("kubejit:grant:g2", authenticated), jti="jti-2"),
+        line("kubejit:alice", groups=(authenticated,)),  # no grant group: not a kubejit grant's request
+        line("kubejit:alice", groups=("kubejit:grant:g1", "kubejit:grant:g2")),  # never minted: ambiguous
+        line("kubejit:alice", groups=("kubejit:grant:g9",)),  # no such grant
+    ]
+    found = list(correlate(parse_audit_log(log), index))
+    assert [(c.grant.person, c.grant.grant_id, c.matched_by, c.request.username) for c in found] == [
+        ("alice", "g1", "grant-group", "kubejit:alice"),
+        ("dave", "g2", "jti", "kubejit:dave"),
+    ]
 
 
 @pytest.mark.parametrize(

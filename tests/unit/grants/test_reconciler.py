@@ -64,3 +64,12 @@ def test_cluster_scope_grant_needs_a_cluster_role_binding() -> None:
     crb = OwnedObject("ClusterRoleBinding", None, "kubejit-g1", GrantId("g1"))
     assert diff([g], [sa, crb]) == []
     assert [a.kind for a in diff([g], [sa])] == [ActionKind.RESTORE]
+
+
+def test_in_jwt_mode_a_grant_is_complete_with_its_bindings_alone() -> None:
+    bindings = objects("g1")[1:]  # no ServiceAccount in jwt mode
+    assert diff([grant("g1")], bindings, service_accounts=False) == []
+    assert [a.kind for a in diff([grant("g1")], bindings[:1], service_accounts=False)] == [ActionKind.RESTORE]
+    assert [(a.kind, a.grant_id) for a in diff([], bindings, service_accounts=False)] == [
+        (ActionKind.DELETE, "g1")
+    ]

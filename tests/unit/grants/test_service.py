@@ -395,3 +395,13 @@ def test_an_outage_logs_once_and_its_end_once(world, caplog) -> None:  # type: i
         ("INFO", "cluster dev is reachable again"),
     ]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_a_jwt_mode_cluster_is_reconciled_without_service_accounts(world) -> None:  # type: ignore[no-untyped-def]
+    service, _, cluster, _ = world
+    cluster.uses_service_accounts = False  # jwt mode: a grant is its bindings
+    kept = service.request(ALICE, VIEW)
+    assert [o.kind for o in cluster.objects[kept.id]] == ["RoleBinding"]
+    assert service.reconcile() == []  # complete as it is: nothing to restore on every tick
+    cluster.objects[kept.id] = []
+    assert [(a.kind, a.grant_id) for a in service.reconcile()] == [("restore", kept.id)]

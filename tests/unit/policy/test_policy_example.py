@@ -125,3 +125,8 @@ def test_docs_example_loads_and_its_error_example_is_true() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_policy(example.replace("roles: [view, edit]", "roles: [view, admn]"))
     assert f"Error: {caught.value.message}\nHint: {caught.value.hint}\n" in text
+
+
+def test_the_examples_break_glass_is_reviewed_by_another_sre(policy: Policy) -> None:
+    (rule,) = [r for r in policy.rules if r.break_glass]
+    assert rule.reviewers == {"sre"}

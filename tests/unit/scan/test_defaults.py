@@ -67,6 +67,17 @@ def test_defaults_of_other_versions_are_recognised_when_all_system() -> None:
     assert not is_default_binding(binding(outsider))
 
 
+def test_jwt_mode_group_bindings_are_kubejits_only_for_their_own_grant_group() -> None:
+    grant = rb("team-a", "kubejit-g1a2b3", "edit", group("kubejit:grant:g1a2b3"), labels=KUBEJIT)
+    assert is_kubejit_grant_binding(binding(grant)) and is_recognised(binding(grant))
+    other = rb("team-a", "kubejit-g1a2b3", "edit", group("kubejit:grant:g9"), labels=KUBEJIT)
+    assert not is_kubejit_grant_binding(binding(other))
+    wide = rb("team-a", "kubejit-g1a2b3", "edit", group("system:authenticated"), labels=KUBEJIT)
+    assert not is_kubejit_grant_binding(binding(wide))
+    unlabelled = rb("team-a", "kubejit-g1a2b3", "edit", group("kubejit:grant:g1a2b3"))
+    assert not is_kubejit_grant_binding(binding(unlabelled))
+
+
 def test_kubejit_grant_bindings_are_recognised_by_their_full_shape() -> None:
     grant = rb("team-a", "kubejit-g1a2b3", "edit", sa("kubejit-grants", "kubejit-g1a2b3"), labels=KUBEJIT)
     assert is_kubejit_grant_binding(binding(grant)) and is_recognised(binding(grant))

@@ -323,3 +323,27 @@ def test_metrics_say_whether_each_cluster_answered_the_reconciler(world: World) 
     world.cluster.fail_list = None
     service.reconcile()
     assert 'kubejit_cluster_reachable{cluster="dev"} 1.0' in world.http.get("/metrics").text
+
+
+def test_request_metrics_use_route_templates_and_bounded_methods(world: World) -> None:
+    from kubejit import metrics
+
+    def count(**labels: str) -> float:
+        found = metrics.REGISTRY.get_sample_value("kubejit_http_request_duration_seconds_count", labels)
+        return found or 0.0
+
+    one = {"route": "/v1/grants/{grant_id}", "method": "GET", "status": "4xx"}
+    odd = {"route": "unmatched", "method": "other", "status": "4xx"}
+    before = (count(**one), count(**odd))
+    assert world.http.get("/v1/grants/g-unknown-1", headers=world.auth("alice")).status_code == 404
+    assert world.http.request("BREW", "/coffee/g-unknown-1").status_code == 404
+    assert (count(**one), count(**odd)) == (before[0] + 1, before[1] + 1)
+    text = world.http.get("/metrics").text
+    assert "g-unknown-1" not in text and "BREW" not in text and "/coffee" not in text
+
+
+def test_answers_carry_the_callers_request_id_or_a_fresh_one(world: World) -> None:
+    kept = world.http.get("/livez", headers={"x-request-id": "abc-1"})
+    assert kept.headers["x-request-id"] == "abc-1"
+    fresh = world.http.get("/livez", headers={"x-request-id": "two words"}).headers["x-request-id"]
+    assert len(fresh) == 32 and fresh != "two words"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,22 @@ def test_shutdown_signs_the_final_checkpoint_then_closes_clusters_and_the_engine
     for stop in services.on_shutdown:
         stop()
     assert closed == ["checkpoint", "cluster two", "cluster one", "engine"]
+
+
+def test_a_second_broker_on_the_same_sqlite_database_is_refused_until_the_first_stops(
+    tmp_path: Path,
+) -> None:
+    second = tmp_path / "two.kubeconfig"
+    second.write_text(KUBECONFIG)
+    settings = _settings(tmp_path, second_kubeconfig=second)
+    first = wiring.build_services(settings, workers=False)
+    try:
+        with pytest.raises(ConfigError, match=rf"another broker \(pid {os.getpid()}\) is serving") as err:
+            wiring.build_services(settings, workers=False)
+        assert "PostgreSQL" in (err.value.hint or "")
+    finally:
+        for stop in first.on_shutdown:
+            stop()
+    again = wiring.build_services(settings, workers=False)  # the first one released it
+    for stop in again.on_shutdown:
+        stop()

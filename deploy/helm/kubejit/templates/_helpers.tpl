@@ -46,6 +46,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $config := deepCopy .Values.config }}
 {{- if not (dig "broker" "publicUrl" "" $config) }}{{- $_ := unset (default (dict) $config.broker) "publicUrl" }}{{- end }}
 {{- $broker := dict "host" "0.0.0.0" "port" (int .Values.containerPort) }}
+{{- if .Values.brokerTls.existingSecret }}
+{{- $_ := set $broker "tls" (dict "certFile" "/etc/kubejit/tls/tls.crt" "keyFile" "/etc/kubejit/tls/tls.key") }}
+{{- else }}
+{{- /* TLS ends at the Ingress: plain HTTP inside the cluster, behind the NetworkPolicy. */}}
+{{- $_ := set $broker "allowPlainHttp" true }}
+{{- end }}
 {{- if .Values.serviceMonitor.enabled }}
 {{- $_ := set $broker "exposeMetrics" true }}
 {{- end }}

@@ -62,6 +62,10 @@ class CursorStore(Protocol):
         """Count a failed attempt, keep its error, set the next attempt, release the lease."""
         ...
 
+    def release(self, owner: str) -> int:
+        """Give back every lease ``owner`` holds (a replica shutting down); how many it held."""
+        ...
+
     def oldest_undelivered_at(self, seq: int) -> datetime | None:
         """The time of the first event after ``seq`` (how old the sink's backlog is)."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,11 +54,18 @@ class SinkDelivery:
         self.owner = owner
         self.options = options or DeliveryOptions()
         self._uniform = uniform
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, send no other: a broker shutting down hands the sink over."""
+        self._stopping.set()
 
     def tick(self) -> int:
         """Deliver what is due; returns how many events the sink acknowledged in this tick."""
         delivered = 0
         for _ in range(self.options.max_batches_per_tick):
+            if self._stopping.is_set():
+                break
             sent = self._one_batch()
             if not sent:
                 break

@@ -82,7 +82,18 @@ def _running(name: str, directory: Path | None) -> ControlPlane | None:
     show_default="a free port",
     help="Port for the API server on 127.0.0.1.",
 )
-def start(name: str = "dev", directory: Path | None = None, port: int | None = None) -> None:
+@click.option(
+    "--authentication-config",
+    type=path_type(dir_okay=False, exists=True),
+    help="An AuthenticationConfiguration file for kube-apiserver, e.g. from "
+    "`kubejit cluster-setup --mode jwt` (kubejit as a JWT issuer).",
+)
+def start(
+    name: str = "dev",
+    directory: Path | None = None,
+    port: int | None = None,
+    authentication_config: Path | None = None,
+) -> None:
     """Start the cluster and wait until its API server is ready (a few seconds).
 
     Prints the path of an admin kubeconfig (client certificate in group system:masters).
@@ -98,7 +109,8 @@ def start(name: str = "dev", directory: Path | None = None, port: int | None = N
         return
     from kubejit.testing.controlplane import ControlPlane
 
-    plane = ControlPlane(workdir, name=name, port=port, detached=True)
+    authentication = authentication_config.read_text() if authentication_config else None
+    plane = ControlPlane(workdir, name=name, port=port, detached=True, authentication_config=authentication)
     with console.status(f"Starting dev cluster '{name}' (etcd + kube-apiserver)..."):
         plane.start()
     console.print(

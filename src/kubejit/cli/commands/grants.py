@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +43,18 @@ def _client(broker: str | None) -> BrokerClient:
 @click.option(
     "--break-glass", is_flag=True, help="Emergency access: auto-approved, flagged, reviewed afterwards."
 )
-@click.option("--wait", is_flag=True, help="Wait (with a spinner) until approved or denied.")
 @click.option(
-    "--wait-timeout", type=int, default=3600, show_default=True, help="Stop waiting after this many seconds."
+    "--wait",
+    is_flag=True,
+    help="Wait until approved or denied, showing who was notified (exit 3 if denied, "
+    "124 if still undecided at --wait-timeout, 130 on Ctrl-C; the request stays).",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Stop waiting after this many seconds.",
 )
 @click.option(
     "--use", is_flag=True, help="Once active: write its kubectl context and switch to it (see `kubeconfig`)."
@@ -71,6 +80,8 @@ def request(
     Example: kubejit request -c dev -n team-a -r edit --for 1h --reason "debug checkout latency"
     Cluster-wide (a policy role with clusterScope: true): kubejit request -c dev -r node-reader
     """
+    from kubejit.cli import waiting  # --wait's progress, loaded by `request` only
+
     if duration is not None:
         parse_duration(duration)  # fail here, before any network call, with the same message
     body: dict[str, Any] = {
@@ -84,8 +95,8 @@ def request(
     }
     with _client(broker) as client:
         grant = client.call("POST", "/v1/grants", json=body)
-        if wait and grant["state"] == "pending":
-            grant = _wait_for_decision(client, grant, timeout=wait_timeout, quiet=output is Output.json)
+        if wait and grant["state"] in waiting.UNDECIDED:
+            grant = _wait(client, grant, timeout=wait_timeout)
         try:
             written, failed = (_use(client, grant) if use else None), None
         except KubejitError as exc:  # the grant exists: show it first, then why no context was written
@@ -101,6 +112,19 @@ def request(
         _show_use(grant, written)
     if grant["state"] in ("denied", "expired", "failed"):
         raise click.exceptions.Exit(3)
+    if wait and grant["state"] in waiting.UNDECIDED:
+        raise click.exceptions.Exit(124)  # --wait-timeout passed: said so by the wait's last line
+
+
+def _wait(client: BrokerClient, grant: dict[str, Any], *, timeout: int) -> dict[str, Any]:
+    """request --wait; Ctrl-C stops waiting (exit 130) and leaves the request as it is."""
+    from kubejit.cli import waiting
+
+    try:
+        return waiting.wait_for_decision(client, grant, timeout=timeout, progress=waiting.progress_for())
+    except KeyboardInterrupt:
+        print(waiting.still_pending_text(grant), file=sys.stderr, flush=True)
+        raise click.exceptions.Exit(130) from None
 
 
 def _use(client: BrokerClient, grant: dict[str, Any]) -> KubeconfigResult | None:
@@ -131,29 +155,6 @@ def _headline(grant: dict[str, Any]) -> str:
         "denied": "Request denied.",
         "expired": "Request expired without a decision.",
     }.get(grant["state"], f"Grant is {render.printable(grant['state'])}.")
-
-
-def _wait_for_decision(
-    client: BrokerClient, grant: dict[str, Any], *, timeout: int, quiet: bool
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status = render.console.status(
-        f"Waiting for approval of {render.safe(grant['id'])} (Ctrl-C stops waiting)..."
-    )
-    if not quiet:
-        status.start()
-    try:
-        while grant["state"] in ("pending", "approved") and time.monotonic() < deadline:
-            time.sleep(1)
-            grant = client.call("GET", f"/v1/grants/{grant['id']}")
-            if not quiet:
-                status.update(
-                    f"Waiting for approval of {render.safe(grant['id'])}: "
-                    f"{len(grant['approvals'])}/{grant['approvals_required']} approvals..."
-                )
-    finally:
-        status.stop()
-    return grant
 
 
 @command()

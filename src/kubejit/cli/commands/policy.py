@@ -119,6 +119,8 @@ def check(
                 "duration_seconds": int(d.duration.total_seconds()),
                 "approvals_required": d.approvals_required,
                 "approver_groups": sorted(d.approver_groups),
+                "break_glass": d.break_glass,
+                "reviewers": sorted(d.reviewers),
                 "rules": [
                     {"rule": v.rule, "status": str(v.status), "detail": v.detail} for v in result.rules
                 ],

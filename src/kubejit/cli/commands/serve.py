@@ -14,18 +14,19 @@ from kubejit.cli.options import path_type
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # config (pydantic) loads when the command runs, not for every `kubejit --help`
     from kubejit.config import BrokerSettings, Settings
+    from kubejit.server.tls import ReloadingTls
 
 
 def run_broker(settings: Settings) -> None:
     """Build the services (validating policy and clusters first) and serve until interrupted."""
     import uvicorn
 
+    from kubejit.server import logs
     from kubejit.server.app import create_app
     from kubejit.server.wiring import build_services
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpx2", "alembic"):  # one line per HTTP call or migration step is noise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logs.configure(settings.logging.format)
+    tls = reloading_tls(settings.broker)  # a bad pair stops the broker before anything starts
     services = build_services(settings)
     app = create_app(
         services,
@@ -33,14 +34,38 @@ def run_broker(settings: Settings) -> None:
         expose_metrics=settings.broker.metrics_exposed,
         expose_api_docs=settings.broker.api_docs_exposed,
     )
-    click.echo(f"kubejit broker listening on {settings.broker.url}", err=True)
+    tls_options = tls_serving(tls, services.on_shutdown)
+    logging.getLogger("kubejit.serve").info("kubejit broker listening on %s", settings.broker.url)
     uvicorn.run(
         app,
         host=settings.broker.host,
         port=settings.broker.port,
         log_level="warning",
+        # SIGTERM: stop accepting, let requests in flight finish, then the lifespan stops the workers.
+        timeout_graceful_shutdown=settings.broker.shutdown_grace_seconds,
+        log_config=None,  # uvicorn's loggers go through ours (one format, JSON included)
         **proxy_options(settings.broker),
+        **tls_options,
     )
+
+
+def reloading_tls(broker: BrokerSettings) -> ReloadingTls | None:
+    from kubejit.server.tls import ReloadingTls
+
+    return ReloadingTls(broker.tls.cert_file, broker.tls.key_file) if broker.tls else None
+
+
+def tls_serving(tls: ReloadingTls | None, on_shutdown: list[Any]) -> dict[str, Any]:
+    """uvicorn's TLS option: one context, its pair re-read while serving (stopped with the app)."""
+    if tls is None:
+        return {}
+    from kubejit.server.tls import POLL_SECONDS
+    from kubejit.server.workers import Worker
+
+    watcher = Worker("tls-reload", tls.reload_if_changed, interval=POLL_SECONDS)
+    watcher.start()
+    on_shutdown.append(watcher.stop)
+    return {"ssl_context_factory": lambda _config, _default: tls.context}
 
 
 def proxy_options(broker: BrokerSettings) -> dict[str, Any]:
@@ -72,8 +97,15 @@ def proxy_options(broker: BrokerSettings) -> dict[str, Any]:
     show_envvar=True,
     help="Override store.url (e.g. from a Secret).",
 )
+@click.option("--tls-cert-file", type=path_type(), help="Override broker.tls.certFile (PEM chain).")
+@click.option("--tls-key-file", type=path_type(), help="Override broker.tls.keyFile (PEM key).")
 def serve(
-    config: Path, host: str | None = None, port: int | None = None, store_url: str | None = None
+    config: Path,
+    host: str | None = None,
+    port: int | None = None,
+    store_url: str | None = None,
+    tls_cert_file: Path | None = None,
+    tls_key_file: Path | None = None,
 ) -> None:
     """Run the broker: REST API, expiry sweeper and reconciler.
 
@@ -82,7 +114,27 @@ def serve(
     """
     from kubejit.config import load_settings
 
-    run_broker(override_settings(load_settings(config), host=host, port=port, store_url=store_url))
+    settings = override_settings(load_settings(config), host=host, port=port, store_url=store_url)
+    run_broker(override_tls(settings, cert_file=tls_cert_file, key_file=tls_key_file))
+
+
+def override_tls(settings: Settings, *, cert_file: Path | None, key_file: Path | None) -> Settings:
+    """``--tls-cert-file``/``--tls-key-file`` over ``broker.tls``: both, or one over the file's pair."""
+    from kubejit.config import TlsSettings
+    from kubejit.errors import ConfigError
+
+    if cert_file is None and key_file is None:
+        return settings
+    current = settings.broker.tls
+    cert = cert_file or (current.cert_file if current else None)
+    key = key_file or (current.key_file if current else None)
+    if cert is None or key is None:
+        raise ConfigError(
+            "--tls-cert-file and --tls-key-file go together",
+            hint="Give both, or set the other in broker.tls of the config.",
+        )
+    tls = TlsSettings(cert_file=cert.resolve(), key_file=key.resolve())
+    return settings.model_copy(update={"broker": settings.broker.model_copy(update={"tls": tls})})
 
 
 def override_settings(

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -46,14 +47,40 @@ def why(kubectl_args: Sequence[str] = (), broker: str | None = None) -> None:
             hint="Only `... is forbidden: User ...` errors are explained.",
         )
     url, current = session.for_broker(broker)
+    in_context = context_grant(kubectl_args)
     with BrokerClient(url, token=current.token) as client:
         for denial in denials:
-            _explain(client, denial)
+            _explain(client, denial, in_context)
     raise click.exceptions.Exit(3)
 
 
-def _explain(client: BrokerClient, denial: Denial) -> None:
+def context_grant(kubectl_args: Sequence[str]) -> str | None:
+    """The grant of the kubectl context that ran (``--context``, else the current one), if kubejit wrote it.
+
+    In jwt mode the API server's Forbidden names the person (``kubejit:alice``), not the grant's
+    ServiceAccount: the context says which grant's token kubectl sent.
+    """
+    from kubejit.kubeconfig_file import default_path, read_kubeconfig
+
+    context = None
+    for i, arg in enumerate(kubectl_args):
+        if arg.startswith("--context="):
+            context = arg.split("=", 1)[1]
+        elif arg == "--context" and i + 1 < len(kubectl_args):
+            context = kubectl_args[i + 1]
+    try:
+        config = read_kubeconfig(default_path())
+    except KubejitError:
+        return None
+    current = config.data.get("current-context") if isinstance(config.data, dict) else None
+    name = context or current
+    return config.owned_contexts().get(name) if isinstance(name, str) else None
+
+
+def _explain(client: BrokerClient, denial: Denial, in_context: str | None = None) -> None:
     say = render.say
+    if denial.grant_id is None and in_context is not None and not denial.user.startswith("system:"):
+        denial = replace(denial, context_grant=in_context)
     if denial.grant_id is None:
         said = f"{denial.user} may not {denial.what}; that identity is not a kubejit grant."
         say(render.printable(said))

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from kubejit.clusters.objects import GRANT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, is_grant_id, object_name
 from kubejit.clusters.scan.model import Binding, Rule, Subject
+from kubejit.identity.cluster_tokens import grant_group
 from kubejit.ids import GrantId
 
 BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping"
@@ -227,20 +228,20 @@ GRANT_NAMESPACE = "kubejit-grants"
 
 def is_kubejit_grant_binding(binding: Binding, *, grant_namespace: str = GRANT_NAMESPACE) -> bool:
     """A binding kubejit made for one grant: labelled, named for the grant, bound to its account only
-    (which lives in the grant namespace: an account of that name elsewhere is someone else's)."""
+    (which lives in the grant namespace: an account of that name elsewhere is someone else's), or,
+    in jwt mode, to the grant's group ``kubejit:grant:<id>`` only."""
     if binding.labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
         return False
     grant = binding.labels.get(GRANT_LABEL, "")
     if not is_grant_id(grant):
         return False
     name = object_name(GrantId(grant))
-    return (
-        binding.ref.name == name
-        and len(binding.subjects) == 1
-        and binding.subjects[0].kind == "ServiceAccount"
-        and binding.subjects[0].name == name
-        and binding.subjects[0].namespace == grant_namespace
-    )
+    if binding.ref.name != name or len(binding.subjects) != 1:
+        return False
+    (subject,) = binding.subjects
+    if subject.kind == "Group":  # jwt mode: the grant's own group, which only kubejit's tokens carry
+        return subject.name == grant_group(grant)
+    return subject.kind == "ServiceAccount" and subject.name == name and subject.namespace == grant_namespace
 
 
 def is_recognised(
