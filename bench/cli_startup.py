@@ -4,13 +4,17 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
 
     python -c pass            the interpreter with `site`, as any console script starts (the floor)
     kubectl version --client  kubectl's own start, for scale
-    kubejit --version         answered before Typer, Rich and pydantic load
-    kubejit --help            Typer builds the whole command tree (every module) and Rich renders it
-    Typer alone, 1 command    the floor Typer sets: a one-command app with whoami's options, no I/O
+    kubejit --version         answered before click loads
+    kubejit --help            click builds the whole command tree (every module)
+    click alone, 1 command    the floor click sets: a one-command app with whoami's options, no I/O
     kubejit whoami            a real call: session, urllib, one GET /v1/whoami to a local broker
+    kubejit grants            one GET /v1/grants (none yet: "Grants: none.", no table, so no Rich)
+    kubejit requests          two GET /v1/grants (none yet)
+    GET /v1/whoami in-process the broker's share of `kubejit whoami`: one request from this process
 
 The broker is a real `kubejit serve` (dev issuer, SQLite, one cluster entry whose API server is not
-there: whoami never talks to it), logged in with `kubejit login --dev-user`.
+there: these commands never talk to it), logged in with `kubejit login --dev-user`. Each row's
+ratio is its median over kubectl's median, both from this run.
 Usage: .venv/bin/python bench/cli_startup.py [--runs 30]
 """
 
@@ -52,25 +56,23 @@ users: [{name: bench, user: {token: none}}]
 contexts: [{name: bench, context: {cluster: bench, user: bench}}]
 current-context: bench
 """
-#: The least any Typer command costs: the root's --version option and whoami's --broker / --output.
-TYPER_FLOOR = """
+#: The least any click command costs: the root's --version option and whoami's --broker / --output.
+CLICK_FLOOR = """
 from enum import StrEnum
-from typing import Annotated
-import typer
+import click
 class Output(StrEnum):
     table = "table"
     json = "json"
-app = typer.Typer(pretty_exceptions_enable=False)
-@app.callback()
-def root(version: bool = typer.Option(False, "--version", "-V", is_eager=True)) -> None:
+@click.group()
+@click.option("--version", "-V", is_flag=True, is_eager=True, expose_value=False)
+def root() -> None:
     \"\"\"The root.\"\"\"
-@app.command()
-def whoami(
-    broker: Annotated[str | None, typer.Option("--broker")] = None,
-    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
-) -> None:
+@root.command()
+@click.option("--broker")
+@click.option("--output", "-o", type=click.Choice(Output), default=Output.table)
+def whoami(broker: str | None, output: Output) -> None:
     print("alice")
-app(["whoami"])
+root(["whoami"])
 """
 
 
@@ -80,6 +82,23 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def round_trip(port: int, home: Path) -> float:
+    """The broker's share of `kubejit whoami`: one GET /v1/whoami on a new connection, from here."""
+    import http.client
+
+    token = json.loads((home / "config" / "kubejit" / "session.json").read_text())["token"]
+    start = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/v1/whoami", headers={"authorization": f"Bearer {token}"})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    elapsed = time.perf_counter() - start
+    if answer.status != 200:
+        raise SystemExit(f"GET /v1/whoami answered {answer.status}")
     return elapsed
 
 
@@ -139,8 +158,11 @@ def main() -> None:
             "kubectl version --client": lambda: timed([str(BIN / "kubectl"), "version", "--client"], env),
             "kubejit --version": lambda: timed([kubejit, "--version"], env),
             "kubejit --help": lambda: timed([kubejit, "--help"], env),
-            "Typer alone, 1 command": lambda: timed([sys.executable, "-c", TYPER_FLOOR], env),
+            "click alone, 1 command": lambda: timed([sys.executable, "-c", CLICK_FLOOR], env),
             "kubejit whoami": lambda: timed([kubejit, "whoami"], env),
+            "kubejit grants": lambda: timed([kubejit, "grants"], env),
+            "kubejit requests": lambda: timed([kubejit, "requests"], env),
+            "GET /v1/whoami in-process": lambda: round_trip(port, home),
         }
         for run in cases.values():
             run()  # compiles the .pyc files and fills the page cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 from collections.abc import Iterable
@@ -14,8 +13,10 @@ from kubejit.errors import ConfigError
 
 def is_loopback(host: str | None) -> bool:
     """``localhost`` or a loopback IP: where plain http and the dev issuer are tolerated."""
-    if host == "localhost":
+    if host in ("localhost", "127.0.0.1", "::1"):  # the usual spellings, without loading ipaddress
         return True
+    import ipaddress
+
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:

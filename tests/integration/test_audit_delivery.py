@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from kubejit.audit.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from kubejit.cli.commands import audit as audit_cli

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from kubejit.cli.commands.audit import CSV_COLUMNS, app
 from kubejit.errors import ConfigError, InvalidInput

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
-from typer.testing import CliRunner
 
 from kubejit.audit.chain import seal
 from kubejit.audit.checkpoint import load_or_create_signing_key, public_pem

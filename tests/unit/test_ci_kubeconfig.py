@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from kubejit.cli.client import BrokerClient
 from kubejit.cli.commands import ci
@@ -19,8 +19,10 @@ BROKER = "http://127.0.0.1:9"  # never reached: every case fails before the exch
 
 
 def run(tmp_path: Path, *args: str) -> BaseException | None:
-    """`kubejit ci kubeconfig ...` (Typer runs a one-command app as that command)."""
-    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(tmp_path / "kc"), *args])
+    """`kubejit ci kubeconfig ...`."""
+    result = CliRunner().invoke(
+        ci.app, ["kubeconfig", "--broker", BROKER, "--out", str(tmp_path / "kc"), *args]
+    )
     return result.exception
 
 
@@ -81,7 +83,9 @@ def test_a_directory_as_out_is_refused_before_the_job_token_is_spent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JOB", JWT)
-    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(tmp_path), "--token-env", "JOB"])
+    result = CliRunner().invoke(
+        ci.app, ["kubeconfig", "--broker", BROKER, "--out", str(tmp_path), "--token-env", "JOB"]
+    )
     assert isinstance(result.exception, InvalidInput) and "is a directory" in str(result.exception)
     assert JWT not in f"{result.exception} {result.exception.hint}"
 
@@ -94,7 +98,9 @@ def test_an_unwritable_out_is_one_clear_error_naming_the_grant(
     monkeypatch.setattr(BrokerClient, "call", lambda *_args, **_kw: answer)
     (tmp_path / "file").write_text("")
     out = tmp_path / "file" / "kubeconfig"  # its parent is a file: nothing can be written
-    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(out), "--token-env", "JOB"])
+    result = CliRunner().invoke(
+        ci.app, ["kubeconfig", "--broker", BROKER, "--out", str(out), "--token-env", "JOB"]
+    )
     exc = result.exception
     assert isinstance(exc, InvalidInput) and "cannot write the kubeconfig" in str(exc) and "g42" in str(exc)
     assert "s3cr3t" not in f"{exc} {exc.hint} {result.output}"
@@ -106,7 +112,7 @@ def test_the_job_token_never_leaves_in_clear_text(
 ) -> None:
     monkeypatch.setenv("JOB", JWT)
     result = CliRunner().invoke(
-        ci.app, ["--broker", broker, "--out", str(tmp_path / "kc"), "--token-env", "JOB"]
+        ci.app, ["kubeconfig", "--broker", broker, "--out", str(tmp_path / "kc"), "--token-env", "JOB"]
     )
     assert isinstance(result.exception, InvalidInput) and "https://" in str(result.exception)
 
@@ -127,7 +133,9 @@ def test_the_summary_shows_claims_as_text_and_never_the_token(
     }
     monkeypatch.setattr(BrokerClient, "call", lambda *_args, **_kw: answer)
     out = tmp_path / "kc"
-    result = CliRunner().invoke(ci.app, ["--broker", BROKER, "--out", str(out), "--token-env", "JOB"])
+    result = CliRunner().invoke(
+        ci.app, ["kubeconfig", "--broker", BROKER, "--out", str(out), "--token-env", "JOB"]
+    )
     assert result.exception is None, result.output
     assert "environment:[/bold]prod" in result.output and "grant g7" in result.output
     assert "s3cr3t" not in result.output and JWT not in result.output

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from kubejit.cli import app as kubejit_app
+from kubejit.local import session
 
 pytestmark = pytest.mark.unit
 
@@ -38,10 +44,81 @@ def test_whoami_imports_only_its_own_command_module(tmp_path: Path) -> None:
     assert not {"httpx", "lightkube", "sqlalchemy", "fastapi"} & {name.split(".")[0] for name in loaded}
 
 
+class Broker(BaseHTTPRequestHandler):
+    """Answers what whoami, grants and requests ask a broker, as the broker would."""
+
+    def do_GET(self) -> None:
+        me = {"name": "alice", "issuer": "dev", "admin": False, "groups": ["developers"], "may_request": []}
+        body = json.dumps(me if self.path == "/v1/whoami" else []).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+@pytest.fixture
+def broker_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+RUN = """
+import json, sys
+from kubejit.cli.app import main
+sys.argv = ["kubejit", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+#: What a command that only talks to the broker must not import to start: TLS for a loopback broker,
+#: the IdP and signing libraries, the broker's own, and Rich when it draws no table.
+NOT_AT_START = {
+    "ssl",
+    "email",
+    "httpx",
+    "joserfc",
+    "cryptography",
+    "pydantic",
+    "yaml",
+    "rich",
+    "sqlalchemy",
+}
+
+
+@pytest.mark.parametrize("command", ["whoami", "grants", "requests"])
+def test_a_broker_command_starts_without_tls_rich_or_the_broker_side(
+    isolated_home: Path, broker_url: str, command: str
+) -> None:
+    session.save(session.Session(broker=broker_url, token="t", user="alice"))
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, command],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    *printed, last = done.stdout.splitlines()
+    code, loaded = json.loads(last)
+    assert code in (0, None), done.stderr
+    assert printed and ("alice" in printed[0] or "none." in printed[0]), printed  # it asked the broker
+    assert not NOT_AT_START & {name.split(".")[0] for name in loaded}
+    assert not {"urllib.request", "http.client"} & set(loaded)
+
+
 def test_help_lists_every_command_in_order() -> None:
     shown = CliRunner().invoke(kubejit_app.app, ["--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
-    listed = [line.split()[1] for line in shown.output.splitlines() if line.startswith("│ ") and "  " in line]
+    listing = shown.output.partition("\nCommands:\n")[2]
+    listed = [line.split()[0] for line in listing.splitlines() if line.startswith("  ") and line[2] != " "]
     names = [name for name in listed if name in kubejit_app.COMMANDS]
     assert names == list(kubejit_app.COMMANDS)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from kubejit import __version__
 from kubejit.cli import render
@@ -47,7 +47,7 @@ class _Broker:
 def test_version(flag: str) -> None:
     result = CliRunner().invoke(app, [flag])
     assert result.exit_code == 0 and result.output == f"kubejit {__version__}\n"
-    # The console script answers it before Typer loads.
+    # The console script answers it before click loads.
     done = subprocess.run(
         [sys.executable, "-c", "from kubejit.cli.app import main; main()", flag],
         capture_output=True,

@@ -12,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -31,7 +31,9 @@ from kubejit.errors import (
 from kubejit.exec import cache, plugin, refresh
 from kubejit.exec.broker import BrokerApi, broker_error
 from kubejit.local import private_files, session
-from kubejit.local.wire import GrantWire, TokenWire
+
+if TYPE_CHECKING:  # types only (kubejit.local.wire builds them for the type checker)
+    from kubejit.local.wire import GrantWire, TokenWire
 
 pytestmark = pytest.mark.unit
 
@@ -55,7 +57,7 @@ GRANT: GrantWire = {
 
 def changed(**fields: Any) -> GrantWire:
     """GRANT with some fields changed (a TypedDict cannot be spread with arbitrary keys)."""
-    return cast(GrantWire, {**GRANT, **fields})
+    return cast("GrantWire", {**GRANT, **fields})
 
 
 def entry(**overrides: str) -> dict[str, str]:
@@ -309,7 +311,7 @@ def test_the_cached_path_loads_no_framework(tmp_path: Path) -> None:
     assert code == 0, done.stderr
     assert json.loads(done.stdout)["status"]["token"] == "t"
     assert set(loaded) <= {"kubejit.cli", "kubejit.cli.app", "typing", "collections.abc"}, loaded
-    heavy = {"typer", "rich", "httpx", "pydantic", "lightkube", "yaml", "json", "urllib.request"}
+    heavy = {"click", "rich", "httpx", "pydantic", "lightkube", "yaml", "json", "urllib.request"}
     assert not heavy & set(loaded)
 
 

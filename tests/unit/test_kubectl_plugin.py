@@ -46,3 +46,10 @@ def test_the_completion_script_is_printed_for_installation() -> None:
         [KUBEJIT, "--show-completion", "bash"], capture_output=True, text=True, check=False
     )
     assert script.returncode == 0 and "_kubejit_completion" in script.stdout
+
+
+def test_kubectl_complete_jit_answers_one_word_a_line_then_no_file_completion() -> None:
+    complete = str(Path(sys.executable).with_name("kubectl_complete-jit"))
+    done = subprocess.run([complete, "l"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["login", "logout", "lock", "locks", "ls", ":4"]

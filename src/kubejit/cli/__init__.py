@@ -1,1 +1,1 @@
-"""The ``kubejit`` command: thin Typer commands over the broker's API and the library."""
+"""The ``kubejit`` command: thin click commands over the broker's API and the library."""

@@ -30,6 +30,10 @@ def _error_from(status: int, raw: bytes, reason: str | None = None) -> KubejitEr
     return problem_error(status, body, fallback=reason or None)
 
 
+def _lower(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
 def check_broker_url(url: str) -> None:
     """A bearer token goes over https, or plain http to this machine only (as `kubejit ci` requires)."""
     parts = urlsplit(url)
@@ -105,9 +109,12 @@ class BrokerClient:
 
     def _send(
         self, method: str, url: str, headers: dict[str, str], data: bytes | None
-    ) -> tuple[int, str, Message, bytes]:
+    ) -> tuple[int, str, dict[str, str], bytes]:
         """One request: status, reason phrase, headers and body of whatever came back (an HTTP error or
         a redirect included); no answer at all is BrokerUnreachable."""
+        parts = urlsplit(url)
+        if parts.scheme == "http" and is_loopback(parts.hostname):
+            return self._send_plain(method, url, headers, data)
         import http.client
         import urllib.error
         import urllib.request
@@ -117,14 +124,33 @@ class BrokerClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with open_without_redirects(request, timeout=self.timeout) as answer:
-                return answer.status, answer.reason, answer.headers, answer.read()
+                return answer.status, answer.reason, _lower(answer.headers), answer.read()
         except urllib.error.HTTPError as exc:  # >= 300 (redirects are not followed)
             try:
                 with exc:
-                    return exc.code, exc.reason, exc.headers, exc.read()
+                    return exc.code, exc.reason, _lower(exc.headers), exc.read()
             except (OSError, http.client.HTTPException) as lost:
                 raise self._unreachable(lost) from lost
         except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+            raise self._unreachable(exc) from exc
+
+    def _send_plain(
+        self, method: str, url: str, headers: dict[str, str], data: bytes | None
+    ) -> tuple[int, str, dict[str, str], bytes]:
+        """Plain http to this machine: one socket, no http.client or ssl to import (their start-up
+        is most of what a broker command would cost), and no proxy (urllib would send a loopback
+        request to $HTTP_PROXY)."""
+        from kubejit.local import plain_http
+
+        parts = urlsplit(url)
+        target = parts.path or "/"
+        if parts.query:
+            target += f"?{parts.query}"
+        try:
+            return plain_http.request(
+                parts.hostname or "", parts.port or 80, method, target, headers, data, timeout=self.timeout
+            )
+        except (OSError, ValueError) as exc:  # ValueError: a port that is not a number
             raise self._unreachable(exc) from exc
 
     def _unreachable(self, exc: Exception) -> BrokerUnreachable:

@@ -46,12 +46,14 @@ def complete() -> None:
     args = plugin_argv(["kubectl-jit", *words])[1:]
     line = ["kubejit", *args, *([partial] if partial else [])]
     os.environ.update(
-        _KUBEJIT_COMPLETE="complete_bash", COMP_WORDS=shlex.join(line), COMP_CWORD=str(len(args) + 1)
+        _KUBEJIT_COMPLETE="bash_complete", COMP_WORDS=shlex.join(line), COMP_CWORD=str(len(args) + 1)
     )
-    answer = io.StringIO()
+    answer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # click writes the answer as bytes
     with contextlib.redirect_stdout(answer), contextlib.suppress(SystemExit):
-        kubejit_app.app(prog_name="kubejit")
-    choices = [choice for choice in answer.getvalue().splitlines() if choice]
+        kubejit_app.app.main(prog_name="kubejit")
+    answer.flush()
+    written = answer.buffer.getvalue().decode()
+    choices = [choice for choice in written.splitlines() if choice]
     if not words and "ls".startswith(partial):
         choices.append("ls")
     sys.stdout.write("".join(f"{choice}\n" for choice in choices) + NO_FILE_COMPLETION + "\n")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,6 +88,36 @@ def _console() -> Console:
     return cast("Console", shared)
 
 
+def _styled(stream: TextIO) -> bool:
+    """kubejit's own styles on a terminal only; NO_COLOR and FORCE_COLOR decide first (as for Rich)."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def styled(text: str, sgr: str, stream: TextIO | None = None) -> str:
+    """``text`` (already inert: see ``printable``) in the SGR style ``sgr`` (``1`` bold, ``1;31`` bold
+    red) when ``stream`` (stdout by default) is a terminal."""
+    import sys
+
+    return f"\x1b[{sgr}m{text}\x1b[0m" if _styled(stream or sys.stdout) else text
+
+
+def bold(text: str) -> str:
+    """``text`` (already inert) in bold on a terminal."""
+    return styled(text, "1")
+
+
+def say(line: str) -> None:
+    """One line of plain output, without Rich (its start-up is for tables): ``line`` must already be
+    inert, i.e. any text from elsewhere in it passed through ``printable``."""
+    print(line)
+
+
 class Output(StrEnum):
     table = "table"
     json = "json"
@@ -123,13 +153,13 @@ def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants"
     if output is Output.json:
         as_json("GrantList", items)
         return
+    if not items:
+        say(f"{printable(title)}: none.")
+        return
     from rich import box
     from rich.table import Table
 
     console = _console()
-    if not items:
-        console.print(f"{safe(title)}: none.")
-        return
     table = Table(title=safe(title), title_justify="left", box=box.SIMPLE_HEAD)
     # Ids are typed back (approve, revoke): never cut them; the reason gives way first.
     table.add_column("ID", no_wrap=True, overflow="fold", min_width=13)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kubejit import errors
-from kubejit.local.wire import GrantWire, TokenWire, problem_error
+from kubejit.local.wire import problem_error
+
+if TYPE_CHECKING:
+    from kubejit.local.wire import GrantWire, TokenWire
 
 BROKER_TIMEOUT_SECONDS = 10.0
 

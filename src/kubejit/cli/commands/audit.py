@@ -14,14 +14,14 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 from rich.table import Table
 
 from kubejit.audit.access_history import GRANT_ACTIONS, GrantRecord, grant_records, who_had_access
@@ -36,18 +36,18 @@ from kubejit.audit.k8s_correlation import (
 from kubejit.audit.ocsf import to_ocsf
 from kubejit.cli import render
 from kubejit.cli.commands import audit_delivery
-from kubejit.cli.options import OutputOpt
+from kubejit.cli.declare import command, group
+from kubejit.cli.options import output_option, path_type
 from kubejit.cli.render import Output
 from kubejit.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from kubejit.audit.checkpoint import ExpectedHead
 
-app = typer.Typer(
-    help="The tamper-evident audit log: verify it, search it, join it to the API server's audit log.",
-    no_args_is_help=True,
+app = group(
+    "audit", help="The tamper-evident audit log: verify it, search it, join it to the API server's audit log."
 )
-app.command("status")(audit_delivery.status)  # delivery to sinks: docs/audit-delivery.md
+command(group=app)(audit_delivery.status)  # delivery to sinks: docs/audit-delivery.md
 
 #: Parallel hashing pays off only with cores to spare: one process on a 2-CPU machine.
 DEFAULT_JOBS = 1 if (os.cpu_count() or 1) <= 2 else min(4, os.cpu_count() or 1)
@@ -55,14 +55,17 @@ DEFAULT_JOBS = 1 if (os.cpu_count() or 1) <= 2 else min(4, os.cpu_count() or 1)
 #: `verify` found the log edited, cut or reordered (sysexits EX_DATAERR).
 EXIT_TAMPERED = 65
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's config (names the store)."),
-]
-StoreUrlOpt = Annotated[
-    str | None,
-    typer.Option("--store-url", envvar="KUBEJIT_STORE_URL", help="The store's URL (instead of --config)."),
-]
+config_option = click.option(
+    "--config",
+    "-f",
+    type=path_type(),
+    envvar="KUBEJIT_CONFIG",
+    show_envvar=True,
+    help="The broker's config (names the store).",
+)
+store_url_option = click.option(
+    "--store-url", envvar="KUBEJIT_STORE_URL", show_envvar=True, help="The store's URL (instead of --config)."
+)
 
 
 class Format(StrEnum):
@@ -107,30 +110,35 @@ def _engine(target: StoreTarget) -> Any:
 
 
 # -- verify ----------------------------------------------------------------------------------------
-@app.command()
+@command(group=app)
+@config_option
+@store_url_option
+@click.option(
+    "--public-key",
+    multiple=True,
+    type=path_type(),
+    help="Checkpoint public key (PEM); repeat for rotated keys. Default: the config's key file.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Processes hashing in parallel, for logs over 200,000 events.",
+)
+@click.option(
+    "--expect-head",
+    metavar="SEQ[:HASH]",
+    help="A head recorded earlier (an OK line's 'head seq N hash H' as N:H): fail if the log is behind it.",
+)
+@output_option
 def verify(
-    config: ConfigOpt = None,
-    store_url: StoreUrlOpt = None,
-    public_key: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--public-key",
-            help="Checkpoint public key (PEM); repeat for rotated keys. Default: the config's key file.",
-        ),
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option(min=1, help="Processes hashing in parallel, for logs over 200,000 events."),
-    ] = DEFAULT_JOBS,
-    expect_head: Annotated[
-        str | None,
-        typer.Option(
-            "--expect-head",
-            metavar="SEQ[:HASH]",
-            help="A head recorded earlier (an OK line's 'head seq N hash H' as N:H): fail if the log is behind it.",
-        ),
-    ] = None,
-    output: OutputOpt = Output.table,
+    config: Path | None = None,
+    store_url: str | None = None,
+    public_key: Sequence[Path] = (),
+    jobs: int = DEFAULT_JOBS,
+    expect_head: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """Check every event's hash and link, and every signed checkpoint; exit 65 on any finding.
 
@@ -143,12 +151,12 @@ def verify(
 
     expected = parse_expected_head(expect_head) if expect_head is not None else None
     target = _target(config, store_url)
-    keys = [load_public_key(p) for p in public_key or []]
+    keys = [load_public_key(p) for p in public_key]
     if not keys and target.checkpoint_key is not None and target.checkpoint_key.exists():
         try:
             keys = [load_public_key(target.checkpoint_key)]
         except ConfigError as exc:  # an auditor may read the store but not the broker's key
-            typer.echo(f"warning: {exc.message}; pass --public-key", err=True)
+            click.echo(f"warning: {exc.message}; pass --public-key", err=True)
     engine = _engine(target)
     try:
         interval = DEFAULT_CHECKPOINT_INTERVAL
@@ -179,7 +187,7 @@ def verify(
     if verdict.warning and output is not Output.json:
         render.console.print(f"[yellow]warning[/]: {render.safe(verdict.warning)}")
     if not verdict.ok:
-        raise typer.Exit(EXIT_TAMPERED)
+        raise click.exceptions.Exit(EXIT_TAMPERED)
 
 
 _EXPECTED_HEAD = re.compile(r"([0-9]{1,18})(?::([0-9a-f]{64}))?")
@@ -228,21 +236,43 @@ def _namespaces(event: StoredEvent) -> list[str]:
     return [str(n) for n in found] if isinstance(found, list) else []
 
 
-@app.command()
+@command(group=app)
+@config_option
+@store_url_option
+@click.option("--person", help="Actor or subject, e.g. alice.")
+@click.option("--cluster", "-c")
+@click.option("--namespace", "-n")
+@click.option("--grant", "-g", help="Grant id.")
+@click.option("--action", multiple=True, help="e.g. grant.activated; repeatable.")
+@click.option("--since", help="24h (ago) or a time.")
+@click.option("--until", help="Exclusive; 1h (ago) or a time.")
+@click.option(
+    "--limit",
+    type=int,
+    default=100,
+    show_default=True,
+    help="At most this many events, newest first (0: all).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(Format),
+    default=Format.table,
+    show_default=True,
+    help="table, json (lines), csv or ocsf (json lines).",
+)
 def search(
-    config: ConfigOpt = None,
-    store_url: StoreUrlOpt = None,
-    person: Annotated[str | None, typer.Option(help="Actor or subject, e.g. alice.")] = None,
-    cluster: Annotated[str | None, typer.Option("--cluster", "-c")] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
-    grant: Annotated[str | None, typer.Option("--grant", "-g", help="Grant id.")] = None,
-    action: Annotated[list[str] | None, typer.Option(help="e.g. grant.activated; repeatable.")] = None,
-    since: Annotated[str | None, typer.Option(help="24h (ago) or a time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Exclusive; 1h (ago) or a time.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many events, newest first (0: all).")] = 100,
-    output: Annotated[
-        Format, typer.Option("--output", "-o", help="table, json (lines), csv or ocsf (json lines).")
-    ] = Format.table,
+    config: Path | None = None,
+    store_url: str | None = None,
+    person: str | None = None,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    grant: str | None = None,
+    action: Sequence[str] = (),
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 100,
+    output: Format = Format.table,
 ) -> None:
     """Find audit events by person, cluster, namespace, grant and time.
 
@@ -262,7 +292,7 @@ def search(
             person=person,
             cluster=cluster,
             grant_id=grant,
-            actions=action or (),
+            actions=tuple(action),
             since=start,
             until=end,
         )
@@ -367,23 +397,31 @@ def _requests(paths: list[Path], index: GrantIndex) -> list[Correlated]:
     return found
 
 
-K8sLogOpt = Annotated[
-    list[Path],
-    typer.Option("--k8s-audit-log", help="The API server's JSON audit log file; repeat for rotated files."),
-]
-
-
-@app.command(name="correlate")
+@command("correlate", group=app)
+@click.option(
+    "--k8s-audit-log",
+    required=True,
+    multiple=True,
+    type=path_type(),
+    help="The API server's JSON audit log file; repeat for rotated files.",
+)
+@config_option
+@store_url_option
+@click.option("--cluster", "-c", help="The cluster this log belongs to.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(Output),
+    default=Output.table,
+    show_default=True,
+    help="table, or json (one request per line).",
+)
 def correlate_command(
-    k8s_audit_log: K8sLogOpt,
-    config: ConfigOpt = None,
-    store_url: StoreUrlOpt = None,
-    cluster: Annotated[
-        str | None, typer.Option("--cluster", "-c", help="The cluster this log belongs to.")
-    ] = None,
-    output: Annotated[
-        Output, typer.Option("--output", "-o", help="table, or json (one request per line).")
-    ] = Output.table,
+    k8s_audit_log: Sequence[Path],
+    config: Path | None = None,
+    store_url: str | None = None,
+    cluster: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """Show each request made with a kubejit grant's token: person, grant, reason and approvers.
 
@@ -391,7 +429,9 @@ def correlate_command(
     """
     target = _target(config, store_url)
     records = _grant_records(target, cluster=cluster)
-    matched = _requests(k8s_audit_log, GrantIndex(records.values(), grant_namespace=target.grant_namespace))
+    matched = _requests(
+        list(k8s_audit_log), GrantIndex(records.values(), grant_namespace=target.grant_namespace)
+    )
     if output is Output.json:
         for item in matched:
             sys.stdout.write(json.dumps(item.to_dict(), sort_keys=True) + "\n")
@@ -408,19 +448,29 @@ def correlate_command(
     render.console.print(table)
 
 
-@app.command()
+@command(group=app)
+@click.option("--cluster", "-c", required=True)
+@click.option("--namespace", "-n", required=True)
+@click.option("--since", default="24h", show_default=True, help="24h (ago) or a time.")
+@click.option("--until", help="Default: now.")
+@click.option(
+    "--k8s-audit-log",
+    multiple=True,
+    type=path_type(),
+    help="Add what each did, from the cluster's API server audit log.",
+)
+@config_option
+@store_url_option
+@output_option
 def who(
-    cluster: Annotated[str, typer.Option("--cluster", "-c")],
-    namespace: Annotated[str, typer.Option("--namespace", "-n")],
-    since: Annotated[str, typer.Option(help="24h (ago) or a time.")] = "24h",
-    until: Annotated[str | None, typer.Option(help="Default: now.")] = None,
-    k8s_audit_log: Annotated[
-        list[Path] | None,
-        typer.Option("--k8s-audit-log", help="Add what each did, from the cluster's API server audit log."),
-    ] = None,
-    config: ConfigOpt = None,
-    store_url: StoreUrlOpt = None,
-    output: OutputOpt = Output.table,
+    cluster: str,
+    namespace: str,
+    since: str = "24h",
+    until: str | None = None,
+    k8s_audit_log: Sequence[Path] = (),
+    config: Path | None = None,
+    store_url: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """Who had access to a namespace in a time window, why, approved by whom, and what they did.
 
@@ -435,7 +485,7 @@ def who(
     did: dict[str, Counter[str]] = {g.grant_id: Counter() for g in held}
     if k8s_audit_log:
         index = GrantIndex(held, grant_namespace=target.grant_namespace)
-        for item in _requests(k8s_audit_log, index):
+        for item in _requests(list(k8s_audit_log), index):
             r = item.request
             did[item.grant.grant_id][
                 f"{r.verb} {r.resource or r.uri}" + (f" ({r.code})" if r.code else "")

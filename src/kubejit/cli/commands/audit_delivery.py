@@ -7,22 +7,16 @@ needs no running broker: after an outage it tells how much is waiting and when t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
-from rich.table import Table
+import click
 
 from kubejit.cli import render
-from kubejit.cli.options import OutputOpt
+from kubejit.cli.options import output_option, path_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the store and config load only when the command runs: `kubejit --help` stays fast
     from kubejit.audit.delivery.status import SinkStatus
     from kubejit.config import Settings
-
-ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
-]
 
 
 def sink_statuses(settings: Settings) -> list[SinkStatus]:
@@ -42,8 +36,19 @@ def sink_statuses(settings: Settings) -> list[SinkStatus]:
         engine.dispose()
 
 
-def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
-    """Per audit sink and notification channel: delivered seq, lag, last error and next retry."""
+@click.option(
+    "--config",
+    "-f",
+    required=True,
+    type=path_type(),
+    envvar="KUBEJIT_CONFIG",
+    show_envvar=True,
+    help="The broker's YAML config file.",
+)
+@output_option
+def status(config: Path, output: render.Output = render.Output.table) -> None:
+    """Per audit sink and notification channel: delivered seq, lag (events and seconds), last error and
+    next retry."""
     from kubejit.config import load_settings
 
     rows = sink_statuses(load_settings(config))
@@ -51,8 +56,10 @@ def status(config: ConfigOpt, output: OutputOpt = render.Output.table) -> None:
         render.as_json("AuditSinkStatusList", [r.to_dict() for r in rows])
         return
     if not rows:
-        render.console.print("No audit sinks are configured (audit.sinks in the config).")
+        render.say("No audit sinks are configured (audit.sinks in the config).")
         return
+    from rich.table import Table
+
     table = Table(title="Audit delivery", title_justify="left")
     for column in ("SINK", "DELIVERED", "LAG", "LAG AGE", "ATTEMPTS", "NEXT RETRY", "LAST ERROR"):
         table.add_column(column)

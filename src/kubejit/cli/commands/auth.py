@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient, check_broker_url
-from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option, output_option
 from kubejit.errors import InvalidInput
 from kubejit.local import credentials, session
 
@@ -17,23 +18,20 @@ if TYPE_CHECKING:
     from kubejit.cli import login_flows  # loaded by `kubejit login` only: httpx, joserfc
 
 
+@command()
+@click.option("--dev-user", help="Log in as a user of the broker's embedded dev issuer.")
+@click.option("--issuer", help="Which identity provider (when the broker trusts several).")
+@click.option(
+    "--device", is_flag=True, help="Device authorization: get a code, approve it in any browser (RFC 8628)."
+)
+@click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
+@broker_option
 def login(
-    dev_user: Annotated[
-        str | None, typer.Option("--dev-user", help="Log in as a user of the broker's embedded dev issuer.")
-    ] = None,
-    issuer: Annotated[
-        str | None, typer.Option("--issuer", help="Which identity provider (when the broker trusts several).")
-    ] = None,
-    device: Annotated[
-        bool,
-        typer.Option(
-            "--device", help="Device authorization: get a code, approve it in any browser (RFC 8628)."
-        ),
-    ] = False,
-    no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="Print the login URL instead of opening a browser.")
-    ] = False,
-    broker: BrokerOpt = None,
+    dev_user: str | None = None,
+    issuer: str | None = None,
+    device: bool = False,
+    no_browser: bool = False,
+    broker: str | None = None,
 ) -> None:
     """Log in to the kubejit broker through your identity provider (or --dev-user on a dev broker).
 
@@ -140,18 +138,22 @@ def _open_browser(url: str) -> None:
         _print_url(url)
 
 
+@command()
 def logout() -> None:
     """Forget the local session (and with it the cached credentials)."""
     from kubejit.exec.cache import forget_tokens
 
     removed = session.clear()
     dropped = forget_tokens()  # kubectl must not keep working on tokens of a session that is gone
-    render.console.print("Logged out." if removed else "You were not logged in.")
+    render.say("Logged out." if removed else "You were not logged in.")
     if dropped:
-        render.console.print(f"Dropped {dropped} cached kubectl token(s).")
+        render.say(f"Dropped {dropped} cached kubectl token(s).")
 
 
-def whoami(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> None:
+@command()
+@broker_option
+@output_option
+def whoami(broker: str | None = None, output: render.Output = render.Output.table) -> None:
     """Show who you are to the broker, your groups, and what policy lets you request."""
     url, current = session.for_broker(broker)
     with BrokerClient(url, token=current.token) as client:
@@ -159,10 +161,13 @@ def whoami(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) ->
     if output is render.Output.json:
         render.as_json("WhoAmI", me)
         return
-    # Names and groups come from the identity provider: printed as text, never as Rich markup.
+    # Names and groups come from the identity provider: printed as inert text (no Rich: a plain
+    # answer need not pay its start-up).
     admin = "  admin" if me["admin"] else ""
-    render.console.print(f"[bold]{render.safe(me['name'])}[/] (issuer {render.safe(me['issuer'])}){admin}")
-    render.console.print(f"groups: {render.printable(', '.join(me['groups']) or '-')}", markup=False)
-    render.console.print("you may request:" if me["may_request"] else "policy lets you request nothing.")
+    render.say(
+        f"{render.bold(render.printable(me['name']))} (issuer {render.printable(me['issuer'])}){admin}"
+    )
+    render.say(f"groups: {render.printable(', '.join(me['groups']) or '-')}")
+    render.say("you may request:" if me["may_request"] else "policy lets you request nothing.")
     for line in me["may_request"]:
-        render.console.print(f"  - {render.printable(line)}", markup=False)
+        render.say(f"  - {render.printable(line)}")

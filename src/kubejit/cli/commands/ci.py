@@ -8,20 +8,22 @@ Neither token is ever printed. See docs/ci.md.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-import typer
+import click
 
 from kubejit.checks import is_loopback
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.options import OutputOpt
+from kubejit.cli.declare import command, group
+from kubejit.cli.options import output_option, path_type
 from kubejit.errors import AuthenticationFailed, InvalidInput
 from kubejit.local.private_files import write_private
 
-app = typer.Typer(help="For CI/CD pipelines: exchange the job's OIDC token for access.", no_args_is_help=True)
+app = group("ci", help="For CI/CD pipelines: exchange the job's OIDC token for access.")
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -29,44 +31,42 @@ MAX_TOKEN_BYTES = 16 * 1024
 _RUNTIME_HINT = "A GitHub Actions runtime problem: re-run the job; if it persists, see githubstatus.com."
 
 
-@app.command()
+@command(group=app)
+@click.option(
+    "--broker",
+    required=True,
+    envvar="KUBEJIT_BROKER",
+    show_envvar=True,
+    help="Broker URL: https:// (http:// only on loopback).",
+)
+@click.option("--out", required=True, type=path_type(), help="Where to write the kubeconfig (mode 0600).")
+@click.option("--cluster", "-c", help="Cluster (default: the policy rule's only one).")
+@click.option("--namespace", "-n", multiple=True, help="Namespace; repeat for several.")
+@click.option("--role", "-r", help="Role (default: the rule's only one).")
+@click.option("--for", "duration", help="How long, e.g. 10m (default: the rule's).")
+@click.option("--token-file", type=path_type(), help="Read the job token from a file.")
+@click.option("--token-env", help="Read the job token from this environment variable.")
+@click.option(
+    "--github",
+    is_flag=True,
+    help="Fetch the job token from GitHub Actions (needs permissions: id-token: write).",
+)
+@click.option(
+    "--audience", envvar="KUBEJIT_AUDIENCE", show_envvar=True, help="With --github: the broker's audience."
+)
+@output_option
 def kubeconfig(
-    broker: Annotated[
-        str,
-        typer.Option(
-            "--broker", envvar="KUBEJIT_BROKER", help="Broker URL: https:// (http:// only on loopback)."
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the kubeconfig (mode 0600).")],
-    cluster: Annotated[
-        str | None, typer.Option("--cluster", "-c", help="Cluster (default: the policy rule's only one).")
-    ] = None,
-    namespace: Annotated[
-        list[str] | None, typer.Option("--namespace", "-n", help="Namespace; repeat for several.")
-    ] = None,
-    role: Annotated[
-        str | None, typer.Option("--role", "-r", help="Role (default: the rule's only one).")
-    ] = None,
-    duration: Annotated[
-        str | None, typer.Option("--for", help="How long, e.g. 10m (default: the rule's).")
-    ] = None,
-    token_file: Annotated[
-        Path | None, typer.Option("--token-file", help="Read the job token from a file.")
-    ] = None,
-    token_env: Annotated[
-        str | None, typer.Option("--token-env", help="Read the job token from this environment variable.")
-    ] = None,
-    github: Annotated[
-        bool,
-        typer.Option(
-            "--github", help="Fetch the job token from GitHub Actions (needs permissions: id-token: write)."
-        ),
-    ] = False,
-    audience: Annotated[
-        str | None,
-        typer.Option("--audience", envvar="KUBEJIT_AUDIENCE", help="With --github: the broker's audience."),
-    ] = None,
-    output: OutputOpt = render.Output.table,
+    broker: str,
+    out: Path,
+    cluster: str | None = None,
+    namespace: Sequence[str] = (),
+    role: str | None = None,
+    duration: str | None = None,
+    token_file: Path | None = None,
+    token_env: str | None = None,
+    github: bool = False,
+    audience: str | None = None,
+    output: render.Output = render.Output.table,
 ) -> None:
     """Exchange this job's OIDC token for a short grant; write a ready kubeconfig to --out.
 
@@ -77,7 +77,7 @@ def kubeconfig(
     if out.is_dir():  # checked before the exchange: the job token can be spent only once
         raise InvalidInput(f"--out {out} is a directory", hint="Name the kubeconfig file to write.")
     subject = _job_token(token_file=token_file, token_env=token_env, github=github, audience=audience)
-    scope = [f"namespace:{n}" for n in namespace or []]
+    scope = [f"namespace:{n}" for n in namespace]
     scope += [f"role:{role}"] if role else []
     scope += [f"duration:{duration}"] if duration else []
     body: dict[str, str] = {

@@ -9,25 +9,38 @@ cluster's API server trust kubejit's tokens, then the smaller RBAC of that mode 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-import typer
+import click
+
+from kubejit.cli.declare import command
+from kubejit.cli.options import path_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pydantic loads when the command runs
     from kubejit.config import Settings
 
 
-def cluster_setup(
-    cluster: Annotated[str, typer.Option("--cluster", "-c", help="The cluster's name in the broker config.")],
-    config: Annotated[
-        Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
-    ],
-    mode: Annotated[
-        Literal["serviceAccount", "jwt"] | None,
-        typer.Option(help="serviceAccount or jwt; default: the cluster's credentialMode in the config."),
-    ] = None,
-) -> None:
+config_option = click.option(
+    "--config",
+    "-f",
+    required=True,
+    type=path_type(),
+    envvar="KUBEJIT_CONFIG",
+    show_envvar=True,
+    help="The broker's YAML config file.",
+)
+
+
+@command("cluster-setup")
+@click.option("--cluster", "-c", required=True, help="The cluster's name in the broker config.")
+@config_option
+@click.option(
+    "--mode",
+    type=click.Choice(["serviceAccount", "jwt"]),
+    help="serviceAccount or jwt; default: the cluster's credentialMode in the config.",
+)
+def cluster_setup(cluster: str, config: Path, mode: Literal["serviceAccount", "jwt"] | None = None) -> None:
     """Print what a cluster needs: the broker's RBAC and, in jwt mode, the authentication config."""
     import yaml
 
@@ -47,9 +60,9 @@ def cluster_setup(
         broker_namespace=settings.broker_namespace, grant_namespace=settings.grant_namespace, mode=chosen
     )
     if chosen == "jwt":
-        typer.echo(_authentication_snippet(settings, found[0].audience))
-    typer.echo(f"# The broker's RBAC in cluster {cluster} ({chosen} mode): kubectl apply -f -")
-    typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
+        click.echo(_authentication_snippet(settings, found[0].audience))
+    click.echo(f"# The broker's RBAC in cluster {cluster} ({chosen} mode): kubectl apply -f -")
+    click.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
 
 
 def _authentication_snippet(settings: Settings, audience: str) -> str:
@@ -83,11 +96,9 @@ def _authentication_snippet(settings: Settings, audience: str) -> str:
     )
 
 
-def rotate_jwt_key(
-    config: Annotated[
-        Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
-    ],
-) -> None:
+@command("rotate-jwt-key")
+@config_option
+def rotate_jwt_key(config: Path) -> None:
     """Sign jwt-mode cluster tokens with a new key from now on (the old one stays published until
     its last token has expired). Every replica reading jwtIssuer.keyDir picks it up at once."""
     from kubejit.clock import SystemClock
@@ -105,12 +116,7 @@ def rotate_jwt_key(
     old = ring.signing_key().kid
     new = ring.rotate().kid
     gone = ring.prune()
-    typer.echo(
+    click.echo(
         f"signing key {new} replaces {old} in {settings.jwt_key_dir}; {old} stays published for "
         f"{lifetime + 60} s" + (f"; removed expired keys {', '.join(gone)}" if gone else "")
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("cluster-setup")(cluster_setup)
-    app.command("rotate-jwt-key")(rotate_jwt_key)

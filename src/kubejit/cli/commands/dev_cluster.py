@@ -8,49 +8,48 @@ the ``state.json`` in its directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 from rich.console import Console
 
+from kubejit.cli.declare import command, group
+from kubejit.cli.options import path_type
 from kubejit.errors import DevClusterError
 from kubejit.testing.state import default_cluster_dir, validate_cluster_name
 
 if TYPE_CHECKING:  # loaded when a command runs: it pulls in cryptography for the certificates
     from kubejit.testing.controlplane import ControlPlane
 
-app = typer.Typer(
+app = group(
+    "dev-cluster",
     help=(
         "Run a local Kubernetes control plane (etcd + kube-apiserver on 127.0.0.1) to try kubejit.\n\n"
-        "It has RBAC, ServiceAccount tokens and an audit log, but no nodes: pods are never scheduled. "
-        "Typical use:\n\n"
-        "  kubejit dev-cluster start\n\n"
-        '  kubectl --kubeconfig "$(kubejit dev-cluster kubeconfig)" get ns\n\n'
+        "It has RBAC, ServiceAccount tokens and an audit log, but no nodes: pods are never\n"
+        "scheduled. Typical use:\n\n"
+        "  kubejit dev-cluster start\n"
+        '  kubectl --kubeconfig "$(kubejit dev-cluster kubeconfig)" get ns\n'
         "  kubejit dev-cluster stop\n\n"
         "Needs kube-apiserver and etcd: run `scripts/k8s-binaries` once to build them."
     ),
-    no_args_is_help=True,
 )
 
-NameOption = Annotated[
-    str,
-    typer.Option(
-        "--name",
-        "-n",
-        help="Cluster name: names the kubeconfig context, the default directory and the token issuer "
-        "https://<name>.kubejit.local.",
-    ),
-]
-DirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--dir",
-        help="Directory for the cluster's certificates, etcd data, logs and kubeconfig; new or empty. "
-        "Pass the same --dir to stop, status and kubeconfig. $XDG_DATA_HOME replaces ~/.local/share.",
-        show_default="~/.local/share/kubejit/dev-cluster/<name>",
-        file_okay=False,
-    ),
-]
+name_option = click.option(
+    "--name",
+    "-n",
+    default="dev",
+    show_default=True,
+    help="Cluster name: names the kubeconfig context, the default directory and the token issuer "
+    "https://<name>.kubejit.local.",
+)
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=path_type(file_okay=False),
+    show_default="~/.local/share/kubejit/dev-cluster/<name>",
+    help="Directory for the cluster's certificates, etcd data, logs and kubeconfig; new or empty. "
+    "Pass the same --dir to stop, status and kubeconfig. $XDG_DATA_HOME replaces ~/.local/share.",
+)
 
 _NOT_RUNNING_EXIT = 3  # like `systemctl status`: the command worked, the service is not running
 
@@ -73,32 +72,27 @@ def _running(name: str, directory: Path | None) -> ControlPlane | None:
     return plane if plane is not None and plane.is_running() else None
 
 
-@app.command()
+@command(group=app)
+@name_option
+@dir_option
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(1, 65535),
+    show_default="a free port",
+    help="Port for the API server on 127.0.0.1.",
+)
+@click.option(
+    "--authentication-config",
+    type=path_type(dir_okay=False, exists=True),
+    help="An AuthenticationConfiguration file for kube-apiserver, e.g. from "
+    "`kubejit cluster-setup --mode jwt` (kubejit as a JWT issuer).",
+)
 def start(
-    name: NameOption = "dev",
-    directory: DirOption = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port",
-            "-p",
-            min=1,
-            max=65535,
-            help="Port for the API server on 127.0.0.1.",
-            show_default="a free port",
-        ),
-    ] = None,
-    authentication_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--authentication-config",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="An AuthenticationConfiguration file for kube-apiserver, e.g. from "
-            "`kubejit cluster-setup --mode jwt` (kubejit as a JWT issuer).",
-        ),
-    ] = None,
+    name: str = "dev",
+    directory: Path | None = None,
+    port: int | None = None,
+    authentication_config: Path | None = None,
 ) -> None:
     """Start the cluster and wait until its API server is ready (a few seconds).
 
@@ -139,8 +133,10 @@ def _flags(plane: ControlPlane) -> str:
     return flags
 
 
-@app.command()
-def stop(name: NameOption = "dev", directory: DirOption = None) -> None:
+@command(group=app)
+@name_option
+@dir_option
+def stop(name: str = "dev", directory: Path | None = None) -> None:
     """Stop the cluster's processes and delete its directory (certificates, data, logs, kubeconfig).
 
     Safe to repeat; also cleans up after a cluster whose processes died.
@@ -160,8 +156,10 @@ def stop(name: NameOption = "dev", directory: DirOption = None) -> None:
         console.print(f"Dev cluster '{name}' was not running; removed its leftover files.")
 
 
-@app.command()
-def status(name: NameOption = "dev", directory: DirOption = None) -> None:
+@command(group=app)
+@name_option
+@dir_option
+def status(name: str = "dev", directory: Path | None = None) -> None:
     """Say whether the cluster runs, and where. Exit code 0 if it runs, 3 if not."""
     console = _console()
     from kubejit.testing.controlplane import ControlPlane
@@ -169,13 +167,13 @@ def status(name: NameOption = "dev", directory: DirOption = None) -> None:
     plane = ControlPlane.attach(_cluster_dir(name, directory))
     if plane is None:
         console.print(f"Dev cluster '{name}' is not running.")
-        raise typer.Exit(_NOT_RUNNING_EXIT)
+        raise click.exceptions.Exit(_NOT_RUNNING_EXIT)
     if not plane.is_running():
         console.print(
             f"Dev cluster '{name}' is not running (its processes died); "
             f"`kubejit dev-cluster stop{_flags(plane)}` cleans up."
         )
-        raise typer.Exit(_NOT_RUNNING_EXIT)
+        raise click.exceptions.Exit(_NOT_RUNNING_EXIT)
     state = plane.state
     console.print(f"Dev cluster '{name}' is running.")
     console.print(f"Server:     {state.server}")
@@ -186,8 +184,10 @@ def status(name: NameOption = "dev", directory: DirOption = None) -> None:
     console.print(f"Processes:  etcd pid {state.etcd_pid}, kube-apiserver pid {state.apiserver_pid}")
 
 
-@app.command()
-def kubeconfig(name: NameOption = "dev", directory: DirOption = None) -> None:
+@command(group=app)
+@name_option
+@dir_option
+def kubeconfig(name: str = "dev", directory: Path | None = None) -> None:
     """Print the path of the running cluster's admin kubeconfig (for `kubectl --kubeconfig`)."""
     plane = _running(name, directory)
     if plane is None:
@@ -195,4 +195,4 @@ def kubeconfig(name: NameOption = "dev", directory: DirOption = None) -> None:
             f"dev cluster '{name}' is not running",
             hint=f"Start it with `kubejit dev-cluster start{'' if name == 'dev' else f' --name {name}'}`.",
         )
-    typer.echo(str(plane.kubeconfig_path))
+    click.echo(str(plane.kubeconfig_path))

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
-from rich.markup import escape
+import click
 
-from kubejit.cli import render, waiting
+from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.commands.kubeconfig import KubeconfigResult, write_contexts
-from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
 from kubejit.cli.commands.locks import show_ended
-from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option, output_option
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput, KubejitError
 from kubejit.local import session
+
+if TYPE_CHECKING:  # `request --use` only: kubeconfig files (and YAML) load when a context is written
+    from kubejit.cli.commands.kubeconfig import KubeconfigResult
 
 Output = render.Output
 
@@ -26,58 +28,65 @@ def _client(broker: str | None) -> BrokerClient:
     return BrokerClient(url, token=current.token)
 
 
+@command()
+@click.option("--cluster", "-c", required=True, help="Cluster name, as registered in the broker.")
+@click.option("--role", "-r", required=True, help="Role from the policy's allow-list, e.g. view, edit.")
+@click.option(
+    "--namespace",
+    "-n",
+    multiple=True,
+    help="Namespace to access; repeat for several. None for a cluster-wide role.",
+)
+@click.option("--reason", default="", show_default=False, help="Why you need it; recorded in the audit log.")
+@click.option("--for", "duration", help="How long, e.g. 30m or 2h (default: the rule's default).")
+@click.option("--ticket", help="Ticket id, where policy asks for one.")
+@click.option(
+    "--break-glass", is_flag=True, help="Emergency access: auto-approved, flagged, reviewed afterwards."
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until approved or denied, showing who was notified (exit 3 if denied, "
+    "124 if still undecided at --wait-timeout, 130 on Ctrl-C; the request stays).",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Stop waiting after this many seconds.",
+)
+@click.option(
+    "--use", is_flag=True, help="Once active: write its kubectl context and switch to it (see `kubeconfig`)."
+)
+@broker_option
+@output_option
 def request(
-    cluster: Annotated[
-        str, typer.Option("--cluster", "-c", help="Cluster name, as registered in the broker.")
-    ],
-    role: Annotated[
-        str, typer.Option("--role", "-r", help="Role from the policy's allow-list, e.g. view, edit.")
-    ],
-    namespace: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--namespace", "-n", help="Namespace to access; repeat for several. None for a cluster-wide role."
-        ),
-    ] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why you need it; recorded in the audit log.")] = "",
-    duration: Annotated[
-        str | None, typer.Option("--for", help="How long, e.g. 30m or 2h (default: the rule's default).")
-    ] = None,
-    ticket: Annotated[
-        str | None, typer.Option("--ticket", help="Ticket id, where policy asks for one.")
-    ] = None,
-    break_glass: Annotated[
-        bool,
-        typer.Option("--break-glass", help="Emergency access: auto-approved, flagged, reviewed afterwards."),
-    ] = False,
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait",
-            help="Wait until approved or denied, showing who was notified (exit 3 if denied, "
-            "124 if still undecided at --wait-timeout, 130 on Ctrl-C; the request stays).",
-        ),
-    ] = False,
-    wait_timeout: Annotated[int, typer.Option(help="Stop waiting after this many seconds.", min=1)] = 3600,
-    use: Annotated[
-        bool,
-        typer.Option(
-            "--use", help="Once active: write its kubectl context and switch to it (see `kubeconfig`)."
-        ),
-    ] = False,
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
+    cluster: str,
+    role: str,
+    namespace: Sequence[str] = (),
+    reason: str = "",
+    duration: str | None = None,
+    ticket: str | None = None,
+    break_glass: bool = False,
+    wait: bool = False,
+    wait_timeout: int = 3600,
+    use: bool = False,
+    broker: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """Request just-in-time access to namespaces of one cluster (or, for a cluster-wide role, all of it).
 
     Example: kubejit request -c dev -n team-a -r edit --for 1h --reason "debug checkout latency"
     Cluster-wide (a policy role with clusterScope: true): kubejit request -c dev -r node-reader
     """
+    from kubejit.cli import waiting  # --wait's progress, loaded by `request` only
+
     if duration is not None:
         parse_duration(duration)  # fail here, before any network call, with the same message
     body: dict[str, Any] = {
         "cluster": cluster,
-        "namespaces": namespace or [],
+        "namespaces": list(namespace),
         "role": role,
         "duration": duration.strip() if duration else None,  # the API takes no padding
         "reason": reason,
@@ -102,22 +111,26 @@ def request(
     if use and output is Output.table:
         _show_use(grant, written)
     if grant["state"] in ("denied", "expired", "failed"):
-        raise typer.Exit(3)
+        raise click.exceptions.Exit(3)
     if wait and grant["state"] in waiting.UNDECIDED:
-        raise typer.Exit(124)  # --wait-timeout passed: said so by the wait's last line
+        raise click.exceptions.Exit(124)  # --wait-timeout passed: said so by the wait's last line
 
 
 def _wait(client: BrokerClient, grant: dict[str, Any], *, timeout: int) -> dict[str, Any]:
     """request --wait; Ctrl-C stops waiting (exit 130) and leaves the request as it is."""
+    from kubejit.cli import waiting
+
     try:
         return waiting.wait_for_decision(client, grant, timeout=timeout, progress=waiting.progress_for())
     except KeyboardInterrupt:
         print(waiting.still_pending_text(grant), file=sys.stderr, flush=True)
-        raise typer.Exit(130) from None
+        raise click.exceptions.Exit(130) from None
 
 
 def _use(client: BrokerClient, grant: dict[str, Any]) -> KubeconfigResult | None:
     """request --use: the kubeconfig context of the new grant, current, when the grant is active."""
+    from kubejit.cli.commands.kubeconfig import write_contexts
+
     if grant["state"] != "active":
         return None
     return write_contexts(client, client.base_url, grant_id=grant["id"], path=None, use=True, prune=False)
@@ -130,6 +143,8 @@ def _show_use(grant: dict[str, Any], written: KubeconfigResult | None) -> None:
                 f"Once it is active, run: kubejit kubeconfig --grant {render.safe(grant['id'])} --use"
             )
         return
+    from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
+
     show_kubeconfig(written)
 
 
@@ -142,7 +157,10 @@ def _headline(grant: dict[str, Any]) -> str:
     }.get(grant["state"], f"Grant is {render.printable(grant['state'])}.")
 
 
-def requests(broker: BrokerOpt = None, output: OutputOpt = Output.table) -> None:
+@command()
+@broker_option
+@output_option
+def requests(broker: str | None = None, output: Output = Output.table) -> None:
     """Your pending requests, and the requests waiting for your approval."""
     with _client(broker) as client:
         mine = client.call("GET", "/v1/grants", params={"scope": "mine", "state": ["pending"]})
@@ -154,61 +172,75 @@ def requests(broker: BrokerOpt = None, output: OutputOpt = Output.table) -> None
     render.grants(waiting, output, title="Waiting for your approval")
 
 
+@command()
+@click.argument("grant_id")
+@click.option("--comment", default="", show_default=False, help="Recorded with your approval.")
+@broker_option
+@output_option
 def approve(
-    grant_id: Annotated[str, typer.Argument(help="The grant id (see `kubejit requests`).")],
-    comment: Annotated[str, typer.Option("--comment", help="Recorded with your approval.")] = "",
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
+    grant_id: str, comment: str = "", broker: str | None = None, output: Output = Output.table
 ) -> None:
-    """Approve a pending request (you cannot approve your own)."""
+    """Approve a pending request (you cannot approve your own).
+
+    GRANT_ID: the grant id (see `kubejit requests`)."""
     with _client(broker) as client:
         grant = client.call("POST", f"/v1/grants/{grant_id}/approve", json={"comment": comment})
     render.grant(grant, output, headline="Approved." if grant["state"] != "pending" else "Approval recorded.")
 
 
-def deny(
-    grant_id: Annotated[str, typer.Argument(help="The grant id.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why; the requester sees it.")],
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@command()
+@click.argument("grant_id")
+@click.option("--reason", required=True, help="Why; the requester sees it.")
+@broker_option
+@output_option
+def deny(grant_id: str, reason: str, broker: str | None = None, output: Output = Output.table) -> None:
     """Deny a pending request, or end an approved or active grant as its approver."""
     with _client(broker) as client:
         grant = client.call("POST", f"/v1/grants/{grant_id}/deny", json={"reason": reason})
     render.grant(grant, output, headline="Denied.")
 
 
+@command()
+@click.option("--all", "all_users", is_flag=True, help="Everyone's grants (admins only).")
+@click.option("--state", multiple=True, help="Filter by state; repeatable.")
+@broker_option
+@output_option
 def grants(
-    all_users: Annotated[bool, typer.Option("--all", help="Everyone's grants (admins only).")] = False,
-    state: Annotated[list[str] | None, typer.Option("--state", help="Filter by state; repeatable.")] = None,
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
+    all_users: bool = False,
+    state: Sequence[str] = (),
+    broker: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """List grants: yours by default."""
     params: dict[str, Any] = {"scope": "all" if all_users else "mine"}
     if state:
-        params["state"] = state
+        params["state"] = list(state)
     with _client(broker) as client:
         items = client.call("GET", "/v1/grants", params=params)
     render.grants(items, output)
 
 
+@command()
+@click.argument("grant_id", required=False)
+@click.option("--user", help="Offboarding: end every grant this user holds (admins).")
+@click.option("--reason", default="", show_default=False, help="Recorded in the audit log.")
+@click.option("--no-lock", is_flag=True, help="With --user: end the grants but do not lock the user out.")
+@broker_option
+@output_option
 def revoke(
-    grant_id: Annotated[str | None, typer.Argument(help="The grant to end now.")] = None,
-    user: Annotated[
-        str | None, typer.Option("--user", help="Offboarding: end every grant this user holds (admins).")
-    ] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit log.")] = "",
-    no_lock: Annotated[
-        bool, typer.Option("--no-lock", help="With --user: end the grants but do not lock the user out.")
-    ] = False,
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
+    grant_id: str | None = None,
+    user: str | None = None,
+    reason: str = "",
+    no_lock: bool = False,
+    broker: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """End a grant at once: its ServiceAccount and bindings are deleted, its tokens stop working.
 
     With --user (offboarding) every open grant of that user ends and the user is locked out
     (`kubejit locks`, `kubejit unlock`), so their still-valid IdP token buys nothing new.
+
+    GRANT_ID: the grant to end now.
     """
     if (grant_id is None) == (user is None):
         raise InvalidInput("give either a grant id or --user", hint="e.g. `kubejit revoke g1a2b3c4d5e6`.")
@@ -221,26 +253,23 @@ def revoke(
             if output is Output.json:
                 render.as_json("Offboarding", done)
                 return
-            render.console.print(escape(done["message"]))
+            render.console.print(render.safe(done["message"]))
             show_ended(done)
             return
         grant = client.call("POST", f"/v1/grants/{grant_id}/revoke", json={"reason": reason})
     render.grant(grant, output, headline="Revoked.")
 
 
-def extend(
-    grant_id: Annotated[str, typer.Argument(help="The active grant to extend.")],
-    duration: Annotated[str, typer.Option("--for", help="How much longer, e.g. 15m.")],
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Extend an active grant, where its policy rule allows it, up to the rule's maximum."""
+@command()
+@click.argument("grant_id")
+@click.option("--for", "duration", required=True, help="How much longer, e.g. 15m.")
+@broker_option
+@output_option
+def extend(grant_id: str, duration: str, broker: str | None = None, output: Output = Output.table) -> None:
+    """Extend an active grant, where its policy rule allows it, up to the rule's maximum.
+
+    GRANT_ID: the active grant to extend."""
     parse_duration(duration)
     with _client(broker) as client:
         grant = client.call("POST", f"/v1/grants/{grant_id}/extend", json={"duration": duration.strip()})
     render.grant(grant, output, headline="Extended.")
-
-
-def register(app: typer.Typer) -> None:
-    for command in (request, requests, approve, deny, grants, revoke, extend):
-        app.command()(command)

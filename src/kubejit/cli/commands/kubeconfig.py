@@ -10,14 +10,15 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from kubejit import kubeconfig_file as kf
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.options import BrokerOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option
 from kubejit.errors import InvalidInput, NotFound
 from kubejit.local import session
 
@@ -30,26 +31,22 @@ class KubeconfigResult:
     switched_to: str | None
 
 
+@command()
+@click.option("--grant", "-g", help="Only this grant (default: all your active grants).")
+@click.option("--all", "all_grants", is_flag=True, help="Every active grant of yours (the default).")
+@click.option(
+    "--file", "-f", help="Kubeconfig to merge into (default: first of $KUBECONFIG, ~/.kube/config)."
+)
+@click.option("--use", is_flag=True, help="Switch kubectl to the (newest) written context.")
+@click.option("--prune", is_flag=True, help="Remove contexts of grants that have ended.")
+@broker_option
 def kubeconfig(
-    grant: Annotated[
-        str | None, typer.Option("--grant", "-g", help="Only this grant (default: all your active grants).")
-    ] = None,
-    all_grants: Annotated[
-        bool, typer.Option("--all", help="Every active grant of yours (the default).")
-    ] = False,
-    file: Annotated[
-        str | None,
-        typer.Option(
-            "--file", "-f", help="Kubeconfig to merge into (default: first of $KUBECONFIG, ~/.kube/config)."
-        ),
-    ] = None,
-    use: Annotated[
-        bool, typer.Option("--use", help="Switch kubectl to the (newest) written context.")
-    ] = False,
-    prune: Annotated[
-        bool, typer.Option("--prune", help="Remove contexts of grants that have ended.")
-    ] = False,
-    broker: BrokerOpt = None,
+    grant: str | None = None,
+    all_grants: bool = False,
+    file: str | None = None,
+    use: bool = False,
+    prune: bool = False,
+    broker: str | None = None,
 ) -> None:
     """Write kubectl contexts for your active grants (kubectl then gets tokens from `kubejit token`).
 
@@ -123,34 +120,31 @@ def kubejit_command() -> str:
 
 
 def show(result: KubeconfigResult) -> None:
-    out = render.console
+    say, bold, text = render.say, render.bold, render.printable
     merged = result.merge
-    path = render.safe(result.path)
+    path = text(result.path)
     for name in merged.added:
-        out.print(f"Added context [bold]{render.safe(name)}[/] to {path}.")
+        say(f"Added context {bold(text(name))} to {path}.")
     for name in merged.updated:
-        out.print(f"Context [bold]{render.safe(name)}[/] in {path} is up to date.")
+        say(f"Context {bold(text(name))} in {path} is up to date.")
     for name in merged.removed:
-        out.print(f"Removed context {render.safe(name)} (its grant has ended).")
+        say(f"Removed context {text(name)} (its grant has ended).")
     if not (merged.added or merged.updated or merged.removed):
-        out.print("No active grants: nothing to write. `kubejit request ...` asks for access.")
+        say("No active grants: nothing to write. `kubejit request ...` asks for access.")
     if result.switched_to:
-        out.print(f"kubectl now uses context [bold]{render.safe(result.switched_to)}[/].")
+        say(f"kubectl now uses context {bold(text(result.switched_to))}.")
     if result.unknown:
-        render.InertConsole(stderr=True, highlight=False, soft_wrap=True).print(
-            f"Note: {result.path} has fields kubectl ignores; kubejit kept them as they are: "
-            f"{', '.join(result.unknown)}",
-            markup=False,
-        )
+        note = f"Note: {result.path} has fields kubectl ignores; kubejit kept them as they are: "
+        sys.stderr.write(text(note + ", ".join(result.unknown)) + "\n")
 
 
-def token(
-    grant: Annotated[str, typer.Option("--grant", help="The grant whose token kubectl needs.")],
-    broker: Annotated[str | None, typer.Option("--broker", help="The broker that holds the grant.")] = None,
-) -> None:
+@command()
+@click.option("--grant", required=True, help="The grant whose token kubectl needs.")
+@click.option("--broker", help="The broker that holds the grant.")
+def token(grant: str, broker: str | None = None) -> None:
     """kubectl's exec credential plugin (written into contexts by `kubejit kubeconfig`); prints an
     ExecCredential. `kubejit token` normally runs without loading this CLI (see kubejit.exec.plugin)."""
     from kubejit.exec.plugin import main as serve_token
 
     args = ["--grant", grant] + (["--broker", broker] if broker else [])
-    raise typer.Exit(serve_token(args))
+    raise click.exceptions.Exit(serve_token(args))

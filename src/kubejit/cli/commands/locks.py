@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich.table import Table
+import click
 
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option, output_option
 from kubejit.durations import parse_duration
 from kubejit.errors import InvalidInput
 from kubejit.local import session
@@ -22,18 +22,22 @@ def _client(broker: str | None) -> BrokerClient:
     return BrokerClient(url, token=current.token)
 
 
+@command()
+@click.option("--reason", required=True, help="Why; shown to the locked person and audited.")
+@click.option("--user", help="Lock this user out.")
+@click.option("--group", help="Lock every member of this group out.")
+@click.option("--grant", help="End this grant and refuse its tokens.")
+@click.option("--for", "duration", help="How long, e.g. 1h (default: until `kubejit unlock`).")
+@broker_option
+@output_option
 def lock(
-    reason: Annotated[str, typer.Option("--reason", help="Why; shown to the locked person and audited.")],
-    user: Annotated[str | None, typer.Option("--user", help="Lock this user out.")] = None,
-    group: Annotated[str | None, typer.Option("--group", help="Lock every member of this group out.")] = None,
-    grant: Annotated[
-        str | None, typer.Option("--grant", help="End this grant and refuse its tokens.")
-    ] = None,
-    duration: Annotated[
-        str | None, typer.Option("--for", help="How long, e.g. 1h (default: until `kubejit unlock`).")
-    ] = None,
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
+    reason: str,
+    user: str | None = None,
+    group: str | None = None,
+    grant: str | None = None,
+    duration: str | None = None,
+    broker: str | None = None,
+    output: Output = Output.table,
 ) -> None:
     """Lock a user, a group or a grant: refused on every request, open grants ended now.
 
@@ -51,29 +55,31 @@ def lock(
     if output is Output.json:
         render.as_json("LockCreated", done)
         return
-    render.console.print(render.safe(done["message"]))
+    render.say(render.printable(done["message"]))
     show_ended(done)
 
 
-def unlock(
-    lock_id: Annotated[str, typer.Argument(help="The lock id (see `kubejit locks`).")],
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Remove a lock: the principal may authenticate again (ended grants stay ended)."""
+@command()
+@click.argument("lock_id")
+@broker_option
+@output_option
+def unlock(lock_id: str, broker: str | None = None, output: Output = Output.table) -> None:
+    """Remove a lock: the principal may authenticate again (ended grants stay ended).
+
+    LOCK_ID: the lock id (see `kubejit locks`)."""
     with _client(broker) as client:
         removed = client.call("DELETE", f"/v1/locks/{lock_id}")
     if output is Output.json:
         render.as_json("Lock", removed)
         return
-    render.console.print(render.safe(f"Unlocked {removed['kind']} {removed['target']} ({removed['id']})."))
+    render.say(render.printable(f"Unlocked {removed['kind']} {removed['target']} ({removed['id']})."))
 
 
-def locks(
-    all_locks: Annotated[bool, typer.Option("--all", help="Also unlocked and expired locks.")] = False,
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@command()
+@click.option("--all", "all_locks", is_flag=True, help="Also unlocked and expired locks.")
+@broker_option
+@output_option
+def locks(all_locks: bool = False, broker: str | None = None, output: Output = Output.table) -> None:
     """Locks in force, newest first."""
     with _client(broker) as client:
         found = client.call("GET", "/v1/locks", params={"include_removed": all_locks})
@@ -81,8 +87,10 @@ def locks(
         render.as_json("LockList", found)
         return
     if not found:
-        render.console.print("No locks in force." if not all_locks else "No locks.")
+        render.say("No locks in force." if not all_locks else "No locks.")
         return
+    from rich.table import Table
+
     table = Table(title="Locks", title_justify="left")
     for column in ("ID", "KIND", "TARGET", "REASON", "BY", "CREATED", "UNTIL", "REMOVED"):
         table.add_column(column, no_wrap=column == "ID")
@@ -114,8 +122,3 @@ def show_ended(done: dict[str, Any]) -> None:
         render.console.print(
             f"Cluster cleanup deferred to the reconciler (cluster unreachable): {', '.join(done['cleanup_deferred'])}"
         )
-
-
-def register(app: typer.Typer) -> None:
-    for command in (lock, unlock, locks):
-        app.command()(command)

@@ -9,28 +9,30 @@ run it at once: a migration holds the store's writer lock (PostgreSQL advisory l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
+
+from kubejit.cli.declare import command
+from kubejit.cli.options import path_type
 
 
-def migrate(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's config (names the store)."
-        ),
-    ] = None,
-    store_url: Annotated[
-        str | None,
-        typer.Option(
-            "--store-url", envvar="KUBEJIT_STORE_URL", help="The store's URL (instead of --config)."
-        ),
-    ] = None,
-    check: Annotated[
-        bool, typer.Option("--check", help="Only say whether the store is behind (exit 1 if it is).")
-    ] = False,
-) -> None:
+@command()
+@click.option(
+    "--config",
+    "-f",
+    type=path_type(),
+    envvar="KUBEJIT_CONFIG",
+    show_envvar=True,
+    help="The broker's config (names the store).",
+)
+@click.option(
+    "--store-url",
+    envvar="KUBEJIT_STORE_URL",
+    show_envvar=True,
+    help="The store's URL (instead of --config).",
+)
+@click.option("--check", is_flag=True, help="Only say whether the store is behind (exit 1 if it is).")
+def migrate(config: Path | None = None, store_url: str | None = None, check: bool = False) -> None:
     """Migrate the store to this release's schema; safe while replicas run, and run twice at once."""
     from kubejit.errors import InvalidInput
     from kubejit.store import create_store_engine, current_revision, head_revision, upgrade
@@ -48,13 +50,13 @@ def migrate(
     try:
         head, before = head_revision(), current_revision(engine)
         if check:
-            typer.echo(f"store at revision {before or 'none'}; this release expects {head}")
+            click.echo(f"store at revision {before or 'none'}; this release expects {head}")
             if before != head:
-                raise typer.Exit(1)
+                raise click.exceptions.Exit(1)
             return
         upgrade(engine)
         after = current_revision(engine)
     finally:
         engine.dispose()
     done = "already at" if before == after else f"migrated from {before or 'none'} to"
-    typer.echo(f"store {done} revision {after}")
+    click.echo(f"store {done} revision {after}")

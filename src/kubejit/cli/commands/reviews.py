@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
+from kubejit.cli.declare import command
 from kubejit.cli.grant_ref import grant_id as checked_id
-from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.cli.options import broker_option, output_option
 from kubejit.local import session
 
 Output = render.Output
@@ -20,7 +21,10 @@ def _client(broker: str | None) -> BrokerClient:
     return BrokerClient(url, token=current.token)
 
 
-def reviews(broker: BrokerOpt = None, output: OutputOpt = Output.table) -> None:
+@command()
+@broker_option
+@output_option
+def reviews(broker: str | None = None, output: Output = Output.table) -> None:
     """Break-glass grants still waiting for their post-incident review that you may record (admins: all)."""
     with _client(broker) as client:
         items = client.call("GET", "/v1/reviews")
@@ -30,17 +34,19 @@ def reviews(broker: BrokerOpt = None, output: OutputOpt = Output.table) -> None:
     show_reviews(items)
 
 
-def review(
-    grant_id: Annotated[str, typer.Argument(help="The break-glass grant (see `kubejit reviews`).")],
-    comment: Annotated[
-        str, typer.Option("--comment", help="What you checked and found; required, one line, at most 1000.")
-    ],
-    broker: BrokerOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@command()
+@click.argument("grant_id")
+@click.option(
+    "--comment", required=True, help="What you checked and found; required, one line, at most 1000."
+)
+@broker_option
+@output_option
+def review(grant_id: str, comment: str, broker: str | None = None, output: Output = Output.table) -> None:
     """Record the post-incident review of a break-glass grant (admins and its reviewers; never its holder).
 
     Example: kubejit review g1a2b3c4d5e6 --comment "INC-42 rollback; API audit log matches"
+
+    GRANT_ID: the break-glass grant (see `kubejit reviews`).
     """
     from kubejit.grants.reviews import check_comment
 
@@ -61,7 +67,7 @@ def show_reviews(items: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     if not items:
-        render.console.print("Open break-glass reviews: none.")
+        render.say("Open break-glass reviews: none.")
         return
     table = Table(title="Open break-glass reviews", title_justify="left", box=box.SIMPLE_HEAD)
     # Ids are typed back (`kubejit review ID`): never cut; the reason gives way first.

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from kubejit.cli import render
-from kubejit.cli.options import OutputOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import output_option, path_type
 from kubejit.clock import SystemClock
 from kubejit.errors import InvalidInput
 
@@ -46,18 +47,10 @@ _VERB_LETTERS = {
     "delete": "D",
 }
 
-ContextOpt = Annotated[
-    str | None, typer.Option("--context", help="kubeconfig context to scan (default: the current one).")
-]
-KubeconfigOpt = Annotated[
-    str | None,
-    typer.Option("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."),
-]
-
-
-def register(app: typer.Typer) -> None:
-    app.command("scan")(scan)
-    app.command("who-can")(who_can)
+context_option = click.option("--context", help="kubeconfig context to scan (default: the current one).")
+kubeconfig_option = click.option(
+    "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."
+)
 
 
 def _err() -> Console:
@@ -87,34 +80,35 @@ def _read_cluster(kubeconfig: str | None, context: str | None) -> Snapshot:
         return fetch.fetch_snapshot(config, progress=progress)
 
 
+@command()
+@context_option
+@kubeconfig_option
+@click.option("--output", "-o", default="table", show_default=True, help="table, json, sarif or html.")
+@click.option("--out", type=path_type(), help="Write the report to this file.")
+@click.option(
+    "--fail-on", help=f"Exit {FINDINGS_EXIT_CODE} if a finding is this severe: high, medium or low."
+)
+@click.option("--managed-namespace", multiple=True, help="A namespace whose access kubejit manages; repeat.")
+@click.option("--privileged-namespace", multiple=True, help="Treat as privileged like kube-system; repeat.")
+@click.option(
+    "--grant-namespace",
+    default="kubejit-grants",
+    show_default=True,
+    help="Where kubejit keeps grant ServiceAccounts (config grantNamespace).",
+)
+@click.option(
+    "--suggest-policy", is_flag=True, help="Print a kubejit policy replacing the standing bindings."
+)
 def scan(
-    context: ContextOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table, json, sarif or html.")] = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="Write the report to this file.")] = None,
-    fail_on: Annotated[
-        str | None,
-        typer.Option(
-            "--fail-on", help=f"Exit {FINDINGS_EXIT_CODE} if a finding is this severe: high, medium or low."
-        ),
-    ] = None,
-    managed_namespace: Annotated[
-        list[str] | None,
-        typer.Option("--managed-namespace", help="A namespace whose access kubejit manages; repeat."),
-    ] = None,
-    privileged_namespace: Annotated[
-        list[str] | None,
-        typer.Option("--privileged-namespace", help="Treat as privileged like kube-system; repeat."),
-    ] = None,
-    grant_namespace: Annotated[
-        str,
-        typer.Option(
-            "--grant-namespace", help="Where kubejit keeps grant ServiceAccounts (config grantNamespace)."
-        ),
-    ] = "kubejit-grants",
-    suggest_policy: Annotated[
-        bool, typer.Option("--suggest-policy", help="Print a kubejit policy replacing the standing bindings.")
-    ] = False,
+    context: str | None = None,
+    kubeconfig: str | None = None,
+    output: str = "table",
+    out: Path | None = None,
+    fail_on: str | None = None,
+    managed_namespace: Sequence[str] = (),
+    privileged_namespace: Sequence[str] = (),
+    grant_namespace: str = "kubejit-grants",
+    suggest_policy: bool = False,
 ) -> None:
     """Report standing privilege: cluster-admin, wildcards, people's bindings, old tokens, escalation paths.
 
@@ -130,8 +124,8 @@ def scan(
     if out is not None and output == "table" and not suggest_policy:
         raise InvalidInput("--out needs -o json, sarif or html", hint="For example: -o html --out scan.html.")
     options = ScanOptions(
-        managed_namespaces=frozenset(managed_namespace or ()),
-        privileged_namespaces=frozenset({"kube-system", *(privileged_namespace or ())}),
+        managed_namespaces=frozenset(managed_namespace),
+        privileged_namespaces=frozenset({"kube-system", *privileged_namespace}),
         grant_namespace=grant_namespace,
     )
     snapshot = _read_cluster(kubeconfig, context)
@@ -172,7 +166,7 @@ def _captured(print_it: Callable[[], None]) -> str:
 
 def _emit(text: str, out: Path | None) -> None:
     if out is None:
-        typer.echo(text, nl=False)
+        click.echo(text, nl=False)
         return
     try:
         out.write_text(text, encoding="utf-8")
@@ -189,7 +183,7 @@ def _gate(report: ScanReport, threshold: Severity | None) -> None:
     failing = report.at_or_above(threshold)
     if failing:
         _err().print(f"{len(failing)} finding(s) at or above {threshold.value}", markup=False)
-        raise typer.Exit(FINDINGS_EXIT_CODE)
+        raise click.exceptions.Exit(FINDINGS_EXIT_CODE)
 
 
 def _print_findings(report: ScanReport) -> None:
@@ -212,31 +206,36 @@ def _print_findings(report: ScanReport) -> None:
     render.console.print(table)
 
 
+@command("who-can")
+@click.argument("verb", required=False)
+@click.argument("resource", required=False)
+@click.option("--namespace", "-n", help="Namespace (default: cluster-wide only).")
+@click.option(
+    "--matrix", "show_matrix", is_flag=True, help="Subjects by resources and verbs in the namespace instead."
+)
+@click.option(
+    "--resource", "columns", multiple=True, help="A --matrix column; repeat (default: a useful set)."
+)
+@click.option("--include-defaults", is_flag=True, help="--matrix: also show Kubernetes' own bindings.")
+@context_option
+@kubeconfig_option
+@output_option
 def who_can(
-    verb: Annotated[str | None, typer.Argument(help="A verb: get, list, create, delete, bind, ...")] = None,
-    resource: Annotated[
-        str | None, typer.Argument(help="pods, secrets, deployments.apps, pods/exec, widgets.example.com")
-    ] = None,
-    namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="Namespace (default: cluster-wide only).")
-    ] = None,
-    show_matrix: Annotated[
-        bool, typer.Option("--matrix", help="Subjects by resources and verbs in the namespace instead.")
-    ] = False,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option("--resource", help="A --matrix column; repeat (default: a useful set)."),
-    ] = None,
-    include_defaults: Annotated[
-        bool, typer.Option("--include-defaults", help="--matrix: also show Kubernetes' own bindings.")
-    ] = False,
-    context: ContextOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    output: OutputOpt = render.Output.table,
+    verb: str | None = None,
+    resource: str | None = None,
+    namespace: str | None = None,
+    show_matrix: bool = False,
+    columns: Sequence[str] = (),
+    include_defaults: bool = False,
+    context: str | None = None,
+    kubeconfig: str | None = None,
+    output: render.Output = render.Output.table,
 ) -> None:
     """Who may do VERB on RESOURCE, and through which binding; or, with --matrix, what everyone may do.
 
     Examples: kubejit who-can create pods -n kube-system; kubejit who-can --matrix -n payments
+    VERB: get, list, create, delete, bind, ...  RESOURCE: pods, secrets, deployments.apps, pods/exec,
+    widgets.example.com
     """
     from kubejit.clusters.scan.rbac import MATRIX_RESOURCES, RbacIndex, ResourceRequest
     from kubejit.clusters.scan.resources import parse_resource

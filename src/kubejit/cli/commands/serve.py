@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
+
+from kubejit.cli.declare import command
+from kubejit.cli.options import path_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # config (pydantic) loads when the command runs, not for every `kubejit --help`
@@ -76,24 +79,33 @@ def proxy_options(broker: BrokerSettings) -> dict[str, Any]:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
 
+@command()
+@click.option(
+    "--config",
+    "-f",
+    required=True,
+    type=path_type(),
+    envvar="KUBEJIT_CONFIG",
+    show_envvar=True,
+    help="The broker's YAML config file.",
+)
+@click.option("--host", help="Override broker.host from the config.")
+@click.option("--port", type=int, help="Override broker.port from the config.")
+@click.option(
+    "--store-url",
+    envvar="KUBEJIT_STORE_URL",
+    show_envvar=True,
+    help="Override store.url (e.g. from a Secret).",
+)
+@click.option("--tls-cert-file", type=path_type(), help="Override broker.tls.certFile (PEM chain).")
+@click.option("--tls-key-file", type=path_type(), help="Override broker.tls.keyFile (PEM key).")
 def serve(
-    config: Annotated[
-        Path, typer.Option("--config", "-f", envvar="KUBEJIT_CONFIG", help="The broker's YAML config file.")
-    ],
-    host: Annotated[str | None, typer.Option(help="Override broker.host from the config.")] = None,
-    port: Annotated[int | None, typer.Option(help="Override broker.port from the config.")] = None,
-    store_url: Annotated[
-        str | None,
-        typer.Option(
-            "--store-url", envvar="KUBEJIT_STORE_URL", help="Override store.url (e.g. from a Secret)."
-        ),
-    ] = None,
-    tls_cert_file: Annotated[
-        Path | None, typer.Option("--tls-cert-file", help="Override broker.tls.certFile (PEM chain).")
-    ] = None,
-    tls_key_file: Annotated[
-        Path | None, typer.Option("--tls-key-file", help="Override broker.tls.keyFile (PEM key).")
-    ] = None,
+    config: Path,
+    host: str | None = None,
+    port: int | None = None,
+    store_url: str | None = None,
+    tls_cert_file: Path | None = None,
+    tls_key_file: Path | None = None,
 ) -> None:
     """Run the broker: REST API, expiry sweeper and reconciler.
 

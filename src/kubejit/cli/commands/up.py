@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 import yaml
 from rich.console import Console
 
 from kubejit.cli.commands.serve import run_broker
+from kubejit.cli.declare import command
+from kubejit.cli.options import path_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # clusters and the control plane load when the command runs
@@ -122,15 +123,18 @@ def _write_config(home: Path, planes: dict[str, ControlPlane], port: int, tls: S
     return path
 
 
-def up(
-    directory: Annotated[
-        Path | None, typer.Option("--dir", help="Where the clusters, config, policy and database live.")
-    ] = None,
-    port: Annotated[int, typer.Option(help="Broker port on 127.0.0.1.")] = 8080,
-    keep_clusters: Annotated[
-        bool, typer.Option(help="Leave the clusters running when the broker stops.")
-    ] = False,
-) -> None:
+@command()
+@click.option(
+    "--dir", "directory", type=path_type(), help="Where the clusters, config, policy and database live."
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="Broker port on 127.0.0.1.")
+@click.option(
+    "--keep-clusters/--no-keep-clusters",
+    default=False,
+    show_default=True,
+    help="Leave the clusters running when the broker stops.",
+)
+def up(directory: Path | None = None, port: int = 8080, keep_clusters: bool = False) -> None:
     """Quick start: local clusters `dev` and `prod`, the example policy, and the broker (Ctrl-C stops all)."""
     from kubejit.clusters.bootstrap import install_broker
     from kubejit.config import data_dir, load_settings

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.options import BrokerOpt, OutputOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option, output_option
 from kubejit.local import session
 
 
-def users(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> None:
+@command()
+@broker_option
+@output_option
+def users(broker: str | None = None, output: render.Output = render.Output.table) -> None:
     """People who used the broker: issuer, groups, first and last login, grants held now.
 
     Kubernetes keeps no user list; this is kubejit's. End everything one person holds with
@@ -23,8 +25,10 @@ def users(broker: BrokerOpt = None, output: OutputOpt = render.Output.table) -> 
         render.as_json("UserList", people)
         return
     if not people:
-        render.console.print("No one has used this broker yet.")
+        render.say("No one has used this broker yet.")
         return
+    from rich.table import Table
+
     table = Table(title="Users", title_justify="left")
     for column in ("USER", "ISSUER", "GROUPS", "FIRST SEEN", "LAST LOGIN", "ACTIVE GRANTS"):
         table.add_column(column)

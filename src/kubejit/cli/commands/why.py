@@ -5,32 +5,32 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.options import BrokerOpt
+from kubejit.cli.declare import command
+from kubejit.cli.options import broker_option
 from kubejit.denial import Denial, find_denials, request_for
 from kubejit.errors import InvalidInput, KubejitError
 from kubejit.local import session
 
 
-def why(
-    kubectl_args: Annotated[
-        list[str] | None, typer.Argument(help="A kubectl command to run and explain (after --).")
-    ] = None,
-    broker: BrokerOpt = None,
-) -> None:
+@command()
+@click.argument("kubectl_args", nargs=-1)
+@broker_option
+def why(kubectl_args: Sequence[str] = (), broker: str | None = None) -> None:
     """Explain kubectl's Forbidden and print the `kubejit request` that would allow it.
 
     Examples: kubectl get pods -n other 2>&1 | kubectl jit why;  kubectl jit why -- get pods -n other
+    KUBECTL_ARGS: a kubectl command to run and explain (after --).
     """
     if kubectl_args:
-        text, code = _run_kubectl(kubectl_args)
+        text, code = _run_kubectl(list(kubectl_args))
         if code == 0:
             return
     elif sys.stdin.isatty():
@@ -47,14 +47,14 @@ def why(
             hint="Only `... is forbidden: User ...` errors are explained.",
         )
     url, current = session.for_broker(broker)
-    in_context = context_grant(kubectl_args or [])
+    in_context = context_grant(kubectl_args)
     with BrokerClient(url, token=current.token) as client:
         for denial in denials:
             _explain(client, denial, in_context)
-    raise typer.Exit(3)
+    raise click.exceptions.Exit(3)
 
 
-def context_grant(kubectl_args: list[str]) -> str | None:
+def context_grant(kubectl_args: Sequence[str]) -> str | None:
     """The grant of the kubectl context that ran (``--context``, else the current one), if kubejit wrote it.
 
     In jwt mode the API server's Forbidden names the person (``kubejit:alice``), not the grant's
@@ -78,22 +78,22 @@ def context_grant(kubectl_args: list[str]) -> str | None:
 
 
 def _explain(client: BrokerClient, denial: Denial, in_context: str | None = None) -> None:
-    out = render.console
+    say = render.say
     if denial.grant_id is None and in_context is not None and not denial.user.startswith("system:"):
         denial = replace(denial, context_grant=in_context)
     if denial.grant_id is None:
         said = f"{denial.user} may not {denial.what}; that identity is not a kubejit grant."
-        out.print(render.printable(said), markup=False)
+        say(render.printable(said))
         return
     try:
         grant = client.call("GET", f"/v1/grants/{denial.grant_id}")
     except KubejitError as exc:
         said = f"{denial.what} was refused to grant {denial.grant_id}: {exc.message}"
-        out.print(render.printable(said), markup=False)
+        say(render.printable(said))
         return
     happened, command = request_for(grant, denial)
-    out.print(render.printable(f"Forbidden: {denial.what}: {happened}."), markup=False)
-    out.print(render.printable(f"To get this access run: {command}"), markup=False)
+    say(render.printable(f"Forbidden: {denial.what}: {happened}."))
+    say(render.printable(f"To get this access run: {command}"))
 
 
 def _run_kubectl(args: list[str]) -> tuple[str, int]:
