@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,6 +38,9 @@ from kubejit.store.engine import create_store_engine
 from kubejit.store.grant_store import SqlGrantStore
 from kubejit.store.migrate import upgrade
 from kubejit.testing.rsyslog import RsyslogReceiver
+
+# Run as a script (scripts/bench), Python puts bench/ first on sys.path: the receivers are in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.integration.test_audit_delivery import (
     HEC_TOKEN,
     HMAC_KEY,
