@@ -49,7 +49,23 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set", "serviceMonitor.enabled=true",
         "--set", "serviceMonitor.tlsConfig.serverName=kubejit.kubejit-chart.svc",
     ],
+    "jwt": [
+        "--set", "brokerTls.existingSecret=kubejit-serving-tls",
+        "--set", "config.broker.publicUrl=https://kubejit.example.com",
+        "--set-json", 'config.clusters=[{"name": "local", "inCluster": true, "audience": "https://kubernetes.default.svc"}, '
+        '{"name": "prod", "kubeconfig": "/etc/kubejit/clusters/prod", "audience": "kubejit:prod", "credentialMode": "jwt"}]',
+        "--set", "clusterKubeconfigs.existingSecret=kubejit-clusters",
+        "--set", "replicaCount=2",
+        "--set", "store.existingSecret=kubejit-store",
+        "--set", "jwtIssuer.tokenLifetimeMinutes=10",
+        "--set", "jwtIssuer.usernamePrefix=corp-kubejit:",
+        "--set", "jwtIssuer.rotateAfterHours=168",
+        "--set", "jwtIssuer.certificateAuthority.existingConfigMap=kubejit-ca",
+        "--set", "jwtIssuer.keys.persistentVolumeClaim=kubejit-jwt-keys",
+    ],
 }  # fmt: skip
+
+JWT_CLUSTER = ["--set", "config.clusters[0].name=local", "--set", "config.clusters[0].credentialMode=jwt"]
 
 BAD_VALUES: dict[str, tuple[list[str], str]] = {
     "replicas without a shared store": (["--set", "replicaCount=2"], "existingSecret"),
@@ -61,6 +77,25 @@ BAD_VALUES: dict[str, tuple[list[str], str]] = {
     "no clusters": (["--set-json", "config.clusters=[]"], "clusters"),
     "TLS without a secret": (["--set", "ingress.tls[0].hosts[0]=a.example.com"], "secretName"),
     "broker TLS in config": (["--set", "config.broker.tls.certFile=/c.pem"], "tls"),
+    "jwt mode without broker TLS": (JWT_CLUSTER, "brokerTls/existingSecret"),
+    "jwt replicas without shared keys": (
+        [
+            *JWT_CLUSTER,
+            "--set",
+            "brokerTls.existingSecret=t",
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "store.existingSecret=s",
+        ],
+        "jwtIssuer/keys/persistentVolumeClaim",
+    ),
+    "jwt in-cluster with the ServiceAccount-mode RBAC": (
+        [*JWT_CLUSTER, "--set", "brokerTls.existingSecret=t", "--set", "config.clusters[0].inCluster=true"],
+        "rbac/create",
+    ),
+    "jwt issuer in config": (["--set", "config.jwtIssuer.keyDir=/k"], "jwtIssuer"),
+    "a token lifetime over an hour": (["--set", "jwtIssuer.tokenLifetimeMinutes=90"], "tokenLifetimeMinutes"),
 }
 
 SERVICE_MONITOR_CRD: dict[str, Any] = {
@@ -196,8 +231,10 @@ def test_rendered_config_and_policy_are_ones_the_broker_accepts(helm: Path, tmp_
         settings = parse_settings(config, source=f"{name}/config.yaml", base_dir=tmp_path)
         assert settings.broker.host == "0.0.0.0" and settings.broker_namespace == NAMESPACE
         assert settings.broker.metrics_exposed is (name in ("ha-servicemonitor", "broker-tls"))
-        assert (settings.broker.tls is not None) is (name == "broker-tls")
-        assert settings.broker.allow_plain_http is (name != "broker-tls")
+        assert (settings.broker.tls is not None) is (name in ("broker-tls", "jwt"))
+        assert settings.broker.allow_plain_http is (name not in ("broker-tls", "jwt"))
+        modes = [c.credential_mode for c in settings.clusters]
+        assert modes == (["serviceAccount", "jwt"] if name == "jwt" else ["serviceAccount"])
         policy = next(d for d in docs if d["metadata"]["name"].endswith("-policy"))["data"]["policy.yaml"]
         parse_policy(policy, source=f"{name}/policy.yaml", protected_namespaces=settings.kubejit_namespaces)
 
@@ -217,6 +254,35 @@ def test_broker_tls_mounts_the_secret_and_probes_speak_https(helm: Path) -> None
     plain = _documents(_template(helm, []).stdout)
     pod = next(d for d in plain if d["kind"] == "Deployment")["spec"]["template"]["spec"]
     assert pod["containers"][0]["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+
+
+def test_jwt_mode_renders_the_issuer_and_shares_the_keys_of_every_replica(helm: Path, tmp_path: Path) -> None:
+    docs = _documents(_template(helm, VALUE_SETS["jwt"]).stdout)
+    config = next(d for d in docs if d["metadata"]["name"].endswith("-config"))["data"]["config.yaml"]
+    settings = parse_settings(config, source="jwt/config.yaml", base_dir=tmp_path)
+    issuer = settings.jwt_issuer
+    assert (issuer.token_lifetime_minutes, issuer.username_prefix, issuer.rotate_after_hours) == (
+        10,
+        "corp-kubejit:",
+        168,
+    )
+    assert settings.jwt_key_dir == Path("/var/lib/kubejit-jwt/keys")
+    assert issuer.certificate_authority_file == Path("/etc/kubejit/jwt-ca/ca.crt")
+    assert settings.jwt_issuer_url == "https://kubejit.example.com/k8s"
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    keys = mounts["/var/lib/kubejit-jwt"]
+    assert not keys.get("readOnly")  # the broker writes its keys: the first one, rotations, pruning
+    assert volumes[keys["name"]]["persistentVolumeClaim"] == {"claimName": "kubejit-jwt-keys"}
+    assert volumes[mounts["/etc/kubejit/jwt-ca"]["name"]]["configMap"] == {"name": "kubejit-ca"}
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    # Without a jwt-mode cluster the chart renders none of it.
+    plain = _documents(_template(helm, []).stdout)
+    config = next(d for d in plain if d["metadata"]["name"].endswith("-config"))["data"]["config.yaml"]
+    assert "jwtIssuer" not in yaml.safe_load(config)
+    pod = next(d for d in plain if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if v["name"].startswith("jwt-")]
 
 
 def test_a_policy_change_is_reloaded_in_place_and_a_config_change_rolls_the_pods(helm: Path) -> None:

@@ -56,6 +56,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $broker "exposeMetrics" true }}
 {{- end }}
 {{- $owned := dict "broker" $broker "dataDir" "/var/lib/kubejit" "policyFile" "/etc/kubejit/policy/policy.yaml" "brokerNamespace" .Release.Namespace }}
+{{- if include "kubejit.jwtMode" . }}
+{{- $jwt := .Values.jwtIssuer }}
+{{- $issuer := dict "tokenLifetimeMinutes" $jwt.tokenLifetimeMinutes "usernamePrefix" $jwt.usernamePrefix "rotateAfterHours" $jwt.rotateAfterHours }}
+{{- if $jwt.keys.persistentVolumeClaim }}
+{{- $_ := set $issuer "keyDir" "/var/lib/kubejit-jwt/keys" }}
+{{- end }}
+{{- if or $jwt.certificateAuthority.existingSecret $jwt.certificateAuthority.existingConfigMap }}
+{{- $_ := set $issuer "certificateAuthorityFile" (printf "/etc/kubejit/jwt-ca/%s" $jwt.certificateAuthority.key) }}
+{{- end }}
+{{- $_ := set $owned "jwtIssuer" $issuer }}
+{{- end }}
 {{- mustMergeOverwrite $config $owned | toYaml }}
 {{- end }}
 
@@ -80,6 +91,31 @@ capabilities:
 {{- end }}
 {{- if eq $grant .Release.Namespace }}
 {{- fail (printf "config.grantNamespace is the release namespace %q: keep the per-grant accounts apart from the broker's own (another namespace)" $grant) }}
+{{- end -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* "true" when a cluster of config.clusters is in credentialMode jwt; fails on values it cannot serve. */}}
+{{- define "kubejit.jwtMode" -}}
+{{- $jwt := false }}
+{{- range .Values.config.clusters }}
+{{- if and (kindIs "map" .) (eq (toString (dig "credentialMode" "" .)) "jwt") }}{{- $jwt = true }}{{- end }}
+{{- end }}
+{{- if $jwt }}
+{{- if not .Values.brokerTls.existingSecret }}
+{{- fail "a cluster is in credentialMode jwt: set brokerTls.existingSecret (a kubernetes.io/tls Secret), since API servers fetch the broker's signing keys over HTTPS only, from the broker itself (docs/jwt-mode.md)" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.jwtIssuer.keys.persistentVolumeClaim) }}
+{{- fail "jwt mode with replicaCount > 1 needs jwtIssuer.keys.persistentVolumeClaim (a ReadWriteMany claim): every replica must sign with, and publish, the same keys" }}
+{{- end }}
+{{- range .Values.config.clusters }}
+{{- if and $.Values.rbac.create (kindIs "map" .) (eq (toString (dig "credentialMode" "" .)) "jwt") (dig "inCluster" false .) }}
+{{- fail (printf "cluster %q is inCluster in credentialMode jwt, but rbac.create renders the ServiceAccount-mode RBAC (its admission policy refuses Group subjects): set rbac.create=false and apply `kubejit cluster-setup --mode jwt -c %s`'s RBAC" (toString .name) (toString .name)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.jwtIssuer.certificateAuthority.existingSecret .Values.jwtIssuer.certificateAuthority.existingConfigMap }}
+{{- fail "jwtIssuer.certificateAuthority: set existingSecret or existingConfigMap, not both" }}
 {{- end -}}
 true
 {{- end }}
