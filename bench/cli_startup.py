@@ -10,6 +10,8 @@ Runs, interleaved round-robin in one process so machine load hits all alike (>= 
     kubejit whoami            a real call: session, urllib, one GET /v1/whoami to a local broker
     kubejit grants            one GET /v1/grants (none yet: "Grants: none.", no table, so no Rich)
     kubejit requests          two GET /v1/grants (none yet)
+    kubejit request           one POST /v1/grants that waits for approval, and its summary printed
+                              (the same lines as approve, deny, revoke and extend print)
     GET /v1/whoami in-process the broker's share of `kubejit whoami`: one request from this process
 
 The broker is a real `kubejit serve` (dev issuer, SQLite, one cluster entry whose API server is not
@@ -47,6 +49,13 @@ rules:
     roles: [view]
     duration: {max: 1h}
     approval: auto
+  - name: developers-edit
+    groups: [developers]
+    clusters: [bench]
+    namespaces: [team-b]
+    roles: [view]
+    duration: {max: 1h}
+    approval: {approvers: 1, groups: [sre]}
 """
 KUBECONFIG = """\
 apiVersion: v1
@@ -106,7 +115,7 @@ def start_broker(home: Path, port: int) -> subprocess.Popen[bytes]:
     (home / "policy.yaml").write_text(POLICY)
     (home / "cluster.kubeconfig").write_text(KUBECONFIG)
     config = {
-        "broker": {"host": "127.0.0.1", "port": port},
+        "broker": {"host": "127.0.0.1", "port": port, "maxOpenGrantsPerPerson": 10_000},
         "store": {"url": f"sqlite:///{home / 'kubejit.db'}"},
         "dataDir": str(home / "data"),
         "clusters": [{"name": "bench", "kubeconfig": str(home / "cluster.kubeconfig"), "audience": "bench"}],
@@ -162,6 +171,9 @@ def main() -> None:
             "kubejit whoami": lambda: timed([kubejit, "whoami"], env),
             "kubejit grants": lambda: timed([kubejit, "grants"], env),
             "kubejit requests": lambda: timed([kubejit, "requests"], env),
+            "kubejit request": lambda: timed(
+                [kubejit, "request", "-c", "bench", "-n", "team-b", "-r", "view", "--reason", "bench"], env
+            ),
             "GET /v1/whoami in-process": lambda: round_trip(port, home),
         }
         for run in cases.values():

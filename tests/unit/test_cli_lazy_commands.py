@@ -80,7 +80,7 @@ except SystemExit as exc:
 print(json.dumps([code, sorted(sys.modules)]))
 """
 #: What a command that only talks to the broker must not import to start: TLS for a loopback broker,
-#: the IdP and signing libraries, the broker's own, and Rich when it draws no table.
+#: the IdP and signing libraries, the broker's own, and Rich (the grant commands print plain lines).
 NOT_AT_START = {
     "ssl",
     "email",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -146,66 +146,112 @@ def _span(seconds: int) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60}m"
 
 
-STATE_STYLE = {"active": "green", "pending": "yellow", "approved": "cyan", "denied": "red", "failed": "red"}
+#: Each state's colour (SGR), on a terminal.
+STATE_SGR = {"active": "32", "pending": "33", "approved": "36", "denied": "31", "failed": "31"}
 
 
 def grants(items: list[dict[str, Any]], output: Output, *, title: str = "Grants") -> None:
+    """A table in plain lines fitted to the terminal (no Rich to load: lists are the common command)."""
     if output is Output.json:
         as_json("GrantList", items)
         return
     if not items:
         say(f"{printable(title)}: none.")
         return
-    from rich import box
-    from rich.table import Table
-
-    console = _console()
-    table = Table(title=safe(title), title_justify="left", box=box.SIMPLE_HEAD)
-    # Ids are typed back (approve, revoke): never cut them; the reason gives way first.
-    table.add_column("ID", no_wrap=True, overflow="fold", min_width=13)
-    for column in ("STATE", "USER", "CLUSTER"):
-        table.add_column(column, overflow="fold")
-    table.add_column("NAMESPACE", overflow="fold", min_width=9)
-    table.add_column("ROLE", no_wrap=True)
-    table.add_column("ENDS", no_wrap=True)  # relative in the table; -o json has the exact time
-    table.add_column("REASON", ratio=1)  # wrapped at words (a word too long for it ends in …)
+    rows = []
     for g in items:
         ends = g.get("expires_at") if g["state"] == "active" else g.get("pending_until")
-        style = STATE_STYLE.get(g["state"], "dim")
-        state = safe(g["state"])
-        if g["state"] == "pending":
-            state += f" {len(g['approvals'])}/{g['approvals_required']}"
-        table.add_row(
-            safe(g["id"]),
-            f"[{style}]{state}[/]",
-            safe(g["requester"]),
-            safe(g["cluster"]),
-            safe(",".join(g["namespaces"]) or "(cluster-wide)"),
-            safe(g["role"]),
-            _when(ends).partition(" (")[2].rstrip(")") if g["state"] in ("active", "pending") else "-",
-            safe((g["reason"] or "")[:40]),
+        state = g["state"] + (
+            f" {len(g['approvals'])}/{g['approvals_required']}" if g["state"] == "pending" else ""
         )
-    console.print(table)
+        rows.append(
+            [
+                g["id"],
+                state,
+                g["requester"],
+                g["cluster"],
+                ",".join(g["namespaces"]) or "(cluster-wide)",
+                g["role"],
+                _when(ends).partition(" (")[2].rstrip(")") if g["state"] in ("active", "pending") else "-",
+                (g["reason"] or "")[:40],
+            ]
+        )
+    say(bold(printable(title)))
+    columns = ("ID", "STATE", "USER", "CLUSTER", "NAMESPACE", "ROLE", "ENDS", "REASON")
+    for line in table_lines(columns, [[printable(c) for c in r] for r in rows], folding={2, 3, 4}):
+        say(line)
+
+
+def _terminal_columns() -> int:
+    """COLUMNS, else the terminal's width, else 100 (as shutil.get_terminal_size, which costs 5 ms to import)."""
+    import os
+    import sys
+
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size((sys.__stdout__ or sys.stdout).fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+def table_lines(
+    headers: Sequence[str], rows: list[list[str]], *, folding: set[int], width: int | None = None
+) -> list[str]:
+    """``rows`` (inert text) under ``headers`` in columns two spaces apart, within ``width`` (the
+    terminal's): the last column wraps at words (a word too long for it ends in …), the ``folding``
+    columns give way next, folded at their width; the others (ids, typed back) are never cut."""
+    import textwrap
+
+    total = width or _terminal_columns()
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    minimum = {i: max(len(headers[i]), 6) for i in folding}
+
+    def last_width() -> int:
+        return total - sum(widths[:-1]) - 2 * (len(headers) - 1)
+
+    while last_width() < 12 and any(widths[i] > minimum[i] for i in folding):
+        widest = max((i for i in folding if widths[i] > minimum[i]), key=lambda i: widths[i])
+        widths[widest] -= 1
+    widths[-1] = max(8, min(widths[-1], last_width()))
+
+    def cell(i: int, text: str) -> list[str]:
+        w = widths[i]
+        if i == len(headers) - 1:
+            words = [word if len(word) <= w else word[: w - 1] + "…" for word in text.split()]
+            return textwrap.wrap(" ".join(words), w, break_long_words=False) or [""]
+        if i in folding:
+            return [text[k : k + w] for k in range(0, len(text), w)] or [""]
+        return [text]
+
+    lines = []
+    for row in [list(headers), *rows]:
+        cells = [cell(i, text) for i, text in enumerate(row)]
+        for k in range(max(len(c) for c in cells)):
+            parts = [(c[k] if k < len(c) else "").ljust(widths[i]) for i, c in enumerate(cells)]
+            lines.append("  ".join(parts).rstrip())
+    return lines
 
 
 def grant(g: dict[str, Any], output: Output, *, headline: str) -> None:
+    """One grant's summary (request, approve, deny, revoke, extend), in plain lines: no Rich to load."""
     if output is Output.json:
         as_json("Grant", g)
         return
-    console = _console()
-    console.print(f"[bold]{safe(headline)}[/]")
-    console.print(f"  id:         {safe(g['id'])}")
-    console.print(
-        f"  state:      [{STATE_STYLE.get(g['state'], 'dim')}]{safe(g['state'])}[/]   (rule: {safe(g['rule'])})"
-    )
+    state = styled(printable(g["state"]), STATE_SGR.get(g["state"], "2"))
+    say(bold(printable(headline)))
+    say(f"  id:         {printable(g['id'])}")
+    say(f"  state:      {state}   (rule: {printable(g['rule'])})")
     where = ", ".join(g["namespaces"]) or "all namespaces (cluster-wide)"
-    console.print(f"  access:     {safe(g['role'])} in {safe(where)} on cluster {safe(g['cluster'])}")
+    say(f"  access:     {printable(g['role'])} in {printable(where)} on cluster {printable(g['cluster'])}")
     if g["state"] == "active":
-        console.print(f"  expires:    {_when(g['expires_at'])}")
+        say(f"  expires:    {_when(g['expires_at'])}")
     elif g["state"] == "pending":
-        console.print(
+        say(
             f"  approvals:  {len(g['approvals'])}/{g['approvals_required']} from "
-            f"{safe(', '.join(g['approver_groups']))}; decide by {_when(g['pending_until'])}"
+            f"{printable(', '.join(g['approver_groups']))}; decide by {_when(g['pending_until'])}"
         )
     if g.get("end_reason"):
-        console.print(f"  ended:      {safe(g['end_reason'])} (by {safe(g.get('ended_by') or 'kubejit')})")
+        say(f"  ended:      {printable(g['end_reason'])} (by {printable(g.get('ended_by') or 'kubejit')})")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from kubejit.cli import render
 from kubejit.cli.client import BrokerClient
-from kubejit.cli.commands.locks import show_ended
 from kubejit.cli.declare import command
 from kubejit.cli.options import broker_option, output_option
 from kubejit.durations import parse_duration
@@ -103,9 +102,7 @@ def request(
             written, failed = None, exc
     render.grant(grant, output, headline=_headline(grant))
     if output is Output.table and grant["state"] == "pending" and not wait:
-        render.console.print(
-            f"Waiting for approval. Approvers run: kubejit approve {render.safe(grant['id'])}"
-        )
+        render.say(f"Waiting for approval. Approvers run: kubejit approve {render.printable(grant['id'])}")
     if failed is not None:
         raise failed
     if use and output is Output.table:
@@ -139,8 +136,8 @@ def _use(client: BrokerClient, grant: dict[str, Any]) -> KubeconfigResult | None
 def _show_use(grant: dict[str, Any], written: KubeconfigResult | None) -> None:
     if written is None:
         if grant["state"] in ("pending", "approved"):
-            render.console.print(
-                f"Once it is active, run: kubejit kubeconfig --grant {render.safe(grant['id'])} --use"
+            render.say(
+                f"Once it is active, run: kubejit kubeconfig --grant {render.printable(grant['id'])} --use"
             )
         return
     from kubejit.cli.commands.kubeconfig import show as show_kubeconfig
@@ -157,14 +154,40 @@ def _headline(grant: dict[str, Any]) -> str:
     }.get(grant["state"], f"Grant is {render.printable(grant['state'])}.")
 
 
+def _side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """Both calls at once (each is a connection of its own): the second one's wait is not added to
+    the command's. The first error, in call order, is raised."""
+    import threading
+
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(second())
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome.append(exc)
+
+    other = threading.Thread(target=run, daemon=True)
+    other.start()
+    try:
+        answer = first()
+    finally:
+        other.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return answer, outcome[0]
+
+
 @command()
 @broker_option
 @output_option
 def requests(broker: str | None = None, output: Output = Output.table) -> None:
     """Your pending requests, and the requests waiting for your approval."""
     with _client(broker) as client:
-        mine = client.call("GET", "/v1/grants", params={"scope": "mine", "state": ["pending"]})
-        waiting = client.call("GET", "/v1/grants", params={"scope": "pending-for-me"})
+        mine, waiting = _side_by_side(
+            lambda: client.call("GET", "/v1/grants", params={"scope": "mine", "state": ["pending"]}),
+            lambda: client.call("GET", "/v1/grants", params={"scope": "pending-for-me"}),
+        )
     if output is Output.json:
         render.as_json("Requests", {"mine": mine, "waiting_for_me": waiting})
         return
@@ -253,7 +276,9 @@ def revoke(
             if output is Output.json:
                 render.as_json("Offboarding", done)
                 return
-            render.console.print(render.safe(done["message"]))
+            from kubejit.cli.commands.locks import show_ended
+
+            render.say(render.printable(done["message"]))
             show_ended(done)
             return
         grant = client.call("POST", f"/v1/grants/{grant_id}/revoke", json={"reason": reason})
