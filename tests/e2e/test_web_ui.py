@@ -23,6 +23,7 @@ from kubejit.testing.dex import ALICE, CLI_CLIENT, Dex, DexBrowser
 from kubejit.testing.processes import free_port
 from tests.broker_identity import BrokerIdentity
 from tests.broker_process import Broker
+from tests.notify_receivers import NOTIFY_HMAC_KEY, HookReceiver
 from tests.polling import eventually, poll
 
 pytestmark = pytest.mark.e2e
@@ -73,14 +74,53 @@ def shot(page: Page, name: str) -> None:
 
 
 @pytest.fixture
+def hooks() -> Iterator[HookReceiver]:
+    """The approvers' webhook channel: the link bob follows is the one its notification carried."""
+    receiver = HookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
 def web_broker(
-    tmp_path: Path, broker_identity: BrokerIdentity, second_broker_identity: BrokerIdentity
+    tmp_path: Path,
+    broker_identity: BrokerIdentity,
+    second_broker_identity: BrokerIdentity,
+    hooks: HookReceiver,
 ) -> Iterator[Broker]:
-    running = Broker(tmp_path / "broker", [broker_identity, second_broker_identity], policy=WEB_POLICY)
+    key = tmp_path / "notify-hmac.key"
+    key.write_bytes(NOTIFY_HMAC_KEY)
+    channel = {
+        "name": "hook",
+        "type": "webhook",
+        "url": hooks.url("/hook"),
+        "hmacKey": {"fromFile": str(key)},
+    }
+    notifications = {"channels": [channel], "routes": [{"channels": ["hook"], "approverGroups": ["sre"]}]}
+    running = Broker(
+        tmp_path / "broker",
+        [broker_identity, second_broker_identity],
+        policy=WEB_POLICY,
+        extra_config={"notifications": notifications},
+    )
     running.workdir.mkdir()
     running.start()
     yield running
     running.stop()
+
+
+def notified_link(hooks: HookReceiver, grant_id: str) -> str:
+    """The link in the needs-approval notice the approvers' channel received for ``grant_id``."""
+
+    def link() -> str:
+        for post in hooks.received("/hook"):
+            if post.body.get("kind") == "needs_approval" and post.body.get("grant_id") == grant_id:
+                return str(post.body["link"])
+        return ""
+
+    found = poll(link, bool, within=30)
+    assert found, f"no needs-approval notice for {grant_id} reached the webhook"
+    return found
 
 
 @pytest.fixture
@@ -166,9 +206,10 @@ def request_needing_approval(alice: Page, cluster: str, ns: str) -> str:
     return grant_id
 
 
-def approve_from_link(bob: Page, broker: Broker, grant_id: str) -> None:
-    """Bob follows the link a notification carries, signs in, lands on the request, approves."""
-    link = request_link(broker.url, grant_id)
+def approve_from_link(bob: Page, broker: Broker, grant_id: str, hooks: HookReceiver) -> None:
+    """Bob follows the link the notification carried, signs in, lands on the request, approves."""
+    link = notified_link(hooks, grant_id)
+    assert link == request_link(broker.url, grant_id)
     sign_in(bob, broker, "bob", at=link.removeprefix(broker.url))
     assert bob.url == link
     rules = bob.get_by_role("region", name="Rules of admin")
@@ -185,6 +226,7 @@ def approve_from_link(bob: Page, broker: Broker, grant_id: str) -> None:
 
 def test_request_approve_from_the_link_live_update_revoke(
     web_broker: Broker,
+    hooks: HookReceiver,
     browser: Browser,
     namespaces: Callable[[ControlPlane, int], list[str]],
     broker_identity: BrokerIdentity,
@@ -218,7 +260,7 @@ def test_request_approve_from_the_link_live_update_revoke(
     alice.goto(f"{web_broker.url}/ui/requests/{grant_id}")
     alice.evaluate("window.kubejitSamePage = true")  # gone if the page reloads
 
-    approve_from_link(bob, web_broker, grant_id)
+    approve_from_link(bob, web_broker, grant_id, hooks)
 
     # Alice's open page turns active by itself (htmx polling), without a reload.
     assert poll(lambda: state_of(alice), lambda s: s == "active", within=30) == "active"
