@@ -25,6 +25,20 @@ from kubejit.sink_settings import AuditDeliverySettings
 from kubejit.store.audit_cursors import SqlCursorStore
 
 
+def hand_over(
+    deliveries: list[SinkDelivery], workers: list[Worker], cursors: SqlCursorStore | None, owner: str
+) -> None:
+    """Shutdown of a set of deliveries (audit sinks or notification channels): batches in flight
+    finish, no other starts, then this replica's leases are given back at once, so another replica
+    carries on now instead of when they would have run out."""
+    for delivery in deliveries:
+        delivery.stop()
+    for worker in workers:
+        worker.stop()
+    if deliveries and cursors is not None:
+        cursors.release(owner)
+
+
 def replica_id() -> str:
     """Who holds a sink's lease: host and pid for people, a random part so a reused pid never matches."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -97,14 +111,7 @@ class AuditDelivery:
         return self.workers
 
     def stop(self) -> None:
-        """Shutdown: batches in flight finish, no other starts, then this replica's leases are given
-        back at once, so another replica carries on now instead of when they would have run out."""
-        for delivery in self.deliveries:
-            delivery.stop()
-        for worker in self.workers:
-            worker.stop()
-        if self.deliveries:
-            self.cursors.release(self.owner)
+        hand_over(self.deliveries, self.workers, self.cursors, self.owner)
 
     def close(self) -> None:
         self.stop()

@@ -38,7 +38,7 @@ from kubejit.notify_settings import (
     WebhookChannelSettings,
     http_url,
 )
-from kubejit.server.audit_delivery import replica_id
+from kubejit.server.audit_delivery import hand_over, replica_id
 from kubejit.server.workers import Worker
 from kubejit.sink_settings import SecretSource, read_secret
 from kubejit.store.audit_cursors import SqlCursorStore
@@ -235,14 +235,7 @@ class Notifications:
         return self.workers
 
     def stop(self) -> None:
-        """Shutdown, as for the audit sinks: sends in flight finish, no other starts, then this
-        replica's channel leases are given back so another replica carries on at once."""
-        for delivery in self.deliveries:
-            delivery.stop()
-        for worker in self.workers:
-            worker.stop()
-        if self.deliveries and self.cursors is not None:
-            self.cursors.release(self.owner)
+        hand_over(self.deliveries, self.workers, self.cursors, self.owner)  # as the audit sinks do
 
     def close(self) -> None:
         self.stop()
