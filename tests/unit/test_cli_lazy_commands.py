@@ -126,3 +126,29 @@ def test_help_lists_every_command_in_order() -> None:
 def test_a_typo_is_still_answered_with_the_commands_it_resembles() -> None:
     answer = CliRunner().invoke(kubejit_app.app, ["whoam"])
     assert answer.exit_code == 2 and "Did you mean 'whoami'" in answer.output
+
+
+FROZEN_AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: sys.stderr.write(f"frozen={gc.get_freeze_count()}\\n"))  # runs after main
+from kubejit.cli.app import main
+sys.argv = ["kubejit", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("argv", [["whoami"], ["grants"], ["whoami", "--bogus"], ["--version"]])
+def test_a_command_leaves_its_objects_out_of_the_interpreters_last_collections(
+    isolated_home: Path, broker_url: str, argv: list[str]
+) -> None:
+    """What it printed is all there and its exit code kept, in success and in error."""
+    session.save(session.Session(broker=broker_url, token="t", user="alice"))
+    done = subprocess.run(
+        [sys.executable, "-c", FROZEN_AT_EXIT, *argv], env=dict(os.environ), capture_output=True, text=True
+    )
+    frozen = int(done.stderr.rpartition("frozen=")[2])
+    assert frozen > 1_000, done.stderr  # everything alive at the end (~15,000 objects with click)
+    if argv[-1] == "--bogus":
+        assert done.returncode == 2 and "No such option '--bogus'" in done.stderr
+    else:
+        assert done.returncode == 0 and done.stdout.strip(), done.stderr

@@ -6,6 +6,7 @@ every call, and ``main`` hands it to ``kubejit.exec.plugin`` before click or Ric
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -78,6 +79,16 @@ def print_error(exc: KubejitError) -> None:
 
 def main(prog_name: str | None = None) -> None:
     """``prog_name``: how usage lines name the command (``kubectl jit`` when run as a kubectl plugin)."""
+    try:
+        _run(prog_name)
+    finally:
+        # The interpreter's last cyclic collections walk every object click, typing and the command
+        # made: ~15 ms of a 130 ms command, after its work is done. Frozen objects are skipped; exit
+        # stays an ordinary one (atexit handlers run, files and streams are flushed and closed).
+        gc.freeze()
+
+
+def _run(prog_name: str | None) -> None:
     if sys.argv[1:2] == ["token"]:  # kubectl's exec plugin: stdlib only when its cache is warm
         from kubejit.exec.plugin import main as token
 
