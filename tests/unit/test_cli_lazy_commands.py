@@ -152,3 +152,25 @@ def test_a_command_leaves_its_objects_out_of_the_interpreters_last_collections(
         assert done.returncode == 2 and "No such option '--bogus'" in done.stderr
     else:
         assert done.returncode == 0 and done.stdout.strip(), done.stderr
+
+
+def test_a_command_runs_with_the_cyclic_collector_on_though_start_up_had_it_off() -> None:
+    """`kubejit serve` or `request --wait` may run for hours: their garbage cycles must be collected."""
+    import gc
+
+    from kubejit.cli.declare import command, group
+
+    seen: list[bool] = []
+    parent = group("test", help="A group for the test.")
+
+    @command(group=parent)
+    def probe() -> None:
+        seen.append(gc.isenabled())
+
+    gc.disable()
+    try:
+        answer = CliRunner().invoke(parent, ["probe"])
+    finally:
+        gc.enable()
+    assert answer.exit_code == 0, answer.output
+    assert seen == [True]

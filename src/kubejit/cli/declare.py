@@ -10,6 +10,7 @@ say, with no type inspection (docs/dependencies.md).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -50,6 +51,10 @@ class Command(click.Command):
 
         if self.help:
             _write_as_written(inspect.cleandoc(self.help), formatter)
+
+    def invoke(self, ctx: click.Context) -> object:
+        gc.enable()  # off while the CLI started (kubejit.cli.app.main); a command may run for hours
+        return super().invoke(ctx)
 
 
 class Group(click.Group):
