@@ -19,6 +19,7 @@ from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPoli
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from kubejit.clusters.bootstrap import rbac_manifest
+from kubejit.clusters.broker_manifest import BROKER_POLICY
 from kubejit.clusters.objects import object_name, ownership_labels
 from kubejit.ids import GrantId
 from kubejit.testing.controlplane import ControlPlane
@@ -57,7 +58,11 @@ def optional_rbac() -> list[codecs.AnyResource]:
 
 def admission_policy(*, cluster_wide_roles: str) -> ValidatingAdmissionPolicy:
     """The shipped admission policy, with its `clusterWideRoles` variable set as an operator would."""
-    (policy,) = [o for o in codecs.load_all_yaml(rbac_manifest()) if isinstance(o, ValidatingAdmissionPolicy)]
+    (policy,) = [
+        o
+        for o in codecs.load_all_yaml(rbac_manifest())
+        if isinstance(o, ValidatingAdmissionPolicy) and o.metadata and o.metadata.name == BROKER_POLICY
+    ]
     assert isinstance(policy, ValidatingAdmissionPolicy)
     assert policy.spec is not None and policy.spec.variables is not None
     (variable,) = (v for v in policy.spec.variables if v.name == "clusterWideRoles")

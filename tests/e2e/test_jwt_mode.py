@@ -369,3 +369,39 @@ def test_the_reconciler_restores_and_removes_group_bindings(
     )
     token = RedactedToken(world.broker.grant_token("alice", grant["id"]))
     eventually(lambda: kubectl(plane, token, "get", "configmaps", "-n", ns).ok, what="access restored")
+
+
+def test_a_jwt_grant_cannot_bind_a_role_that_would_outlive_it(
+    jwt_world: JwtWorld,
+    namespaces: Callable[..., list[str]],
+    admin_client_for: Callable[[ControlPlane], Client],
+) -> None:
+    """The grant limits match jwt mode's identities too (the `kubejit:grant:` group). To reach the
+    admission policy at all the grant's group needs the RBAC right, given here by cluster-admin as a
+    too-wide role would; with it, real kubectl is still refused, and nothing is made."""
+    world, plane = jwt_world, jwt_world.a
+    (ns,) = namespaces(plane, 1)
+    grant = request(world, plane, ns)
+    token = RedactedToken(world.broker.grant_token("alice", grant["id"]))
+    eventually(lambda: kubectl(plane, token, "get", "configmaps", "-n", ns).ok, what="access", within=60)
+    admin = admin_client_for(plane)
+    admin.create(
+        RoleBinding(
+            metadata=ObjectMeta(name="too-wide", namespace=ns),
+            roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"),
+            subjects=[
+                Subject(
+                    kind="Group", name=f"kubejit:grant:{grant['id']}", apiGroup="rbac.authorization.k8s.io"
+                )
+            ],
+        )
+    )
+    eventually(lambda: kubectl(plane, token, "create", "configmap", "x", "-n", ns).ok, what="admin rights")
+    refused = kubectl(
+        plane, token, "create", "rolebinding", "way-back", "--clusterrole=admin", "--user=alice", "-n", ns
+    )
+    assert not refused.ok and "kubejit-grant-limits" in refused.stderr, refused.stderr
+    assert "may not change RBAC" in refused.stderr
+    names = {b.metadata.name for b in admin.list(RoleBinding, namespace=ns) if b.metadata}
+    assert "way-back" not in names
+    world.broker.json("alice", "revoke", grant["id"], "--reason", "done")

@@ -19,11 +19,13 @@ import yaml
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.core.client import LabelSelector
 from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.certificates_v1 import CertificateSigningRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import PolicyRule, Subject
 from lightkube.models.rbac_v1 import RoleRef as KubeRoleRef
-from lightkube.models.rbac_v1 import Subject
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
+from lightkube.resources.certificates_v1 import CertificateSigningRequest
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from kubejit.clusters.adapter import KubeClusterAdapter
 from kubejit.clusters.registry import ClusterRegistry, build_adapter
@@ -729,3 +731,141 @@ def test_every_broker_identity_is_confined_not_only_the_one_named_kubejit_broker
     finally:
         admin_client.delete(ClusterRoleBinding, name)
         admin_client.delete(ServiceAccount, name, namespace="kubejit")
+
+
+# -- what a grant's own token cannot do, whatever its role (kubejit-grant-limits in deploy/rbac.yaml) --
+@pytest.fixture
+def admin_grant(
+    broker_adapter: KubeClusterAdapter,
+    control_plane: ControlPlane,
+    namespaces: tuple[str, str, str],
+    token_client_for: TokenClientFor,
+) -> Iterator[Client]:
+    """A client holding a live `admin` grant's token on the first namespace, as kubectl would."""
+    made = make_grant(
+        control_plane.name, namespaces[:1], role=RoleRef(name="admin", kind="ClusterRole", ref_name="admin")
+    )
+    broker_adapter.ensure_grant_objects(made)
+    minted = broker_adapter.mint_token(made, expiration_seconds=900)
+    with token_client_for(control_plane, minted.token) as client:
+        yield client
+    broker_adapter.delete_grant_objects(made.id)
+
+
+def _binding_to(subject: Subject, namespace: str) -> RoleBinding:
+    return RoleBinding(
+        metadata=ObjectMeta(name=f"way-back-{secrets.token_hex(3)}", namespace=namespace),
+        roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"),
+        subjects=[subject],
+    )
+
+
+def test_an_admin_grant_cannot_bind_a_role_that_would_outlive_it(
+    admin_grant: Client, admin_client: Client, namespaces: tuple[str, str, str]
+) -> None:
+    """RBAC allows it (the grant holds admin there, so it may bind admin there); the policy does not."""
+    namespace = namespaces[0]
+    person = Subject(kind="User", name="alice@example.com", apiGroup="rbac.authorization.k8s.io")
+    said = _refusal(admin_grant, _binding_to(person, namespace))
+    assert "kubejit-grant-limits" in said and "may not change RBAC" in said
+    role = Role(
+        metadata=ObjectMeta(name="way-back", namespace=namespace),
+        rules=[PolicyRule(apiGroups=[""], resources=["pods"], verbs=["get"])],
+    )
+    assert "may not change RBAC" in _refusal(admin_grant, role)
+    assert list(admin_client.list(RoleBinding, namespace=namespace)) == list(
+        admin_client.list(
+            RoleBinding, namespace=namespace, labels={"app.kubernetes.io/managed-by": "kubejit"}
+        )
+    )  # nothing but kubejit's own binding there
+
+
+def test_an_admin_grant_cannot_mint_tokens_or_make_a_token_secret_but_keeps_its_other_rights(
+    admin_grant: Client, admin_client: Client, namespaces: tuple[str, str, str]
+) -> None:
+    namespace = namespaces[0]
+    admin_grant.create(ServiceAccount(metadata=ObjectMeta(name="backdoor")), namespace=namespace)  # allowed
+    token = ServiceAccount.Token(
+        metadata=ObjectMeta(name="backdoor"), spec=TokenRequestSpec(audiences=[], expirationSeconds=600)
+    )
+    said = _refusal(admin_grant, token, name="backdoor", namespace=namespace)
+    assert "may not mint ServiceAccount tokens" in said
+    forever = Secret(
+        metadata=ObjectMeta(
+            name="backdoor-token", annotations={"kubernetes.io/service-account.name": "backdoor"}
+        ),
+        type="kubernetes.io/service-account-token",
+    )
+    assert "may not create ServiceAccount token Secrets" in _refusal(
+        admin_grant, forever, namespace=namespace
+    )
+    with pytest.raises(ApiError):
+        admin_client.get(Secret, "backdoor-token", namespace=namespace)
+    # What the role is for still works: ordinary Secrets, ConfigMaps, deletes.
+    admin_grant.create(Secret(metadata=ObjectMeta(name="app"), stringData={"k": "v"}), namespace=namespace)
+    admin_grant.create(ConfigMap(metadata=ObjectMeta(name="app"), data={"k": "v"}), namespace=namespace)
+    admin_grant.delete(ServiceAccount, "backdoor", namespace=namespace)
+
+
+def test_a_grant_cannot_ask_for_a_client_certificate(
+    broker_adapter: KubeClusterAdapter,
+    admin_client: Client,
+    control_plane: ControlPlane,
+    namespaces: tuple[str, str, str],
+    token_client_for: TokenClientFor,
+) -> None:
+    """A certificate the cluster signs lives for its own term. Here the grant's account is given the
+    right to ask for one (by cluster-admin, as a too-wide cluster role would): the policy still refuses."""
+    made = make_grant(control_plane.name, namespaces[:1])
+    broker_adapter.ensure_grant_objects(made)
+    name = f"csr-maker-{made.id}"
+    admin_client.create(
+        ClusterRole(
+            metadata=ObjectMeta(name=name),
+            rules=[
+                PolicyRule(
+                    apiGroups=["certificates.k8s.io"],
+                    resources=["certificatesigningrequests"],
+                    verbs=["create"],
+                )
+            ],
+        )
+    )
+    admin_client.create(
+        ClusterRoleBinding(
+            metadata=ObjectMeta(name=name),
+            roleRef=KubeRoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name=name),
+            subjects=[Subject(kind="ServiceAccount", name=made.service_account, namespace=GRANT_NAMESPACE)],
+        )
+    )
+    try:
+        minted = broker_adapter.mint_token(made, expiration_seconds=900)
+        request = CertificateSigningRequest(
+            metadata=ObjectMeta(name=name),
+            spec=CertificateSigningRequestSpec(
+                request=base64.b64encode(_csr_pem("alice@example.com")).decode(),
+                signerName="kubernetes.io/kube-apiserver-client",
+                usages=["client auth"],
+            ),
+        )
+        with token_client_for(control_plane, minted.token) as grant_client:
+            assert "may not request client certificates" in _refusal(grant_client, request)
+    finally:
+        admin_client.delete(ClusterRoleBinding, name)
+        admin_client.delete(ClusterRole, name)
+        broker_adapter.delete_grant_objects(made.id)
+
+
+def _csr_pem(common_name: str) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)

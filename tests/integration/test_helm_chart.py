@@ -187,7 +187,7 @@ def test_rendered_objects_are_accepted_by_the_api_server(
     expected += ["Service", "ServiceAccount"]
     # rbac.create (default): deploy/rbac.yaml's objects for the broker's own cluster (test_rbac_charts.py).
     expected += ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
-    expected += ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    expected += 2 * ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]  # broker, grants
     expected += {
         "ingress-tls": ["Ingress"],
         "ha-servicemonitor": ["ServiceMonitor"],

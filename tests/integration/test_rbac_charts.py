@@ -194,4 +194,4 @@ def test_target_chart_lints_and_the_api_server_accepts_it(helm: Path, control_pl
         check=False,
     )
     assert applied.returncode == 0, applied.stderr
-    assert applied.stdout.count("(server dry run)") == 9, applied.stdout
+    assert applied.stdout.count("(server dry run)") == 11, applied.stdout  # 2 namespaces, 9 objects

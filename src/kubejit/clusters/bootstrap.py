@@ -153,7 +153,9 @@ def token_kubeconfig(
 
 def wait_for_admission_policy(broker: Client, *, cluster: str, seconds: float = 30.0) -> None:
     """A new ValidatingAdmissionPolicy loads asynchronously: probe with a dry-run binding it must
-    refuse, so the broker never runs before its guard rails are in force."""
+    refuse, so the broker never runs before its guard rails are in force. The grant limits need no
+    probe of their own: they are applied first, and the API server's admission plugin sees policies
+    and bindings in the order they were written."""
     stray = RoleBinding(
         metadata=ObjectMeta(name="kubejit-g0probe", namespace="default", labels=_PROBE_LABELS),
         roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),

@@ -21,6 +21,9 @@ DEFAULT_GRANT_NAMESPACE = "kubejit-grants"
 BROKER_ACCOUNT = "kubejit-broker"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _POLICY_KIND = "ValidatingAdmissionPolicy"
+#: The admission policy that confines the broker's identities, and the one that confines the grants'.
+BROKER_POLICY = "kubejit-broker-bindings"
+GRANT_POLICY = "kubejit-grant-limits"
 
 
 def broker_manifest(
@@ -37,9 +40,18 @@ def broker_manifest(
         for subject in document.get("subjects") or []:
             if subject.get("kind") == "ServiceAccount" and subject.get("namespace") in names:
                 subject["namespace"] = names[subject["namespace"]]
-        if document.get("kind") == _POLICY_KIND:
+        if _is_policy(document, BROKER_POLICY):
             _admission_policy(document["spec"], broker_namespace, grant_namespace)
+        elif _is_policy(document, GRANT_POLICY):
+            (identity,) = document["spec"]["matchConditions"]
+            identity["expression"] = _substitute(
+                identity["expression"], {_accounts(DEFAULT_GRANT_NAMESPACE): _accounts(grant_namespace)}
+            )
     return built
+
+
+def _is_policy(document: dict[str, Any], name: str) -> bool:
+    return document.get("kind") == _POLICY_KIND and document.get("metadata", {}).get("name") == name
 
 
 def _check_namespaces(broker_namespace: str, grant_namespace: str) -> None:
@@ -123,7 +135,7 @@ def jwt_mode_manifest(documents: list[dict[str, Any]], *, grant_namespace: str) 
         metadata = document.get("metadata", {})
         if document.get("kind") in ("Role", "RoleBinding") and metadata.get("namespace") == grant_namespace:
             continue  # the per-grant ServiceAccounts' and TokenRequest's rights
-        if document.get("kind") == _POLICY_KIND:
+        if _is_policy(document, BROKER_POLICY):
             rules = document["spec"]["validations"]
             found = [i for i, rule in enumerate(rules) if rule.get("message") == _SA_SUBJECT_MESSAGE]
             if len(found) != 1:

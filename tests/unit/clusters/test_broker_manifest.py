@@ -48,6 +48,8 @@ def test_every_namespace_of_the_manifest_is_the_configured_one() -> None:
     (identity,) = policy["spec"]["matchConditions"]
     assert "['system:serviceaccount:team-jit:kubejit-broker']" in identity["expression"]
     assert "g in ['system:serviceaccounts:team-jit', 'kubejit:brokers']" in identity["expression"]
+    (grants,) = docs["ValidatingAdmissionPolicy", "kubejit-grant-limits"]["spec"]["matchConditions"]
+    assert "g == 'system:serviceaccounts:team-jit-grants'" in grants["expression"]
     # kubejit's labels (managed-by: kubejit) and names stay; no namespace of the defaults is left.
     text = json.dumps(list(docs.values()))
     assert "kubejit-grants" not in text and ":kubejit:" not in text and 'namespace": "kubejit"' not in text

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kubejit.clusters.bootstrap import rbac_documents
+from kubejit.clusters.broker_manifest import BROKER_POLICY, GRANT_POLICY
 from kubejit.clusters.jwt_setup import authentication_configuration, jwt_authenticator
 from kubejit.clusters.objects import group_role_bindings_for
 from kubejit.config import parse_settings
@@ -71,8 +72,8 @@ def test_the_jwt_mode_rbac_has_no_service_account_or_token_rights() -> None:
     documents = rbac_documents(mode="jwt")
     assert ("Role", "kubejit-grants") not in _kinds(documents)
     assert ("RoleBinding", "kubejit-grants") not in _kinds(documents)
-    text = repr(documents)
-    assert "serviceaccounts/token" not in text
+    broker_side = [d for d in documents if d["metadata"]["name"] != GRANT_POLICY]  # that one refuses it
+    assert "serviceaccounts/token" not in repr(broker_side)
     (role,) = [d for d in documents if d["kind"] == "ClusterRole"]
     verbs = {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]}
     assert (("rolebindings",), ("create", "get", "list", "delete")) in verbs
@@ -82,13 +83,27 @@ def test_the_jwt_mode_rbac_has_no_service_account_or_token_rights() -> None:
 
 
 def test_the_jwt_mode_admission_policy_allows_only_the_grant_group_as_subject() -> None:
-    (policy,) = [d for d in rbac_documents(mode="jwt") if d["kind"] == "ValidatingAdmissionPolicy"]
+    (policy,) = [d for d in rbac_documents(mode="jwt") if _is_policy(d)]
     expressions = " ".join(v["expression"] for v in policy["spec"]["validations"])
     assert "'kubejit:grant:' + object.metadata.labels['kubejit.io/grant']" in expressions
     assert "object.subjects[0].kind == 'Group'" in expressions
     assert "object.subjects[0].kind == 'ServiceAccount'" not in expressions
-    (sa_policy,) = [d for d in rbac_documents() if d["kind"] == "ValidatingAdmissionPolicy"]
+    (sa_policy,) = [d for d in rbac_documents() if _is_policy(d)]
     assert len(policy["spec"]["validations"]) == len(sa_policy["spec"]["validations"])
+
+
+def _is_policy(document: dict[str, Any], name: str = BROKER_POLICY) -> bool:
+    return bool(document["kind"] == "ValidatingAdmissionPolicy" and document["metadata"]["name"] == name)
+
+
+def test_the_grant_limits_are_the_same_in_both_modes() -> None:
+    """They match the grant identities of either mode, so one policy serves both."""
+    (jwt,) = [d for d in rbac_documents(mode="jwt") if _is_policy(d, GRANT_POLICY)]
+    (sa,) = [d for d in rbac_documents() if _is_policy(d, GRANT_POLICY)]
+    assert jwt == sa
+    (condition,) = sa["spec"]["matchConditions"]
+    assert "'system:serviceaccounts:kubejit-grants'" in condition["expression"]
+    assert "g.startsWith('kubejit:grant:')" in condition["expression"]
 
 
 def test_the_authentication_config_binds_one_audience_and_caps_lifetime() -> None:
