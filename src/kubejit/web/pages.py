@@ -209,8 +209,27 @@ def _request_facts(ctx: WebContext, who: Viewer, grant: Grant) -> dict[str, Any]
         "now": now,
         "history": history,
         "open": grant.state is GrantState.PENDING,
+        **_decision_offered(grant, who, now),
         "live": LIVE_EVERY_SECONDS if not grant.state.ended else None,
     }
+
+
+def _decision_offered(grant: Grant, who: Viewer, now: datetime) -> dict[str, Any]:
+    """What the Decide section offers this viewer: the form only to someone the service would let
+    decide (never the requester), Approve only if an approval by them would count now; otherwise
+    the reason, as the service would give it."""
+    if grant.state is not GrantState.PENDING:
+        return {"may_decide": False, "may_approve": False, "cannot_decide": ""}
+    try:
+        lifecycle.check_approver(grant, who.principal)
+    except KubejitError as refused:
+        why = f"{refused.message[:1].upper()}{refused.message[1:]}."
+        return {"may_decide": False, "may_approve": False, "cannot_decide": f"{why} {refused.hint or ''}"}
+    try:
+        lifecycle.approve(grant, approver=who.principal, comment="", now=now)
+    except KubejitError as refused:
+        return {"may_decide": True, "may_approve": False, "cannot_decide": f"{refused.message}."}
+    return {"may_decide": True, "may_approve": True, "cannot_decide": ""}
 
 
 def _other_grants(ctx: WebContext, who: Viewer, grant: Grant) -> list[Grant]:

@@ -420,3 +420,40 @@ def test_a_locked_person_is_refused_on_every_page_and_gets_no_session(world: Wor
         assert refused.status_code == 403 and "left the company" in refused.text
     with world.browser() as again, pytest.raises(AssertionError):
         sign_in(again, "alice")
+
+
+def test_only_someone_who_may_decide_is_offered_the_decide_form(world: World) -> None:
+    """The requester (and an admin outside the approver groups) read why instead; an approver who
+    has approved already may still deny."""
+    world.grants.policy = parse_policy(POLICY.replace("approvers: 1", "approvers: 2"))
+    with world.browser() as alice, world.browser() as bob, world.browser() as root:
+        sign_in(alice, "alice")
+        token = csrf(alice, "/ui/request")
+        fields = {
+            "csrf_token": token,
+            "cluster": "dev",
+            "namespaces": "team-a",
+            "role": "edit",
+            "reason": "x",
+        }
+        assert alice.post("/ui/request", data=fields, headers={"origin": BROKER}).status_code == 303
+        own = alice.get("/ui/requests/g1").text
+        assert 'id="decide-title"' in own and "You cannot approve or deny your own request g1." in own
+        assert "Ask someone in sre." in own
+        assert "/ui/requests/g1/approve" not in own and "/ui/requests/g1/deny" not in own
+        sign_in(root, "root")
+        admin = root.get("/ui/requests/g1").text
+        assert "Root is not an approver for grant g1 (rule &#39;dev-edit&#39;)." in admin
+        assert "/ui/requests/g1/approve" not in admin
+        sign_in(bob, "bob")
+        page = bob.get("/ui/requests/g1").text
+        assert 'action="/ui/requests/g1/approve"' in page and ">Approve</button>" in page
+        done = bob.post(
+            "/ui/requests/g1/approve",
+            data={"csrf_token": csrf(bob, "/ui/requests/g1")},
+            headers={"origin": BROKER},
+        )
+        assert done.status_code == 303
+        again = bob.get("/ui/requests/g1").text
+        assert "bob has already approved grant g1." in again and ">Approve</button>" not in again
+        assert 'formaction="/ui/requests/g1/deny"' in again
