@@ -84,3 +84,24 @@ class Router:
         if addressed:
             return tuple(to) or None
         return ()
+
+
+def routes_that_cannot_match(
+    settings: NotificationSettings, *, rules: frozenset[str], groups: frozenset[str]
+) -> list[str]:
+    """Route conditions no notice can meet under a policy with these rule names and approver or
+    reviewer groups: a misspelt rule or group silently sends nothing, so each is said (for the log)."""
+    found = []
+    for n, route in enumerate(settings.routes):
+        missing_rules = sorted(set(route.rules) - rules)
+        if missing_rules:
+            found.append(
+                f"notifications.routes[{n}] names rules the policy does not have: {', '.join(missing_rules)}"
+            )
+        missing_groups = sorted(set(route.approver_groups) - groups)
+        if missing_groups:
+            found.append(
+                f"notifications.routes[{n}] names approverGroups no policy rule approves or reviews with: "
+                f"{', '.join(missing_groups)}"
+            )
+    return found

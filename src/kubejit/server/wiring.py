@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 from kubejit import metrics
@@ -19,6 +20,8 @@ from kubejit.identity.cluster_tokens import ClusterTokenIssuer
 from kubejit.identity.dev_issuer import DevIssuer, load_or_create_key
 from kubejit.identity.issuers import build_issuers, login_offers
 from kubejit.identity.oidc import IssuerSet
+from kubejit.notify.routing import routes_that_cannot_match
+from kubejit.notify_settings import NotificationSettings
 from kubejit.policy.load import load_policy_file
 from kubejit.policy.model import Policy
 from kubejit.server.audit_delivery import AuditDelivery
@@ -45,6 +48,8 @@ from kubejit.store.sqlite_claim import claim_sqlite_database
 from kubejit.store.users import SqlUserDirectory
 from kubejit.store.waking_grant_store import WakingGrantStore
 from kubejit.store.web_sessions import SqlWebSessionStore
+
+log = logging.getLogger(__name__)
 
 #: Where Kubernetes tells a pod its namespace.
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -95,6 +100,7 @@ def _build(
         email_of=SqlUserDirectory(engine, clock=clock).email,
     )
     built.callback(notifications.close)
+    _warn_of_unmatchable_routes(settings.notifications, policy)
     service = GrantService(
         store=store,
         audit=audit,
@@ -280,3 +286,12 @@ def _cluster_out(adapter: KubeClusterAdapter, audience: str) -> ClusterOut:
 
 def _no_policy() -> None:
     raise ConfigError("no policy is loaded", hint="Check the policy file the config names.")
+
+
+def _warn_of_unmatchable_routes(settings: NotificationSettings, policy: Policy) -> None:
+    """At start: a route that names a rule or group the policy lacks never sends (logged, not refused:
+    the policy may be about to gain it, and a hot-reload can change it later)."""
+    rules = frozenset([r.name for r in policy.rules] + [w.name for w in policy.workloads])
+    groups = frozenset(g for r in policy.rules for g in (*r.approver_groups, *r.reviewers))
+    for problem in routes_that_cannot_match(settings, rules=rules, groups=groups):
+        log.warning("%s: no notice will match that condition", problem)

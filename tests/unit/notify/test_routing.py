@@ -125,3 +125,48 @@ def test_the_requester_email_falls_back_from_the_grant_to_the_last_login() -> No
     channel = _Recorder()
     Recipients(ROUTER, channel, lambda _id: None, lambda _name: None).send(notice, _stored("g1"))
     assert channel.sent == []  # carol has no address anywhere: nothing sent, nothing fails
+
+
+UNMATCHABLE = """
+roles: {view: {clusterRole: view}}
+rules:
+  - name: prod-view
+    groups: [developers]
+    clusters: [prod]
+    namespaces: [app]
+    roles: [view]
+    approval: {approvers: 1, groups: [sre]}
+  - name: prod-break-glass
+    groups: [oncall]
+    clusters: [prod]
+    namespaces: [app]
+    roles: [view]
+    breakGlass: true
+    reviewers: [security]
+"""
+
+
+def test_a_route_naming_a_rule_or_group_the_policy_lacks_is_logged_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kubejit.policy.load import parse_policy
+    from kubejit.server.wiring import _warn_of_unmatchable_routes
+
+    settings = NotificationSettings.model_validate(
+        {
+            "channels": [{"name": "hook", "type": "slack", "url": {"fromEnv": "U"}}],
+            "routes": [
+                {"channels": ["hook"], "rules": ["prod-view", "prod-veiw"]},
+                {"channels": ["hook"], "approverGroups": ["sre", "security", "sre-team"]},
+                {"channels": ["hook"]},
+            ],
+        }
+    )
+    with caplog.at_level("WARNING", logger="kubejit.server.wiring"):
+        _warn_of_unmatchable_routes(settings, parse_policy(UNMATCHABLE))
+    assert [r.getMessage() for r in caplog.records] == [
+        "notifications.routes[0] names rules the policy does not have: prod-veiw: "
+        "no notice will match that condition",
+        "notifications.routes[1] names approverGroups no policy rule approves or reviews with: sre-team: "
+        "no notice will match that condition",
+    ]
