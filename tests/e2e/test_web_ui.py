@@ -214,6 +214,10 @@ def approve_from_link(bob: Page, broker: Broker, grant_id: str, hooks: HookRecei
     assert bob.url == link
     rules = bob.get_by_role("region", name="Rules of admin")
     assert "pods" in (rules.text_content() or "")  # what the ClusterRole allows, read from the cluster
+    # ... and, above its long table, the few rights of Kubernetes' own `admin` that reach past the grant.
+    caution = bob.get_by_role("note", name="Beyond the role's name").text_content() or ""
+    assert "act as other accounts (impersonate)" in caution and "read Secrets" in caution, caution
+    assert "exec or attach into pods" in caution and "create pods or workloads" in caution
     bob.goto(broker.url + "/ui/approvals")
     assert bob.get_by_role("link", name=re.compile("alice")).first.is_visible()
     shot(bob, "06-approvals")

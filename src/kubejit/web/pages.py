@@ -23,6 +23,7 @@ from kubejit.ids import GrantId
 from kubejit.policy.evaluate import user_may_request
 from kubejit.policy.glob import matches_any
 from kubejit.policy.model import AccessRequest, Decision, Rule
+from kubejit.web import role_cautions
 from kubejit.web.context import RoleRules, WebContext
 from kubejit.web.guard import Ctx, FormFields, PageRoute, Posted, Seen, Viewer, text
 from kubejit.web.render import page
@@ -247,6 +248,10 @@ class RoleView:
     namespace: str | None
     rules: list[dict[str, list[str]]]
     error: str = ""
+
+    @property
+    def cautions(self) -> list[str]:
+        return role_cautions.cautions(self.rules)
 
 
 def _role_rules(ctx: WebContext, grant: Grant) -> list[RoleView]:
