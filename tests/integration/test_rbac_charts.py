@@ -81,6 +81,19 @@ def test_target_chart_is_the_manifest(helm: Path, broker_ns: str, grant_ns: str)
     assert {d["kind"] for d in objects} == RBAC_KINDS
 
 
+@pytest.mark.parametrize(("broker_ns", "grant_ns"), NAMESPACE_PAIRS)
+def test_target_chart_in_jwt_mode_is_the_jwt_manifest(helm: Path, broker_ns: str, grant_ns: str) -> None:
+    """What `kubejit cluster-setup --mode jwt` prints after the AuthenticationConfiguration."""
+    values = ["--set", f"brokerNamespace={broker_ns}", "--set", f"grantNamespace={grant_ns}"]
+    rendered = render(
+        helm, TARGET_CHART, namespace="default", values=[*values, "--set", "credentialMode=jwt"]
+    )
+    objects = [d for d in rendered if d["kind"] != "Namespace"]
+    expected = rbac_documents(broker_namespace=broker_ns, grant_namespace=grant_ns, mode="jwt")
+    assert _by_key(objects) == _by_key(expected)
+    assert "serviceaccounts/token" not in json.dumps([d for d in objects if d["kind"] == "ClusterRole"])
+
+
 def _with_bindable(documents: list[dict[str, Any]], roles: list[str]) -> list[dict[str, Any]]:
     for document in documents:
         if document["kind"] == "ClusterRole":
@@ -144,6 +157,7 @@ BAD_TARGET_VALUES: dict[str, tuple[list[str], str]] = {
     ),
     "no bindable role": (["--set-json", "bindableClusterRoles=[]"], "bindableClusterRoles"),
     "a role name with a quote": (["--set-json", 'bindableClusterRoles=["x\'"]'], "bindableClusterRoles"),
+    "an unknown credential mode": (["--set", "credentialMode=oidc"], "credentialMode"),
 }
 BAD_BROKER_VALUES: dict[str, tuple[list[str], str]] = {
     "grants in the release namespace": (["--set", "config.grantNamespace=kubejit"], "grantNamespace"),
@@ -175,11 +189,12 @@ def test_target_chart_lints_and_the_api_server_accepts_it(helm: Path, control_pl
         [str(helm), "lint", "--strict", str(TARGET_CHART)], capture_output=True, text=True, check=False
     )
     assert linted.returncode == 0, linted.stdout + linted.stderr
+    namespaces = ["--set", "brokerNamespace=kubejit-target-b", "--set", "grantNamespace=kubejit-target-g"]
     rendered = template(
         helm,
         TARGET_CHART,
         namespace="default",
-        values=["--set", "brokerNamespace=kubejit-target-b", "--set", "grantNamespace=kubejit-target-g"],
+        values=namespaces,
     )
     assert rendered.returncode == 0, rendered.stderr
     # The namespaces first (a dry run does not create them), then every object as a server dry run.
@@ -195,3 +210,15 @@ def test_target_chart_lints_and_the_api_server_accepts_it(helm: Path, control_pl
     )
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout.count("(server dry run)") == 11, applied.stdout  # 2 namespaces, 9 objects
+    jwt = template(
+        helm,
+        TARGET_CHART,
+        namespace="default",
+        values=[*namespaces, "--set", "credentialMode=jwt"],
+    )
+    assert jwt.returncode == 0, jwt.stderr
+    applied = subprocess.run(
+        [*kubectl, "apply", "--dry-run=server", "-f", "-"], input=jwt.stdout, capture_output=True, text=True
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == 9, applied.stdout  # no grant-namespace Role, binding

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from kubejit.clusters.bootstrap import rbac_documents
+from kubejit.config import CredentialMode
 
 _BROKER_SENTINEL = "kjsentinel-broker-namespace"
 _GRANT_SENTINEL = "kjsentinel-grant-namespace"
@@ -45,6 +46,9 @@ class ChartTarget:
     service_account: bool
     #: The Helm value listing the ClusterRoles the broker may bind (the manifest's by default).
     bindable: str
+    #: The Helm value naming the cluster's credential mode (``serviceAccount`` or ``jwt``): the
+    #: template then holds both manifests and renders that one. None: ServiceAccount mode only.
+    mode: str | None = None
 
 
 TARGETS = (
@@ -55,6 +59,7 @@ TARGETS = (
         condition='include "kubejit-target.checked" .',
         service_account=True,
         bindable=".Values.bindableClusterRoles",
+        mode=".Values.credentialMode",
     ),
     ChartTarget(
         path="deploy/helm/kubejit/templates/broker-rbac.yaml",
@@ -81,8 +86,16 @@ _BlockDumper.add_representer(str, _str)
 
 def chart_template(target: ChartTarget) -> str:
     """The template file for ``target``: the manifest's documents with its namespace expressions."""
+    body = _body(target, "serviceAccount")
+    if target.mode is not None:  # both modes' manifests, the value picks one
+        jwt = _body(target, "jwt")
+        body = f'{{{{- if eq {target.mode} "jwt" }}}}\n{jwt}{{{{- else }}}}\n{body}{{{{- end }}}}\n'
+    return f"{_HEADER}{{{{- if {target.condition} }}}}\n{body}{{{{- end }}}}\n"
+
+
+def _body(target: ChartTarget, mode: CredentialMode) -> str:
     documents: list[dict[str, Any]] = rbac_documents(
-        broker_namespace=_BROKER_SENTINEL, grant_namespace=_GRANT_SENTINEL
+        broker_namespace=_BROKER_SENTINEL, grant_namespace=_GRANT_SENTINEL, mode=mode
     )
     if not target.service_account:
         documents = [d for d in documents if d["kind"] != "ServiceAccount"]
@@ -92,8 +105,7 @@ def chart_template(target: ChartTarget) -> str:
         raise ValueError("the shipped manifest holds '{{' or '}}', which Helm would read as a template")
     body = body.replace(_BROKER_SENTINEL, target.broker_namespace)
     body = body.replace(_GRANT_SENTINEL, target.grant_namespace)
-    body = body.replace(_BINDABLE_SENTINEL, f"{{{{ toJson {target.bindable} }}}}")
-    return f"{_HEADER}{{{{- if {target.condition} }}}}\n{body}{{{{- end }}}}\n"
+    return body.replace(_BINDABLE_SENTINEL, f"{{{{ toJson {target.bindable} }}}}")
 
 
 def bindable_cluster_roles(documents: list[dict[str, Any]]) -> list[str]:
