@@ -90,10 +90,6 @@ BAD_VALUES: dict[str, tuple[list[str], str]] = {
         ],
         "jwtIssuer/keys/persistentVolumeClaim",
     ),
-    "jwt in-cluster with the ServiceAccount-mode RBAC": (
-        [*JWT_CLUSTER, "--set", "brokerTls.existingSecret=t", "--set", "config.clusters[0].inCluster=true"],
-        "rbac/create",
-    ),
     "jwt issuer in config": (["--set", "config.jwtIssuer.keyDir=/k"], "jwtIssuer"),
     "a token lifetime over an hour": (["--set", "jwtIssuer.tokenLifetimeMinutes=90"], "tokenLifetimeMinutes"),
 }

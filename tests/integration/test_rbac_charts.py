@@ -141,6 +141,24 @@ def test_broker_chart_rbac_is_the_manifest(helm: Path, broker_ns: str, grant_ns:
     )
 
 
+def test_broker_chart_rbac_follows_the_in_cluster_clusters_mode(helm: Path) -> None:
+    jwt_here = [
+        "--set", "brokerTls.existingSecret=t",
+        "--set", "config.clusters[0].name=local",
+        "--set", "config.clusters[0].inCluster=true",
+        "--set", "config.clusters[0].credentialMode=jwt",
+    ]  # fmt: skip
+    rendered = render(helm, BROKER_CHART, namespace="kubejit", values=jwt_here)
+    objects = [d for d in rendered if d["kind"] in RBAC_KINDS and d["kind"] != "ServiceAccount"]
+    expected = [d for d in rbac_documents(mode="jwt") if d["kind"] != "ServiceAccount"]
+    assert _by_key(objects) == _by_key(expected)
+    elsewhere = [*jwt_here[:-6], "--set-json", 'config.clusters=[{"name": "local", "inCluster": true}, '
+                 '{"name": "prod", "kubeconfig": "/k", "audience": "a", "credentialMode": "jwt"}]']  # fmt: skip
+    rendered = render(helm, BROKER_CHART, namespace="kubejit", values=elsewhere)
+    objects = [d for d in rendered if d["kind"] in RBAC_KINDS and d["kind"] != "ServiceAccount"]
+    assert _by_key(objects) == _by_key([d for d in rbac_documents() if d["kind"] != "ServiceAccount"])
+
+
 def test_broker_chart_without_rbac(helm: Path) -> None:
     rendered = render(helm, BROKER_CHART, namespace="kubejit", values=["--set", "rbac.create=false"])
     assert {d["kind"] for d in rendered} & RBAC_KINDS == {"ServiceAccount"}

@@ -68,6 +68,7 @@ TARGETS = (
         condition='include "kubejit.rbacEnabled" .',
         service_account=False,
         bindable=".Values.rbac.bindableClusterRoles",
+        mode='(include "kubejit.inClusterMode" .)',
     ),
 )
 

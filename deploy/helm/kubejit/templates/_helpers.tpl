@@ -109,14 +109,19 @@ true
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.jwtIssuer.keys.persistentVolumeClaim) }}
 {{- fail "jwt mode with replicaCount > 1 needs jwtIssuer.keys.persistentVolumeClaim (a ReadWriteMany claim): every replica must sign with, and publish, the same keys" }}
 {{- end }}
-{{- range .Values.config.clusters }}
-{{- if and $.Values.rbac.create (kindIs "map" .) (eq (toString (dig "credentialMode" "" .)) "jwt") (dig "inCluster" false .) }}
-{{- fail (printf "cluster %q is inCluster in credentialMode jwt, but rbac.create renders the ServiceAccount-mode RBAC (its admission policy refuses Group subjects): set rbac.create=false and apply `kubejit cluster-setup --mode jwt -c %s`'s RBAC" (toString .name) (toString .name)) }}
-{{- end }}
-{{- end }}
 {{- if and .Values.jwtIssuer.certificateAuthority.existingSecret .Values.jwtIssuer.certificateAuthority.existingConfigMap }}
 {{- fail "jwtIssuer.certificateAuthority: set existingSecret or existingConfigMap, not both" }}
 {{- end -}}
 true
 {{- end }}
+{{- end }}
+
+{{/* The credential mode of the cluster the broker runs in (its `inCluster: true` entry): the RBAC
+rbac.create renders is that mode's. */}}
+{{- define "kubejit.inClusterMode" -}}
+{{- $mode := "serviceAccount" }}
+{{- range .Values.config.clusters }}
+{{- if and (kindIs "map" .) (dig "inCluster" false .) (eq (toString (dig "credentialMode" "" .)) "jwt") }}{{- $mode = "jwt" }}{{- end }}
+{{- end }}
+{{- $mode -}}
 {{- end }}
