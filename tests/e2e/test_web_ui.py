@@ -260,7 +260,7 @@ def test_request_approve_from_the_link_live_update_revoke(
     # POST is refused: tests/unit/web/test_web_pages.py), the grant stays pending.
     assert alice.get_by_role("button", name="Approve").count() == 0
     assert alice.get_by_role("button", name="Deny").count() == 0
-    assert alice.get_by_text("You cannot approve or deny your own request").is_visible()
+    assert alice.get_by_text("Not yours to decide: you cannot approve or deny your own request").is_visible()
     shot(alice, "05-self-approval-not-offered")
     assert api_state(web_broker, "alice", grant_id) == "pending"
     alice.goto(f"{web_broker.url}/ui/requests/{grant_id}")

@@ -224,12 +224,13 @@ def _decision_offered(grant: Grant, who: Viewer, now: datetime) -> dict[str, Any
     try:
         lifecycle.check_approver(grant, who.principal)
     except KubejitError as refused:
-        why = f"{refused.message[:1].upper()}{refused.message[1:]}."
-        return {"may_decide": False, "may_approve": False, "cannot_decide": f"{why} {refused.hint or ''}"}
+        why = f"Not yours to decide: {refused.message}. {refused.hint or ''}".rstrip()
+        return {"may_decide": False, "may_approve": False, "cannot_decide": why}
     try:
         lifecycle.approve(grant, approver=who.principal, comment="", now=now)
     except KubejitError as refused:
-        return {"may_decide": True, "may_approve": False, "cannot_decide": f"{refused.message}."}
+        why = f"Approve is not offered: {refused.message}."
+        return {"may_decide": True, "may_approve": False, "cannot_decide": why}
     return {"may_decide": True, "may_approve": True, "cannot_decide": ""}
 
 

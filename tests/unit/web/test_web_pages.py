@@ -438,12 +438,15 @@ def test_only_someone_who_may_decide_is_offered_the_decide_form(world: World) ->
         }
         assert alice.post("/ui/request", data=fields, headers={"origin": BROKER}).status_code == 303
         own = alice.get("/ui/requests/g1").text
-        assert 'id="decide-title"' in own and "You cannot approve or deny your own request g1." in own
+        assert (
+            'id="decide-title"' in own
+            and "Not yours to decide: you cannot approve or deny your own request g1." in own
+        )
         assert "Ask someone in sre." in own
         assert "/ui/requests/g1/approve" not in own and "/ui/requests/g1/deny" not in own
         sign_in(root, "root")
         admin = root.get("/ui/requests/g1").text
-        assert "Root is not an approver for grant g1 (rule &#39;dev-edit&#39;)." in admin
+        assert "Not yours to decide: root is not an approver for grant g1 (rule &#39;dev-edit&#39;)." in admin
         assert "/ui/requests/g1/approve" not in admin
         sign_in(bob, "bob")
         page = bob.get("/ui/requests/g1").text
@@ -455,5 +458,8 @@ def test_only_someone_who_may_decide_is_offered_the_decide_form(world: World) ->
         )
         assert done.status_code == 303
         again = bob.get("/ui/requests/g1").text
-        assert "bob has already approved grant g1." in again and ">Approve</button>" not in again
+        assert (
+            "Approve is not offered: bob has already approved grant g1." in again
+            and ">Approve</button>" not in again
+        )
         assert 'formaction="/ui/requests/g1/deny"' in again
