@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client, codecs
 from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessReviewSpec
+from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicyBinding
 from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.rbac_authorization_v1 import ClusterRole
 from lightkube.types import PatchType
@@ -411,4 +412,13 @@ def test_a_fresh_cluster_reports_nothing_even_with_the_broker_installed(
         installed = _snapshot(plane.kubeconfig_path)
         broker = {str(b.ref) for b in installed.bindings if BROKER_SUBJECT in b.subjects}
         assert broker == {"ClusterRoleBinding kubejit-broker", "RoleBinding kubejit-grants/kubejit-broker"}
+        assert installed.admission is not None
+        assert {"kubejit-grant-limits", "kubejit-broker-bindings"} <= installed.admission.enforced
         assert scan(installed, now=datetime.now(UTC), options=strict).findings == ()
+        # Someone removes a guard rail: the scan says so (this control plane is the test's own).
+        with clients.admin_client(plane) as admin:
+            admin.delete(ValidatingAdmissionPolicyBinding, "kubejit-grant-limits")
+        unguarded = scan(_snapshot(plane.kubeconfig_path), now=datetime.now(UTC), options=strict)
+        assert [(f.rule, f.severity, str(f.object)) for f in unguarded.findings] == [
+            ("kubejit-guard-missing", "high", "ValidatingAdmissionPolicy kubejit-grant-limits")
+        ]

@@ -42,6 +42,8 @@ def broker_snapshot(edit: Any = None) -> Snapshot:
         roles=by_kind["Role"],
         cluster_role_bindings=by_kind["ClusterRoleBinding"],
         role_bindings=by_kind["RoleBinding"],
+        admission_policies=by_kind.get("ValidatingAdmissionPolicy", []),
+        admission_bindings=by_kind.get("ValidatingAdmissionPolicyBinding", []),
     )
 
 
@@ -110,3 +112,54 @@ def test_other_subjects_or_roles_on_a_broker_binding_are_reported() -> None:
     assert ("user-binding", "ClusterRoleBinding kubejit-broker") in _widened(add_user)
     assert ("unmanaged-binding", "RoleBinding kubejit-grants/kubejit-broker") in _widened(other_account)
     assert ("cluster-admin", "ClusterRoleBinding kubejit-broker-cluster-scope") in _widened(cluster_admin)
+
+
+# -- the broker's RBAC without the admission policies it is never safe without ----------------------
+GUARDS = {"kubejit-grant-limits", "kubejit-broker-bindings"}
+
+
+def _guards(snap: Snapshot) -> set[str]:
+    return {f.object.name for f in scan(snap, now=NOW).findings if f.rule == "kubejit-guard-missing"}
+
+
+def test_a_broker_without_one_of_its_admission_policies_is_reported() -> None:
+    def no_grant_limits(objects: dict[tuple[str, str], Any]) -> None:  # its binding names another
+        objects["ValidatingAdmissionPolicyBinding", "kubejit-grant-limits"]["spec"]["policyName"] = "other"
+
+    def warn_only(objects: dict[tuple[str, str], Any]) -> None:
+        objects["ValidatingAdmissionPolicyBinding", "kubejit-broker-bindings"]["spec"][
+            "validationActions"
+        ] = ["Warn"]
+
+    def no_policies(objects: dict[tuple[str, str], Any]) -> None:
+        for name in GUARDS:
+            objects["ValidatingAdmissionPolicy", name]["metadata"]["name"] = f"not-{name}"
+
+    assert _guards(broker_snapshot(no_grant_limits)) == {"kubejit-grant-limits"}
+    assert _guards(broker_snapshot(warn_only)) == {"kubejit-broker-bindings"}
+    assert _guards(broker_snapshot(no_policies)) == GUARDS
+    (finding,) = [f for f in scan(broker_snapshot(no_grant_limits), now=NOW).findings]
+    assert finding.severity == "high"
+    assert (
+        finding.object.path
+        == "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/kubejit-grant-limits"
+    )
+    assert "admission policy kubejit-grant-limits has no binding that enforces it" in finding.message
+    assert "kubejit-broker-bindings is missing" in next(
+        f.message
+        for f in scan(broker_snapshot(no_policies), now=NOW).findings
+        if f.object.name == "kubejit-broker-bindings"
+    )
+
+
+def test_the_guards_are_not_checked_where_they_could_not_be_read_or_no_broker_is_installed() -> None:
+    unreadable = snapshot_from_objects(
+        "test",
+        cluster_roles=[CLUSTER_ADMIN, *(o for o in manifest_objects() if o["kind"] == "ClusterRole")],
+        roles=[o for o in manifest_objects() if o["kind"] == "Role"],
+        cluster_role_bindings=[o for o in manifest_objects() if o["kind"] == "ClusterRoleBinding"],
+        role_bindings=[o for o in manifest_objects() if o["kind"] == "RoleBinding"],
+    )
+    assert unreadable.admission is None and _guards(unreadable) == set()
+    nothing_installed = snapshot_from_objects("test", admission_policies=[], admission_bindings=[])
+    assert _guards(nothing_installed) == set()

@@ -1,11 +1,13 @@
 """The scanner's only I/O: read a cluster's RBAC objects, ServiceAccounts and token-Secret metadata.
 
 Six lists run in parallel (one API call per 500 objects each), with whatever identity the kubeconfig
-context holds; reading needs only `list` on those kinds. The answers stay plain JSON (the scanner
-parses them into its own model). ServiceAccounts and legacy token Secrets are listed metadata-only: the request asks the API server for ``PartialObjectMetadataList`` (filtered to
-``type=kubernetes.io/service-account-token``), so Secret data never crosses the wire, and of that
-metadata only name, namespace, age and owner are kept (an annotation such as
-``kubectl.kubernetes.io/last-applied-configuration`` could hold the token).
+context holds; reading needs only `list` on those kinds. Two more, kubejit's admission policies and
+their bindings, are read when that identity may (the guard-rail check is skipped otherwise). The
+answers stay plain JSON (the scanner parses them into its own model). ServiceAccounts and legacy
+token Secrets are listed metadata-only: the request asks the API server for
+``PartialObjectMetadataList`` (filtered to ``type=kubernetes.io/service-account-token``), so Secret
+data never crosses the wire, and of that metadata only name, namespace, age and owner are kept (an
+annotation such as ``kubectl.kubernetes.io/last-applied-configuration`` could hold the token).
 """
 
 from __future__ import annotations
@@ -105,13 +107,45 @@ def fetch_snapshot(config: SingleConfig, *, progress: Progress | None = None) ->
             for item in _pages(http, "api/v1/secrets", metadata_only=True, field_selector=_TOKEN_SECRETS)
         ],
     }
+    optional: dict[str, Callable[[], list[Json]]] = {
+        "admission_policies": lambda: list(_pages(http, f"{_ADMISSION}/validatingadmissionpolicies")),
+        "admission_bindings": lambda: list(_pages(http, f"{_ADMISSION}/validatingadmissionpolicybindings")),
+    }
     try:
-        with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="kubejit-scan") as pool:
+        with ThreadPoolExecutor(
+            max_workers=len(jobs) + len(optional), thread_name_prefix="kubejit-scan"
+        ) as pool:
             futures = {name: pool.submit(_reporting(name, job, say, cluster)) for name, job in jobs.items()}
+            maybe = {name: pool.submit(_unless_refused(name, job, say)) for name, job in optional.items()}
             lists = {name: future.result() for name, future in futures.items()}
+            admission = {name: future.result() for name, future in maybe.items()}
     finally:
         http.close()
-    return snapshot_from_objects(cluster, **lists)
+    return snapshot_from_objects(
+        cluster,
+        **lists,
+        admission_policies=admission["admission_policies"],
+        admission_bindings=admission["admission_bindings"],
+    )
+
+
+def _unless_refused(
+    name: str, job: Callable[[], list[Json]], say: Progress
+) -> Callable[[], list[Json] | None]:
+    """A list the scan can do without (kubejit's admission policies): None if it may not be read."""
+    what = name.replace("_", " ")
+
+    def run() -> list[Json] | None:
+        try:
+            items = job()
+        except (_ApiAnswer, httpx2.HTTPError) as e:
+            said = e.message if isinstance(e, _ApiAnswer) else str(e)
+            say(f"{what}: not read ({truncate(said, 120)}); kubejit's guard rails are not checked")
+            return None
+        say(f"{len(items)} {what}")
+        return items
+
+    return run
 
 
 def _reporting(
@@ -173,6 +207,7 @@ class _ApiAnswer(Exception):
 
 
 _RBAC = "apis/rbac.authorization.k8s.io/v1"
+_ADMISSION = "apis/admissionregistration.k8s.io/v1"
 _TOKEN_SECRETS = f"type={TOKEN_SECRET_TYPE}"
 
 

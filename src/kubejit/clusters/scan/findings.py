@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from kubejit.clusters.broker_manifest import BROKER_POLICY, GRANT_POLICY
 from kubejit.clusters.scan import escalation
 from kubejit.clusters.scan.broker import is_broker_binding
 from kubejit.clusters.scan.defaults import GRANT_NAMESPACE, grants_everything, is_recognised, reaches_everyone
@@ -97,6 +98,15 @@ RULES: dict[str, RuleInfo] = {
             "just in time.",
         ),
         RuleInfo(
+            "kubejit-guard-missing",
+            "kubejit's broker without one of its admission policies",
+            "not in force",
+            "deploy/rbac.yaml installs the broker's RBAC with two admission policies: "
+            "kubejit-broker-bindings (a stolen broker token can otherwise bind any role it may bind to "
+            "anyone) and kubejit-grant-limits (a grant can otherwise leave itself standing access). "
+            "Apply deploy/rbac.yaml again (or upgrade the chart).",
+        ),
+        RuleInfo(
             "unmanaged-binding",
             "Binding not made by kubejit in a namespace kubejit manages",
             "not made by kubejit",
@@ -105,6 +115,10 @@ RULES: dict[str, RuleInfo] = {
         ),
     )
 }
+
+
+#: The admission policies of deploy/rbac.yaml, which the broker's RBAC is never safe without.
+GUARD_POLICIES = (GRANT_POLICY, BROKER_POLICY)
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,7 @@ def scan(
     for binding in snapshot.bindings:
         found.extend(binding_findings(binding, index, options))
     found.extend(token_finding(secret, now=now) for secret in snapshot.token_secrets)
+    found.extend(guard_findings(snapshot, index))
     return ScanReport(
         cluster=snapshot.cluster,
         scanned_at=now,
@@ -183,6 +198,24 @@ def binding_findings(binding: Binding, index: RbacIndex, options: ScanOptions) -
         yield from _cluster_write(binding, rules)
         yield from _escalation(binding, rules, options)
     yield from _people(binding)
+
+
+def guard_findings(snapshot: Snapshot, index: RbacIndex) -> Iterator[Finding]:
+    """Where the broker's RBAC is installed, each of its admission policies that is not in force
+    (absent, or no binding enforces it); nothing when the policies could not be read."""
+    admission = snapshot.admission
+    if admission is None or not any(is_broker_binding(b, index.rules_for(b)) for b in snapshot.bindings):
+        return
+    for name in GUARD_POLICIES:
+        if name in admission.names and name in admission.enforced:
+            continue
+        why = "is missing" if name not in admission.names else "has no binding that enforces it (Deny)"
+        yield Finding(
+            "kubejit-guard-missing",
+            Severity.HIGH,
+            ObjectRef("ValidatingAdmissionPolicy", name),
+            f"kubejit's broker RBAC is installed, but its admission policy {name} {why}",
+        )
 
 
 def _finding(

@@ -21,6 +21,7 @@ _PLURAL = {
     "RoleBinding": "rolebindings",
     "ServiceAccount": "serviceaccounts",
     "Secret": "secrets",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
 }
 
 _RBAC_KINDS = frozenset({"ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"})
@@ -38,7 +39,12 @@ class ObjectRef:
 
     @property
     def path(self) -> str:
-        prefix = f"/apis/{RBAC_GROUP}/v1" if self.kind in _RBAC_KINDS else "/api/v1"
+        if self.kind in _RBAC_KINDS:
+            prefix = f"/apis/{RBAC_GROUP}/v1"
+        elif self.kind == "ValidatingAdmissionPolicy":
+            prefix = "/apis/admissionregistration.k8s.io/v1"
+        else:
+            prefix = "/api/v1"
         where = f"/namespaces/{self.namespace}" if self.namespace else ""
         return f"{prefix}{where}/{_PLURAL.get(self.kind, self.kind.lower() + 's')}/{self.name}"
 
@@ -155,6 +161,14 @@ class TokenSecret:
 
 
 @dataclass(frozen=True)
+class AdmissionPolicies:
+    """The cluster's ValidatingAdmissionPolicies by name, and those a binding enforces (``Deny``)."""
+
+    names: frozenset[str] = frozenset()
+    enforced: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one scan read from one cluster, at one moment."""
 
@@ -163,6 +177,8 @@ class Snapshot:
     bindings: tuple[Binding, ...] = ()
     service_accounts: tuple[ServiceAccount, ...] = ()
     token_secrets: tuple[TokenSecret, ...] = ()
+    #: None: the scanning identity may not list them (kubejit's guard rails are then not checked).
+    admission: AdmissionPolicies | None = None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -283,8 +299,14 @@ def snapshot_from_objects(
     role_bindings: Sequence[Json] = (),
     service_accounts: Sequence[Json] = (),
     token_secrets: Sequence[Json] = (),
+    admission_policies: Sequence[Json] | None = None,
+    admission_bindings: Sequence[Json] | None = None,
 ) -> Snapshot:
-    """A ``Snapshot`` from lists of API objects (dicts), as listed from the cluster."""
+    """A ``Snapshot`` from lists of API objects (dicts), as listed from the cluster; the admission
+    lists are None when they could not be read."""
+    admission = None
+    if admission_policies is not None and admission_bindings is not None:
+        admission = parse_admission(admission_policies, admission_bindings)
     return Snapshot(
         cluster=cluster,
         roles=(
@@ -297,4 +319,17 @@ def snapshot_from_objects(
         ),
         service_accounts=tuple(parse_service_account(o) for o in service_accounts),
         token_secrets=tuple(parse_token_secret(o) for o in token_secrets),
+        admission=admission,
+    )
+
+
+def parse_admission(policies: Sequence[Json], bindings: Sequence[Json]) -> AdmissionPolicies:
+    """A policy is enforced when a binding names it with ``Deny`` among its validation actions."""
+    enforced = set()
+    for binding in bindings:
+        spec = binding.get("spec")
+        if isinstance(spec, Mapping) and "Deny" in (spec.get("validationActions") or ()):
+            enforced.add(str(spec.get("policyName") or ""))
+    return AdmissionPolicies(
+        names=frozenset(str(_meta(p).get("name") or "") for p in policies), enforced=frozenset(enforced)
     )
