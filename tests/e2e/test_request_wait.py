@@ -32,6 +32,9 @@ def waiting_request(broker: Broker, progress: Path, *args: str) -> Iterator[subp
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
+            # As from a terminal: a test run in the background (a non-interactive shell's `&`) would
+            # hand SIGINT down ignored, and Python then never turns it into KeyboardInterrupt.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         yield process
