@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from kubejit.errors import PolicyError
 from kubejit.grants.ports import AuditEvent, AuditLog
 from kubejit.grants.service import GrantService
 from kubejit.policy.load import parse_policy
+from kubejit.policy.model import Policy
 from kubejit.server.file_watch import ContentWatch, digest
 
 log = logging.getLogger(__name__)
@@ -44,14 +46,17 @@ class PolicyReload:
         clock: Clock,
         protected_namespaces: frozenset[str],
         loaded_sha256: str | None = None,
+        on_applied: Callable[[Policy], None] = lambda _policy: None,
     ) -> None:
         """``loaded_sha256``: the file's hash read before the running policy was (a change in
-        between is then seen, and applied, by the first tick)."""
+        between is then seen, and applied, by the first tick). ``on_applied``: called with each new
+        policy once it decides (the notification routes are checked against it)."""
         self._path = path
         self._service = service
         self._audit = audit
         self._clock = clock
         self._protected = protected_namespaces
+        self._on_applied = on_applied
         self.sha256 = loaded_sha256 or digest([path.read_bytes()])
         #: The file's current version when it was refused (cleared by the next good one).
         self.refused: Refusal | None = None
@@ -78,6 +83,7 @@ class PolicyReload:
         self._service.policy = policy
         log.info("policy reloaded from %s (sha256 %s)", self._path, sha256[:16])
         self._record("policy.reloaded", "success", sha256=sha256, previous_sha256=previous)
+        self._on_applied(policy)
         return True
 
     def status(self) -> dict[str, object]:

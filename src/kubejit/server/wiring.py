@@ -255,6 +255,7 @@ def _watch_policy(
         clock=clock,
         protected_namespaces=_kubejit_namespaces(settings),
         loaded_sha256=loaded_sha256,
+        on_applied=lambda policy: _warn_of_unmatchable_routes(settings.notifications, policy),
     )
     services.policy_status = reload.status
     interval = settings.workers.policy_reload_interval_seconds
@@ -289,8 +290,8 @@ def _no_policy() -> None:
 
 
 def _warn_of_unmatchable_routes(settings: NotificationSettings, policy: Policy) -> None:
-    """At start: a route that names a rule or group the policy lacks never sends (logged, not refused:
-    the policy may be about to gain it, and a hot-reload can change it later)."""
+    """At start and after each policy reload: a route that names a rule or group the policy lacks
+    never sends (logged, not refused: the policy may be about to gain it)."""
     rules = frozenset([r.name for r in policy.rules] + [w.name for w in policy.workloads])
     groups = frozenset(g for r in policy.rules for g in (*r.approver_groups, *r.reviewers))
     for problem in routes_that_cannot_match(settings, rules=rules, groups=groups):
