@@ -10,6 +10,7 @@ import httpx
 
 from kubejit.checks import read_private_file
 from kubejit.clock import Clock
+from kubejit.clusters.scan.escalation import past_the_grant
 from kubejit.config import OidcIssuerSettings, Settings
 from kubejit.errors import ConfigError
 from kubejit.identity.dev_issuer import DevIssuer
@@ -61,6 +62,7 @@ def build_web(
         sign_in=sign_in,
         audit=audit,
         public_url=settings.broker.url,
+        role_cautions=past_the_grant,
         idle=idle,
         max_age=timedelta(hours=web.session_max_hours),
         users=services.users,

@@ -52,6 +52,9 @@ class WebContext:
     audit: AuditReader
     #: The broker's public URL: the redirect URI, the allowed Origin, and whether cookies are Secure.
     public_url: str
+    #: A role's rules → the rights of them that reach past a grant (``clusters.scan.escalation.
+    #: past_the_grant``: the scanner's own RBAC matching, handed over since web sits below clusters).
+    role_cautions: Callable[[list[dict[str, list[str]]]], list[str]]
     idle: timedelta = timedelta(minutes=30)
     max_age: timedelta = timedelta(hours=12)
     users: PeopleSeen | None = None

@@ -23,7 +23,6 @@ from kubejit.ids import GrantId
 from kubejit.policy.evaluate import user_may_request
 from kubejit.policy.glob import matches_any
 from kubejit.policy.model import AccessRequest, Decision, Rule
-from kubejit.web import role_cautions
 from kubejit.web.context import RoleRules, WebContext
 from kubejit.web.guard import Ctx, FormFields, PageRoute, Posted, Seen, Viewer, text
 from kubejit.web.render import page
@@ -249,10 +248,8 @@ class RoleView:
     namespace: str | None
     rules: list[dict[str, list[str]]]
     error: str = ""
-
-    @property
-    def cautions(self) -> list[str]:
-        return role_cautions.cautions(self.rules)
+    #: The rights of those rules that reach past the grant, for the approver (``WebContext.role_cautions``).
+    cautions: tuple[str, ...] = ()
 
 
 def _role_rules(ctx: WebContext, grant: Grant) -> list[RoleView]:
@@ -265,7 +262,8 @@ def _role_rules(ctx: WebContext, grant: Grant) -> list[RoleView]:
     views = []
     for ns in where:
         try:
-            views.append(RoleView(ns, adapter.role_rules(kind=role.kind, name=role.ref_name, namespace=ns)))
+            rules = adapter.role_rules(kind=role.kind, name=role.ref_name, namespace=ns)
+            views.append(RoleView(ns, rules, cautions=tuple(ctx.role_cautions(rules))))
         except ClusterError as exc:
             views.append(RoleView(ns, [], error=exc.message))
     return views

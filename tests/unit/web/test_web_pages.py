@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
 from kubejit.clock import FixedClock
+from kubejit.clusters.scan.escalation import past_the_grant
 from kubejit.grants.locks import LockKind
 from kubejit.grants.model import GrantState
 from kubejit.grants.service import GrantService
@@ -108,6 +109,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         sign_in=DevSignIn(dev, clock=clock),
         audit=audit,
         public_url=BROKER,
+        role_cautions=past_the_grant,
         on_request=lambda who: admit(services, who),
         on_sign_in=lambda who: audit.record([login_event(who.name, issuer=who.issuer, at=clock.now())]),
     )

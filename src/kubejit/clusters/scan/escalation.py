@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, replace
 
-from kubejit.clusters.scan.model import RBAC_GROUP, Binding, Rule
+from kubejit.clusters.scan.model import RBAC_GROUP, Binding, Json, Rule, parse_rule
 from kubejit.clusters.scan.rbac import WRITE_VERBS, ResourceRequest, rule_allows
 from kubejit.clusters.scan.resources import ResourceName
 
@@ -40,17 +40,30 @@ _WORKLOADS = (
     *(ResourceName("batch", r) for r in ("jobs", "cronjobs")),
     ResourceName("", "replicationcontrollers"),
 )
+_PODS = (ResourceName("", "pods"),)
+_EXEC = (ResourceName("", "pods", "exec"), ResourceName("", "pods", "attach"))
+_SECRETS = (ResourceName("", "secrets"),)
+_READ = ("get", "list", "watch")
+_Action = tuple[str, tuple[str, ...], tuple[ResourceName, ...]]
 # (what it is called in a message, verbs, resources): actions that matter in a privileged namespace.
-_PRIVILEGED_ACTIONS: tuple[tuple[str, tuple[str, ...], tuple[ResourceName, ...]], ...] = (
-    ("create pods", ("create",), (ResourceName("", "pods"),)),
+_PRIVILEGED_ACTIONS: tuple[_Action, ...] = (
+    ("create pods", ("create",), _PODS),
     ("create workloads", ("create",), _WORKLOADS),
-    (
-        "exec into pods",
-        ("create", "get"),
-        (ResourceName("", "pods", "exec"), ResourceName("", "pods", "attach")),
-    ),
-    ("read secrets", ("get", "list", "watch"), (ResourceName("", "secrets"),)),
+    ("exec into pods", ("create", "get"), _EXEC),
+    ("read secrets", _READ, _SECRETS),
     ("mint ServiceAccount tokens", ("create",), (ResourceName("", "serviceaccounts", "token"),)),
+)
+#: What a granted role lets its holder do beyond its name, for the approver (kubejit-grant-limits
+#: already refuses RBAC writes, tokens, token Secrets and certificates to every grant).
+_PAST_THE_GRANT: tuple[_Action, ...] = (
+    ("act as other accounts (impersonate), with their rights", ("impersonate",), _IDENTITIES),
+    ("exec or attach into pods, and so use their ServiceAccounts' tokens", ("create", "get"), _EXEC),
+    (
+        "create pods or workloads, which keep running (as their ServiceAccount) after the grant ends",
+        ("create",),
+        (*_PODS, *_WORKLOADS),
+    ),
+    ("read Secrets, token Secrets included", _READ, _SECRETS),
 )
 
 
@@ -114,6 +127,18 @@ def paths(
             if reach:
                 found.append(EscalationPath(f"{text}{reach.describe()} in {where}", reach.full))
     return found
+
+
+def past_the_grant(rules: Iterable[Json]) -> list[str]:
+    """The rights of a role's ``rules`` (as the API gives them) that reach past a grant of it: act as
+    other accounts, run or reach code that keeps going after it ends, read credentials. A right
+    limited to some ``resourceNames`` still counts, naming them."""
+    parsed = [parse_rule(rule) for rule in rules]
+    return [
+        f"{text}{reach.describe()}"
+        for text, verbs, resources in _PAST_THE_GRANT
+        if (reach := _reach(parsed, verbs, resources))
+    ]
 
 
 def _privileged_scope(binding: Binding, privileged_namespaces: Set[str]) -> str:

@@ -1,10 +1,10 @@
-"""The rights an approver is warned of, read from a role's rules as the API gives them."""
+"""The rights an approver is warned of (the request page), read from a role's rules as the API gives them."""
 
 from __future__ import annotations
 
 import pytest
 
-from kubejit.web.role_cautions import cautions
+from kubejit.clusters.scan.escalation import past_the_grant as cautions
 
 pytestmark = pytest.mark.unit
 
